@@ -1,0 +1,31 @@
+"""Tallypass: loyalty cards in Apple Wallet and Google Wallet, kept live from the till."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from app.settings import Settings
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the WSGI application. Importing modules has no side effects; this does the setup."""
+    from app import cli, database, log, tasks, web
+
+    settings = settings or Settings()
+    if settings.env != "testing":
+        log.configure_logging(settings.log_level)
+    app = Flask(__name__, template_folder="../templates", static_folder="static")
+    app.config.update(
+        SECRET_KEY=settings.resolved_secret_key(),
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        TESTING=settings.env == "testing",
+        TALLYPASS=settings,
+        JSON_SORT_KEYS=False,
+    )
+    tasks.celery_init_app(app, settings)
+    database.init_app(app, settings)
+    web.init_app(app)
+    cli.init_app(app)
+    return app

@@ -1,0 +1,145 @@
+"""Operator commands (CONTRACTS.md §1): ``flask --app app <command>``. Commands that create something
+accept ``--json`` and then print exactly one JSON object on stdout. Each command owns its transaction."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from app import migrate
+from app.database import sessions
+from app.errors import AppError
+from app.models import Program
+
+db_cli = AppGroup("db", help="Database schema (Alembic).")
+store_cli = AppGroup("store", help="Stores and their POS credentials.")
+user_cli = AppGroup("user", help="Dashboard users.")
+
+
+def init_app(app: Flask) -> None:
+    for group in (db_cli, store_cli, user_cli):
+        app.cli.add_command(group)
+    app.cli.add_command(demo)
+    app.cli.add_command(dev_certs)
+
+
+def _fail(message: str) -> None:
+    raise click.ClickException(message)
+
+
+@db_cli.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Migrate TALLYPASS_DATABASE_URL to REVISION (default: the latest schema)."""
+    migrate.upgrade(current_app.config["TALLYPASS"].database_url, revision)
+    click.echo(f"database at {revision}", err=True)
+
+
+@db_cli.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Migrate back to REVISION ("base" empties the database)."""
+    migrate.downgrade(current_app.config["TALLYPASS"].database_url, revision)
+
+
+@click.command("demo")
+@click.option("--customers", default=300, show_default=True, help="How many demo customers to create.")
+def demo(customers: int) -> None:
+    """Idempotently load the demo programme, stores and customers with purchase history."""
+    from app.demo import load_demo
+    from app.merchants.stores import issue_credential
+
+    with sessions().begin() as session:
+        summary = load_demo(session, customers=customers)
+        if not summary.created:
+            click.echo(f"demo programme '{summary.program.slug}' already loaded; nothing changed")
+            return
+        credential = issue_credential(session, store=summary.stores[0],
+                                      secret_key=current_app.config["SECRET_KEY"])
+    base = current_app.config["TALLYPASS"].base_url
+    click.echo(f"demo programme '{summary.program.name}' ({summary.program.slug}): "
+               f"{len(summary.stores)} stores, {summary.customers} customers, "
+               f"{summary.purchases} purchases, {summary.refunds} refunds")
+    click.echo(f"POS key for store '{summary.stores[0].name}': key_id={credential.credential.key_id} "
+               f"secret={credential.secret}  (shown once)")
+    click.echo(f"health: {base}/healthz   POS API: {base}/api/v1/pos/")
+
+
+@store_cli.command("create")
+@click.argument("name")
+@click.option("--lat", type=click.FloatRange(-90, 90), help="Latitude of the store.")
+@click.option("--lon", type=click.FloatRange(-180, 180), help="Longitude of the store.")
+@click.option("--address", default="", help="Street address.")
+@click.option("--timezone", "tz", default=None, help="IANA time zone (default: the programme's).")
+@click.option("--program", "program_slug", default=None, help="Programme slug (needed when there are several).")
+@click.option("--json", "as_json", is_flag=True, help='Print {"id", "key_id", "secret"} as JSON.')
+def store_create(name: str, lat: float | None, lon: float | None, address: str, tz: str | None,
+                 program_slug: str | None, as_json: bool) -> None:
+    """Create a store and its first POS credential. The secret is shown once."""
+    from app.merchants.stores import create_store, issue_credential
+
+    if (lat is None) != (lon is None):
+        _fail("give both --lat and --lon, or neither")
+    with sessions().begin() as session:
+        stmt = select(Program)
+        if program_slug:
+            stmt = stmt.where(Program.slug == program_slug)
+        programs = session.scalars(stmt.limit(2)).all()
+        if not programs:
+            _fail(f"no programme {program_slug!r}" if program_slug
+                  else "no programme yet: run `flask --app app demo` or create one first")
+        if len(programs) > 1:
+            _fail("several programmes exist: choose one with --program SLUG")
+        store = create_store(session, program=programs[0], name=name, latitude=lat, longitude=lon,
+                             address=address, timezone=tz)
+        issued = issue_credential(session, store=store, secret_key=current_app.config["SECRET_KEY"])
+        result = {"id": store.id, "key_id": issued.credential.key_id, "secret": issued.secret}
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        click.echo(f"store {result['id']} '{name}' created\n  key_id: {result['key_id']}\n"
+                   f"  secret: {result['secret']}  (shown once; store it in the POS now)")
+
+
+@user_cli.command("create")
+@click.argument("email")
+@click.option("--role", type=click.Choice(["admin", "marketer", "viewer"]), required=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--json", "as_json", is_flag=True, help='Print {"id", "email", "role"} as JSON.')
+def user_create(email: str, role: str, password_stdin: bool, as_json: bool) -> None:
+    """Create a dashboard user; the password comes from a prompt or standard input."""
+    from app.merchants.users import create_user
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        with sessions().begin() as session:
+            user = create_user(session, email=email, password=password, role=role)
+            result = {"id": user.id, "email": user.email, "role": user.role}
+    except AppError as exc:
+        details = "; ".join(f"{e.field}: {e.message}" for e in exc.errors) or exc.detail
+        _fail(details)
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        click.echo(f"user {result['email']} ({result['role']}) created")
+
+
+@click.command("dev-certs")
+@click.option("--out", "out_dir", default="instance/certs", show_default=True, type=click.Path(file_okay=False))
+def dev_certs(out_dir: str) -> None:
+    """Generate stand-in Apple/Google/VAPID credentials for development and tests (never overwrites)."""
+    from app.channels.dev_credentials import write_dev_credentials
+
+    settings = current_app.config["TALLYPASS"]
+    written = write_dev_credentials(out_dir, pass_type_id=settings.apple_pass_type_id,
+                                    team_id=settings.apple_team_id)
+    for path, created in written.items():
+        click.echo(f"{'created' if created else 'kept   '} {path}")

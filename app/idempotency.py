@@ -1,0 +1,57 @@
+"""Idempotency-Key storage (Stripe's semantics, CONTRACTS.md §3).
+
+The first response to a key is stored in the same transaction as the change it reports and replayed
+for 24 h to a retry with the same key and body; a different body gets 409. A transaction-scoped
+advisory lock on the key makes a concurrent duplicate fail fast with 409 instead of waiting.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select, text
+from sqlalchemy.orm import Session
+
+from app.models import IdempotencyRecord
+
+TTL = timedelta(hours=24)
+MAX_KEY_LENGTH = 255
+
+
+def fingerprint(method: str, path: str, payload: Any) -> str:
+    """Hash of what the request asks for; key order and whitespace in the JSON do not matter."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"{method}\n{path}\n{canonical}".encode()).hexdigest()
+
+
+def try_lock(session: Session, *, store_id: int, key: str) -> bool:
+    """Take the key for this transaction; False while another transaction holds it (in flight).
+    SQLite serialises writers anyway, so there it always succeeds."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    digest = hashlib.blake2b(f"{store_id}\x00{key}".encode(), digest_size=8).digest()
+    lock_id = int.from_bytes(digest, "big", signed=True)
+    return bool(session.scalar(text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": lock_id}))
+
+
+def find(session: Session, *, store_id: int, key: str, now: datetime) -> IdempotencyRecord | None:
+    """The stored response for the key, if younger than 24 h (an older one is dropped: a new request)."""
+    record = session.scalars(
+        select(IdempotencyRecord).where(IdempotencyRecord.store_id == store_id, IdempotencyRecord.key == key)
+    ).one_or_none()
+    if record is not None and record.created_at < now - TTL:
+        session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record.id))
+        return None
+    return record
+
+
+def save(
+    session: Session, *, store_id: int, key: str, request_hash: str, status: int, body: dict[str, Any],
+    now: datetime,
+) -> None:
+    session.add(IdempotencyRecord(store_id=store_id, key=key, request_hash=request_hash,
+                                  response_status=status, response_body=body, created_at=now))
+    session.flush()

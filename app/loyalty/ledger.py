@@ -1,0 +1,535 @@
+"""Ledger services: every change to a card's points goes through here.
+
+Plain functions ``fn(session, *, ...)`` that flush and never commit. Each locks the card row first
+(``SELECT … FOR UPDATE``), so concurrent purchases and redemptions on one card are serialised by the
+database and can neither overdraw nor lose an update. Each visible change bumps ``card.version`` and
+writes an ``OutboxEvent(card.changed)`` in the same transaction.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app import outbox
+from app.db import utcnow
+from app.errors import Conflict, FieldError, NotFound, RuleViolation
+from app.loyalty import rules
+from app.models import (
+    BonusEvent,
+    BonusRule,
+    Card,
+    LedgerEntry,
+    Program,
+    Purchase,
+    Refund,
+    Reward,
+    Store,
+    Tier,
+)
+
+CARD_CHANGED = "card.changed"
+
+
+# ---------------------------------------------------------------- results
+
+
+@dataclass
+class PurchaseResult:
+    purchase: Purchase
+    card: Card
+    replayed: bool = False
+    rewards: list[Reward] = field(default_factory=list)
+
+
+@dataclass
+class RefundResult:
+    refund: Refund
+    card: Card
+    replayed: bool = False
+
+
+@dataclass
+class EventResult:
+    event: BonusEvent
+    card: Card
+    replayed: bool = False
+
+
+# ---------------------------------------------------------------- lookups and locks
+
+
+def lock_card(session: Session, card_id: int) -> Card:
+    """Load a card with its row locked until the transaction ends."""
+    card = session.scalars(
+        select(Card).where(Card.id == card_id).with_for_update().execution_options(populate_existing=True)
+    ).one_or_none()
+    if card is None:
+        raise NotFound(f"card {card_id} does not exist", code="card-not-found")
+    return card
+
+
+def find_card(
+    session: Session, *, program_id: int, barcode: str | None = None, phone: str | None = None,
+    lock: bool = False,
+) -> Card:
+    """The active card in a programme by its barcode or its holder's phone (E.164).
+
+    :raise NotFound: no such card.
+    """
+    from app.models import Customer
+
+    stmt = select(Card).where(Card.program_id == program_id, Card.status == "active")
+    if barcode is not None:
+        stmt = stmt.where(Card.barcode == barcode)
+        what = f"barcode {barcode}"
+    elif phone is not None:
+        stmt = stmt.join(Customer, Customer.id == Card.customer_id).where(Customer.phone == phone)
+        what = f"phone {phone}"
+    else:
+        raise ValueError("give a barcode or a phone")
+    if lock:
+        stmt = stmt.with_for_update(of=Card).execution_options(populate_existing=True)
+    card = session.scalars(stmt).one_or_none()
+    if card is None:
+        raise NotFound(f"no card with {what} in this programme", code="card-not-found")
+    return card
+
+
+# ---------------------------------------------------------------- ledger primitives
+
+
+def _credit(
+    session: Session, card: Card, kind: str, points: int, *, now: datetime, program: Program,
+    reason: str = "", actor: str = "", **links: Any,
+) -> LedgerEntry:
+    """Add a lot of ``points`` that expires by the programme's rule."""
+    entry = LedgerEntry(
+        card_id=card.id, kind=kind, points=points, remaining=points,
+        expires_at=rules.expiry_for(now, program.expiry_days), reason=reason, actor=actor,
+        created_at=now, **links,
+    )
+    session.add(entry)
+    card.balance += points
+    return entry
+
+
+def _open_lots(session: Session, card: Card) -> list[LedgerEntry]:
+    return list(
+        session.scalars(
+            select(LedgerEntry).where(LedgerEntry.card_id == card.id, LedgerEntry.remaining > 0)
+        )
+    )
+
+
+def _debit(
+    session: Session, card: Card, kind: str, points: int, *, now: datetime, reason: str = "",
+    actor: str = "", prefer_lot: LedgerEntry | None = None, **links: Any,
+) -> LedgerEntry:
+    """Take ``points`` from the card's lots, soonest-expiring first (``prefer_lot`` before all).
+
+    :raise RuleViolation: the card holds fewer points.
+    """
+    lots = {lot.id: lot for lot in _open_lots(session, card)}
+    takes: list[tuple[int, int]] = []
+    left = points
+    if prefer_lot is not None and prefer_lot.id in lots:
+        first = min(left, lots.pop(prefer_lot.id).remaining or 0)
+        if first:
+            takes.append((prefer_lot.id, first))
+            left -= first
+    view = [rules.Lot(id=lot.id, remaining=lot.remaining or 0, expires_at=lot.expires_at) for lot in lots.values()]
+    takes += rules.consume_fifo(view, left)
+    if prefer_lot is not None:
+        lots[prefer_lot.id] = prefer_lot
+    for lot_id, taken in takes:
+        lots[lot_id].remaining = (lots[lot_id].remaining or 0) - taken
+    entry = LedgerEntry(
+        card_id=card.id, kind=kind, points=-points, reason=reason, actor=actor, created_at=now,
+        reverses_id=prefer_lot.id if prefer_lot is not None else None, **links,
+    )
+    session.add(entry)
+    card.balance -= points
+    return entry
+
+
+def _touch(session: Session, card: Card, *, now: datetime, reasons: list[str], **payload: Any) -> None:
+    """Record a visible change: new pass version, and a ``card.changed`` event for the channels."""
+    card.version += 1
+    card.updated_at = now
+    session.flush()
+    outbox.emit(
+        session, CARD_CHANGED,
+        {"card_id": card.id, "version": card.version, "balance": card.balance, "reasons": reasons, **payload},
+    )
+
+
+def _tiers(session: Session, program_id: int) -> list[Tier]:
+    return list(session.scalars(select(Tier).where(Tier.program_id == program_id)))
+
+
+def _window_spend(session: Session, card: Card, program: Program, now: datetime) -> Decimal:
+    since = now - timedelta(days=program.tier_window_days)
+    total = session.scalar(
+        select(func.coalesce(func.sum(Purchase.amount - Purchase.refunded_amount), 0)).where(
+            Purchase.card_id == card.id, Purchase.occurred_at >= since
+        )
+    )
+    return Decimal(total).quantize(Decimal("0.01"))
+
+
+def _reevaluate_tier(session: Session, card: Card, program: Program, now: datetime) -> bool:
+    """Recompute the rolling-window spend and move the card up or down; True if the tier changed."""
+    card.window_spend = _window_spend(session, card, program, now)
+    tier = rules.tier_for(card.window_spend, [(t, t.qualifying_spend) for t in _tiers(session, program.id)])
+    new_id = tier.id if tier is not None else None
+    if new_id == card.tier_id:
+        return False
+    card.tier_id = new_id
+    card.tier = tier
+    return True
+
+
+def _reward_code() -> str:
+    return secrets.token_hex(6).upper()
+
+
+def _issue_threshold_rewards(
+    session: Session, card: Card, program: Program, *, now: datetime, actor: str
+) -> list[Reward]:
+    """Convert points into rewards each time the balance reaches the programme's threshold."""
+    rewards: list[Reward] = []
+    for _ in range(rules.threshold_rewards(card.balance, program.reward_threshold)):
+        threshold = program.reward_threshold or 0
+        name = program.reward_name or f"Reward for {threshold} points"
+        entry = _debit(session, card, "reward", threshold, now=now, reason=name, actor=actor)
+        session.flush()
+        reward = Reward(
+            card_id=card.id, kind="threshold", name=name, value=program.reward_value,
+            code=_reward_code(), ledger_entry_id=entry.id, issued_at=now,
+        )
+        session.add(reward)
+        rewards.append(reward)
+    return rewards
+
+
+def _earn_percent(card: Card) -> Decimal:
+    return card.tier.earn_percent if card.tier is not None else Decimal("0")
+
+
+# ---------------------------------------------------------------- purchases
+
+
+def record_purchase(
+    session: Session, *, store: Store, card: Card, receipt_id: str, amount: Decimal,
+    redeem_points: int = 0, occurred_at: datetime | None = None,
+    items: list[dict[str, Any]] | None = None, actor: str = "", now: datetime | None = None,
+) -> PurchaseResult:
+    """Redeem first (capped by the balance and the programme's cap), then earn on the money part at
+    the card's tier rate, re-evaluate the tier, issue any threshold rewards.
+
+    A receipt already recorded for this store with the same content is returned as a replay.
+
+    :raise Conflict: the receipt was recorded with different content.
+    :raise RuleViolation: negative amount, not enough points, over the cap.
+    """
+    now = now or utcnow()
+    card = lock_card(session, card.id)
+    existing = session.scalars(
+        select(Purchase).where(Purchase.store_id == store.id, Purchase.receipt_id == receipt_id)
+    ).one_or_none()
+    if existing is not None:
+        if (existing.card_id, existing.amount, existing.redeemed_points) != (card.id, amount, redeem_points):
+            raise Conflict(
+                f"receipt {receipt_id} was already recorded with different content",
+                code="duplicate-receipt",
+            )
+        return PurchaseResult(purchase=existing, card=card, replayed=True)
+
+    program = card.program
+    if program.kind == "stamps":
+        if redeem_points:
+            raise RuleViolation(
+                "this programme collects stamps; it has no points to redeem", code="redemption-not-allowed",
+                errors=[FieldError("redeem_points", "must be 0 on a stamp card")],
+            )
+        if amount < 0:
+            raise RuleViolation("amount must not be negative", code="negative-amount",
+                                errors=[FieldError("amount", "must not be negative")])
+        plan = rules.PurchasePlan(redeemed=0, discount=Decimal("0.00"), amount_due=amount, earned=0)
+    else:
+        plan = rules.plan_purchase(
+            amount=amount, redeem_points=redeem_points, balance=card.balance,
+            earn_percent=_earn_percent(card), cap_percent=program.redeem_cap_percent,
+            point_value=program.point_value,
+        )
+
+    purchase = Purchase(
+        store_id=store.id, receipt_id=receipt_id, card_id=card.id, amount=amount,
+        redeemed_points=plan.redeemed, discount=plan.discount, amount_due=plan.amount_due,
+        earned_points=plan.earned, items=items, occurred_at=occurred_at or now, created_at=now,
+    )
+    session.add(purchase)
+    session.flush()
+
+    reasons = ["purchase"]
+    if plan.redeemed:
+        _debit(session, card, "redeem", plan.redeemed, now=now, actor=actor, purchase_id=purchase.id)
+    if plan.earned:
+        _credit(session, card, "earn", plan.earned, now=now, program=program, actor=actor,
+                purchase_id=purchase.id)
+
+    rewards: list[Reward] = []
+    if program.kind == "stamps" and program.stamps_required:
+        stamped = rules.add_stamps(stamps=card.stamps, amount=amount, min_amount=program.stamp_min_amount,
+                                   required=program.stamps_required)
+        purchase.stamped = bool(stamped.added)
+        card.stamps = stamped.stamps
+        for _ in range(stamped.rewards):
+            reward = Reward(card_id=card.id, kind="stamps", name=program.stamp_reward or "Reward",
+                            code=_reward_code(), purchase_id=purchase.id, issued_at=now)
+            session.add(reward)
+            rewards.append(reward)
+
+    card.lifetime_spend += amount
+    tier_changed = _reevaluate_tier(session, card, program, now)
+    if tier_changed:
+        reasons.append("tier")
+    rewards += _issue_threshold_rewards(session, card, program, now=now, actor=actor)
+    if rewards:
+        reasons.append("reward")
+    _touch(session, card, now=now, reasons=reasons, purchase_id=purchase.id,
+           earned=plan.earned, redeemed=plan.redeemed)
+    return PurchaseResult(purchase=purchase, card=card, rewards=rewards)
+
+
+def record_refund(
+    session: Session, *, store: Store, refund_id: str, receipt_id: str, amount: Decimal,
+    actor: str = "", now: datetime | None = None,
+) -> RefundResult:
+    """Reverse a purchase pro rata: give back the redeemed points, take back the earned points
+    (never below a zero balance), and re-evaluate the tier.
+
+    :raise NotFound: no such receipt at this store.
+    :raise Conflict: the refund id was used with different content.
+    :raise RuleViolation: the refunds would exceed the purchase.
+    """
+    now = now or utcnow()
+    purchase = session.scalars(
+        select(Purchase).where(Purchase.store_id == store.id, Purchase.receipt_id == receipt_id)
+    ).one_or_none()
+    if purchase is None:
+        raise NotFound(f"no purchase with receipt {receipt_id} at this store", code="receipt-not-found")
+    card = lock_card(session, purchase.card_id)
+    session.refresh(purchase)  # another refund may have committed while we waited for the lock
+
+    existing = session.scalars(
+        select(Refund).where(Refund.store_id == store.id, Refund.refund_id == refund_id)
+    ).one_or_none()
+    if existing is not None:
+        if (existing.purchase_id, existing.amount) != (purchase.id, amount):
+            raise Conflict(f"refund {refund_id} was already recorded with different content",
+                           code="duplicate-refund")
+        return RefundResult(refund=existing, card=card, replayed=True)
+
+    plan = rules.plan_refund(
+        purchase_amount=purchase.amount, refunded_before=purchase.refunded_amount, refund_amount=amount,
+        earned=purchase.earned_points, redeemed=purchase.redeemed_points, balance=card.balance,
+    )
+    program = card.program
+    refund = Refund(store_id=store.id, refund_id=refund_id, purchase_id=purchase.id, amount=amount,
+                    points_reversed=plan.points_reversed, points_returned=plan.points_returned, created_at=now)
+    session.add(refund)
+    session.flush()
+
+    if plan.points_returned:
+        _credit(session, card, "refund_return", plan.points_returned, now=now, program=program, actor=actor,
+                purchase_id=purchase.id, refund_id=refund.id, reason=f"refund {refund_id}")
+    if plan.points_reversed:
+        earn_lot = session.scalars(
+            select(LedgerEntry).where(LedgerEntry.purchase_id == purchase.id, LedgerEntry.kind == "earn")
+        ).first()
+        _debit(session, card, "refund_reversal", plan.points_reversed, now=now, actor=actor,
+               prefer_lot=earn_lot, purchase_id=purchase.id, refund_id=refund.id,
+               reason=f"refund {refund_id}"
+               + (f" ({plan.reversal_shortfall} points already spent)" if plan.reversal_shortfall else ""))
+
+    purchase.refunded_amount += amount
+    if purchase.stamped and purchase.refunded_amount == purchase.amount:
+        card.stamps = rules.remove_stamp(stamps=card.stamps)
+    card.lifetime_spend -= amount
+    reasons = ["refund"]
+    if _reevaluate_tier(session, card, program, now):
+        reasons.append("tier")
+    _touch(session, card, now=now, reasons=reasons, refund_id=refund.id)
+    return RefundResult(refund=refund, card=card)
+
+
+# ---------------------------------------------------------------- bonuses and adjustments
+
+
+def grant_bonus(
+    session: Session, *, card: Card, points: int, reason: str, actor: str = "system",
+    now: datetime | None = None,
+) -> LedgerEntry | None:
+    """Credit a bonus lot (welcome, birthday, referral…). Zero points is a no-op."""
+    if points < 0:
+        raise ValueError("a bonus cannot be negative")
+    if points == 0:
+        return None
+    now = now or utcnow()
+    card = lock_card(session, card.id)
+    entry = _credit(session, card, "bonus", points, now=now, program=card.program, reason=reason, actor=actor)
+    reasons = ["bonus"]
+    if _issue_threshold_rewards(session, card, card.program, now=now, actor=actor):
+        reasons.append("reward")
+    _touch(session, card, now=now, reasons=reasons)
+    return entry
+
+
+def adjust(
+    session: Session, *, card: Card, points: int, reason: str, actor: str, now: datetime | None = None
+) -> LedgerEntry:
+    """A manual correction with a reason, by a named actor.
+
+    :raise RuleViolation: zero points, no reason, or taking more than the balance.
+    """
+    if points == 0:
+        raise RuleViolation("an adjustment must change the balance", code="invalid-points",
+                            errors=[FieldError("points", "must not be 0")])
+    if not reason.strip():
+        raise RuleViolation("an adjustment needs a reason", code="reason-required",
+                            errors=[FieldError("reason", "is required")])
+    now = now or utcnow()
+    card = lock_card(session, card.id)
+    if points > 0:
+        entry = _credit(session, card, "adjust", points, now=now, program=card.program, reason=reason,
+                        actor=actor)
+    else:
+        if -points > card.balance:
+            raise RuleViolation(
+                f"cannot take {-points} points from a balance of {card.balance}", code="insufficient-points",
+                errors=[FieldError("points", f"at most {card.balance} can be taken")],
+            )
+        entry = _debit(session, card, "adjust", -points, now=now, reason=reason, actor=actor)
+    _touch(session, card, now=now, reasons=["adjust"])
+    return entry
+
+
+def record_event(
+    session: Session, *, store: Store, card: Card, event_id: str, name: str, actor: str = "",
+    now: datetime | None = None,
+) -> EventResult:
+    """Reward a non-purchase action (a review, a check-in) within the rule's per-period limit.
+
+    :raise RuleViolation: the programme has no rule for this event name.
+    :raise Conflict: the event id was used with different content.
+    """
+    now = now or utcnow()
+    card = lock_card(session, card.id)
+    existing = session.scalars(
+        select(BonusEvent).where(BonusEvent.store_id == store.id, BonusEvent.event_id == event_id)
+    ).one_or_none()
+    if existing is not None:
+        if (existing.card_id, existing.name) != (card.id, name):
+            raise Conflict(f"event {event_id} was already recorded with different content",
+                           code="duplicate-event")
+        return EventResult(event=existing, card=card, replayed=True)
+
+    rule = session.scalars(
+        select(BonusRule).where(BonusRule.program_id == card.program_id, BonusRule.event_name == name)
+    ).one_or_none()
+    if rule is None:
+        raise RuleViolation(f"the programme does not reward the event {name!r}", code="unknown-event",
+                            errors=[FieldError("name", "unknown event name")])
+
+    since = rules.period_start(now, rule.period, store.timezone)  # type: ignore[arg-type]
+    used_stmt = select(func.count()).select_from(BonusEvent).where(
+        BonusEvent.card_id == card.id, BonusEvent.name == name, BonusEvent.bonus > 0
+    )
+    if since is not None:
+        used_stmt = used_stmt.where(BonusEvent.created_at >= since)
+    used = session.scalar(used_stmt) or 0
+
+    event = BonusEvent(store_id=store.id, event_id=event_id, card_id=card.id, name=name, created_at=now)
+    if rules.bonus_allowed(used_in_period=used, limit=rule.limit_per_period):
+        event.bonus = rule.points
+    else:
+        event.reason = f"limit of {rule.limit_per_period} per {rule.period} reached"
+    session.add(event)
+    if event.bonus:
+        _credit(session, card, "bonus", event.bonus, now=now, program=card.program, actor=actor,
+                reason=f"event {name}")
+        reasons = ["bonus"]
+        if _issue_threshold_rewards(session, card, card.program, now=now, actor=actor):
+            reasons.append("reward")
+        _touch(session, card, now=now, reasons=reasons)
+    else:
+        session.flush()
+    return EventResult(event=event, card=card)
+
+
+# ---------------------------------------------------------------- scheduled jobs
+
+
+def expire_due(session: Session, *, now: datetime | None = None, limit: int = 500) -> int:
+    """Burn lots whose expiry date has passed, for up to ``limit`` cards; returns the points expired.
+    Call repeatedly (each call in its own transaction) until it returns 0."""
+    now = now or utcnow()
+    card_ids = list(
+        session.scalars(
+            select(LedgerEntry.card_id)
+            .where(LedgerEntry.remaining > 0, LedgerEntry.expires_at <= now)
+            .distinct()
+            .limit(limit)
+        )
+    )
+    total = 0
+    for card_id in card_ids:
+        card = lock_card(session, card_id)
+        due = session.scalars(
+            select(LedgerEntry)
+            .where(LedgerEntry.card_id == card.id, LedgerEntry.remaining > 0, LedgerEntry.expires_at <= now)
+            .order_by(LedgerEntry.expires_at, LedgerEntry.id)
+        ).all()
+        expired = 0
+        for lot in due:
+            points = lot.remaining or 0
+            session.add(LedgerEntry(card_id=card.id, kind="expire", points=-points, reverses_id=lot.id,
+                                    reason="expired", actor="system", created_at=now))
+            lot.remaining = 0
+            expired += points
+        if expired:
+            card.balance -= expired
+            total += expired
+            _touch(session, card, now=now, reasons=["expire"], expired=expired)
+    return total
+
+
+def reevaluate_tiers(session: Session, *, now: datetime | None = None, after_id: int = 0,
+                     limit: int = 1000) -> tuple[int, int]:
+    """Nightly: spend leaves the rolling window as days pass, so tiers can drop without a purchase.
+    Processes cards with ``id > after_id``; returns (last card id seen, cards whose tier changed)."""
+    now = now or utcnow()
+    ids = list(session.scalars(
+        select(Card.id).where(Card.id > after_id, Card.status == "active").order_by(Card.id).limit(limit)
+    ))
+    changed = 0
+    for card_id in ids:
+        card = lock_card(session, card_id)
+        if _reevaluate_tier(session, card, card.program, now):
+            changed += 1
+            _touch(session, card, now=now, reasons=["tier"])
+    return (ids[-1] if ids else after_id), changed
+
+
+def ledger_sum(session: Session, card_id: int) -> int:
+    return int(session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(LedgerEntry.card_id == card_id)
+    ) or 0)

@@ -1,0 +1,1 @@
+"""Merchant administration: stores with their POS credentials, and dashboard users."""

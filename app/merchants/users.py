@@ -1,0 +1,41 @@
+"""Dashboard users. Passwords are hashed with argon2id (argon2-cffi's defaults, RFC 9106)."""
+
+from __future__ import annotations
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.errors import Conflict, FieldError, InvalidInput
+from app.models import USER_ROLES, User
+
+_hasher = PasswordHasher()
+MIN_PASSWORD_LENGTH = 10
+
+
+def create_user(session: Session, *, email: str, password: str, role: str) -> User:
+    """:raise InvalidInput: bad e-mail, role or a short password. :raise Conflict: e-mail taken."""
+    email = email.strip().lower()
+    problems = []
+    if "@" not in email or len(email) > 254:
+        problems.append(FieldError("email", "is not an e-mail address"))
+    if role not in USER_ROLES:
+        problems.append(FieldError("role", f"must be one of {', '.join(USER_ROLES)}"))
+    if len(password) < MIN_PASSWORD_LENGTH:
+        problems.append(FieldError("password", f"must have at least {MIN_PASSWORD_LENGTH} characters"))
+    if problems:
+        raise InvalidInput("the user cannot be created", errors=problems)
+    if session.scalars(select(User.id).where(User.email == email)).first() is not None:
+        raise Conflict(f"a user with e-mail {email} already exists", code="user-exists")
+    user = User(email=email, password_hash=_hasher.hash(password), role=role)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def check_password(user: User, password: str) -> bool:
+    try:
+        return _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False

@@ -1,0 +1,31 @@
+"""All models, imported here so Alembic and ``Base.metadata`` see every table."""
+
+from app.models.customer import CONSENT_CHANNELS, Card, Consent, Customer
+from app.models.ledger import LEDGER_KINDS, BonusEvent, LedgerEntry, Purchase, Refund, Reward
+from app.models.merchant import USER_ROLES, PosCredential, Store, User
+from app.models.ops import IdempotencyRecord, OutboxEvent
+from app.models.program import BONUS_PERIODS, CARD_KINDS, BonusRule, Program, Tier
+
+__all__ = [
+    "BONUS_PERIODS",
+    "CARD_KINDS",
+    "CONSENT_CHANNELS",
+    "LEDGER_KINDS",
+    "USER_ROLES",
+    "BonusEvent",
+    "BonusRule",
+    "Card",
+    "Consent",
+    "Customer",
+    "IdempotencyRecord",
+    "LedgerEntry",
+    "OutboxEvent",
+    "PosCredential",
+    "Program",
+    "Purchase",
+    "Refund",
+    "Reward",
+    "Store",
+    "Tier",
+    "User",
+]

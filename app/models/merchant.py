@@ -1,0 +1,64 @@
+"""Stores with their POS credentials, and the marketers who use the dashboard."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import CheckConstraint, Float, ForeignKey, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db import Base, UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from app.models.program import Program
+
+USER_ROLES = ("admin", "marketer", "viewer")
+
+
+class Store(Base):
+    __tablename__ = "store"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("program.id"), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    address: Mapped[str] = mapped_column(String(255), default="")
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    program: Mapped[Program] = relationship(back_populates="stores")
+    credentials: Mapped[list[PosCredential]] = relationship(back_populates="store")
+
+
+class PosCredential(Base):
+    """A POS key. The HMAC secret must be recoverable to verify signatures, so it is stored
+    encrypted (Fernet, key derived from the service secret), never hashed and never logged.
+    A store may hold several live credentials while a POS rotates from one to the next."""
+
+    __tablename__ = "pos_credential"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    store_id: Mapped[int] = mapped_column(ForeignKey("store.id"), index=True)
+    key_id: Mapped[str] = mapped_column(String(40), unique=True)
+    secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    store: Mapped[Store] = relationship(back_populates="credentials")
+
+
+class User(Base):
+    """A marketer or administrator of the dashboard."""
+
+    __tablename__ = "user_account"
+    __table_args__ = (CheckConstraint("role IN ('admin', 'marketer', 'viewer')", name="role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16), default="viewer")
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

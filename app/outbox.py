@@ -1,0 +1,62 @@
+"""The transactional outbox: events are rows written in the same transaction as the change they
+announce, and handed to the dispatcher only after that transaction commits. Nothing is lost when
+the broker or a worker is down: ``pending_event_ids`` finds what was never processed."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import event, inspect, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.db import utcnow
+from app.models import OutboxEvent
+
+log = logging.getLogger(__name__)
+
+_PENDING = "outbox_pending"
+
+
+def emit(session: Session, topic: str, payload: dict[str, Any]) -> OutboxEvent:
+    """Record an event; it is dispatched when (and only if) the surrounding transaction commits."""
+    ev = OutboxEvent(topic=topic, payload=payload)
+    session.add(ev)
+    session.info.setdefault(_PENDING, []).append(ev)
+    return ev
+
+
+def install(factory: sessionmaker[Session]) -> None:
+    event.listen(factory, "after_commit", _after_commit)
+    event.listen(factory, "after_rollback", _after_rollback)
+
+
+def _after_commit(session: Session) -> None:
+    pending: list[OutboxEvent] = session.info.pop(_PENDING, [])
+    # Events added inside a rolled-back savepoint lost their identity: they were never committed.
+    ids = [ident[0] for ev in pending if (ident := inspect(ev).identity)]
+    dispatch = session.info.get("outbox_dispatch")
+    if not ids or dispatch is None:
+        return
+    try:
+        dispatch(ids)
+    except Exception:  # the sweeper re-dispatches; the committed change must not turn into an error
+        log.exception("outbox dispatch failed for %d event(s); the sweeper will retry", len(ids))
+
+
+def _after_rollback(session: Session) -> None:
+    if not session.in_transaction():
+        session.info.pop(_PENDING, None)
+
+
+def pending_event_ids(session: Session, *, older_than: timedelta, now: datetime | None = None) -> list[int]:
+    """Committed events that no task has processed yet (lost dispatches, crashed workers)."""
+    cutoff = (now or utcnow()) - older_than
+    rows = session.scalars(
+        select(OutboxEvent.id)
+        .where(OutboxEvent.processed_at.is_(None), OutboxEvent.created_at < cutoff)
+        .order_by(OutboxEvent.id)
+        .limit(1000)
+    )
+    return list(rows)

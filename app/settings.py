@@ -1,0 +1,111 @@
+"""Typed configuration from the ``TALLYPASS_`` environment (CONTRACTS.md §2).
+
+Development defaults live under ``instance/``; production refuses to start on them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+INSTANCE_DIR = Path("instance")
+DEV_CERTS_DIR = INSTANCE_DIR / "certs"
+# Keys that must never protect a production deployment.
+_DEVELOPMENT_KEYS = {"dev", "development", "changeme", "secret", "test"}
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class ConfigurationError(RuntimeError):
+    """The service cannot start with this configuration."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TALLYPASS_", env_file=".env", extra="ignore")
+
+    env: Literal["development", "production", "testing"] = "development"
+    database_url: str = "sqlite:///instance/tallypass.db"
+    broker_url: str = ""
+    base_url: str = "http://127.0.0.1:5000"
+    secret_key: SecretStr | None = None
+    log_level: str = "INFO"
+    # Region used to read phone numbers written without a leading "+" (ISO 3166 alpha-2), e.g. "MD".
+    default_phone_region: str | None = None
+    # Database connection pool per process (web and worker).
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+
+    apple_pass_type_id: str = "pass.dev.tallypass.loyalty"  # noqa: S105 (an identifier)
+    apple_team_id: str = "TALLYDEV01"
+    apple_pass_cert: Path | None = None
+    apple_pass_key: Path | None = None
+    apple_pass_key_password: SecretStr | None = None
+    apple_wwdr_cert: Path | None = None
+    apns_url: str = "https://api.push.apple.com"
+    apns_ca_file: Path | None = None
+    apns_auth: Literal["certificate", "token"] = "certificate"
+    apns_key_id: str | None = None
+    apns_auth_key: Path | None = None
+
+    google_issuer_id: str = "3388000000000000000"
+    google_service_account: Path | None = None
+    google_origins: str = ""
+    google_api_url: str = "https://walletobjects.googleapis.com/walletobjects/v1"
+    google_token_url: str = "https://oauth2.googleapis.com/token"  # noqa: S105 (a URL)
+
+    vapid_private_key: Path | None = None
+    vapid_subject: str = "mailto:admin@localhost"
+
+    sms_provider: Literal["outbox", "twilio"] = "outbox"
+    sms_api_url: str = "https://api.twilio.com"
+    sms_account_sid: str | None = None
+    sms_auth_token: SecretStr | None = None
+    sms_from: str | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _psycopg_driver(cls, value: str) -> str:
+        """Plain ``postgresql://`` URLs use psycopg 3, the driver we ship."""
+        for prefix in ("postgres://", "postgresql://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg://" + value[len(prefix) :]
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _production_is_strict(self) -> Settings:
+        if self.env != "production":
+            return self
+        key = self.secret_key.get_secret_value() if self.secret_key else ""
+        if len(key) < MIN_SECRET_KEY_LENGTH or key.lower() in _DEVELOPMENT_KEYS:
+            raise ConfigurationError(
+                "TALLYPASS_SECRET_KEY must be set to a random value of at least "
+                f"{MIN_SECRET_KEY_LENGTH} characters in production "
+                '(e.g. python -c "import secrets; print(secrets.token_urlsafe(48))")'
+            )
+        if self.database_url.startswith("sqlite"):
+            raise ConfigurationError("production needs TALLYPASS_DATABASE_URL pointing at PostgreSQL")
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def resolved_secret_key(self) -> str:
+        """The configured key, or in development one generated once into ``instance/secret_key``."""
+        if self.secret_key:
+            return self.secret_key.get_secret_value()
+        path = INSTANCE_DIR / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.touch(mode=0o600)
+        path.write_text(key)
+        return key

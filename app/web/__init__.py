@@ -1,0 +1,87 @@
+"""The web layer: thin blueprints, and one application-level error path that answers RFC 9457
+``application/problem+json`` to API clients and an HTML page to browsers."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from flask import Flask, Response, g, render_template, request
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from app.errors import AppError
+from app.log import correlation_id
+from app.web.problems import from_http_exception, from_validation_error, problem_response
+
+log = logging.getLogger(__name__)
+
+JSON_BLUEPRINTS = {"pos", "api", "passkit", "health"}
+JSON_PREFIXES = ("/api/", "/passkit/")
+MAX_REQUEST_ID = 64
+
+
+def init_app(app: Flask) -> None:
+    from app.web import health, pos
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(pos.bp)
+
+    app.before_request(_assign_request_id)
+    app.after_request(_security_headers)
+    app.register_error_handler(AppError, _app_error)
+    app.register_error_handler(ValidationError, _validation_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+
+
+def wants_json() -> bool:
+    if request.blueprint in JSON_BLUEPRINTS or request.path.startswith(JSON_PREFIXES):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json", "application/problem+json"])
+    return best in ("application/json", "application/problem+json")
+
+
+def _assign_request_id() -> None:
+    incoming = request.headers.get("X-Request-ID", "")
+    rid = incoming if 0 < len(incoming) <= MAX_REQUEST_ID and incoming.isprintable() else uuid.uuid4().hex
+    g.request_id = rid
+    correlation_id.set(rid)
+
+
+def _security_headers(response: Response) -> Response:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if "request_id" in g:
+        response.headers["X-Request-ID"] = g.request_id
+    return response
+
+
+def _render(error: AppError) -> Response | tuple[str, int]:
+    if wants_json():
+        return problem_response(error, instance=request.path)
+    return render_template("errors/error.html", error=error), error.status
+
+
+def _app_error(error: AppError) -> Response | tuple[str, int]:
+    return _render(error)
+
+
+def _validation_error(error: ValidationError) -> Response | tuple[str, int]:
+    return _render(from_validation_error(error))
+
+
+def _http_error(error: HTTPException) -> Response | tuple[str, int]:
+    response = _render(from_http_exception(error))
+    if error.code == 405 and isinstance(response, Response) and error.valid_methods:
+        response.headers["Allow"] = ", ".join(error.valid_methods)
+    return response
+
+
+def _unexpected_error(error: Exception) -> Response | tuple[str, int]:
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    session = g.pop("db", None)
+    if session is not None:
+        session.rollback()
+        session.close()
+    return _render(AppError("An unexpected error occurred; it has been logged."))

@@ -1,0 +1,260 @@
+"""The POS API (``/api/v1/pos``, CONTRACTS.md §3): signed, idempotent, JSON in and out.
+
+Views parse, call one service, serialise. The request owns the transaction: it commits once, with the
+idempotency record, the ledger entries and the outbox event together.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from flask import Blueprint, Response, current_app, g, request
+from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session
+
+from app import idempotency
+from app.database import get_session
+from app.db import utcnow
+from app.errors import AppError, BadRequest, Conflict, FieldError, InvalidInput
+from app.loyalty import enrollment, ledger, rules
+from app.models import Card, Program
+from app.web.auth import pos_signature_required
+from app.web.links import card_links
+from app.web.problems import PROBLEM_JSON, from_validation_error
+from app.web.schemas import EnrolIn, EventIn, Money, PurchaseIn, RefundIn
+
+bp = Blueprint("pos", __name__, url_prefix="/api/v1/pos")
+
+M = TypeVar("M", bound=BaseModel)
+Outcome = tuple[dict[str, Any], int]
+
+
+# ---------------------------------------------------------------- request plumbing
+
+
+def _payload() -> Any:
+    raw = request.get_data(cache=True)
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}", code="malformed-json") from None
+
+
+def _parse(model: type[M], payload: Any) -> M:
+    if not isinstance(payload, dict):
+        raise BadRequest("the body must be a JSON object", code="malformed-json")
+    try:
+        return model.model_validate(payload, context={"phone_region": _settings().default_phone_region})
+    except ValidationError as exc:
+        raise from_validation_error(exc) from None
+
+
+def _settings() -> Any:
+    return current_app.config["TALLYPASS"]
+
+
+def _json(body: dict[str, Any], status: int, *, replayed: bool = False) -> Response:
+    response = Response(json.dumps(body), status=status,
+                        mimetype=PROBLEM_JSON if status >= 400 else "application/json")
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _idempotent(payload: Any, handler: Callable[[Session], Outcome]) -> Response:
+    """Run ``handler`` once per Idempotency-Key; store its outcome (success or a domain error) with
+    the change it made, in one commit, and replay it to retries."""
+    session = get_session()
+    store = g.store
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        body, status = handler(session)
+        session.commit()
+        return _json(body, status)
+    if not 1 <= len(key) <= idempotency.MAX_KEY_LENGTH or not key.isprintable():
+        raise BadRequest("Idempotency-Key must be 1–255 printable characters", code="bad-idempotency-key")
+
+    now = utcnow()
+    request_hash = idempotency.fingerprint(request.method, request.path, payload)
+    if not idempotency.try_lock(session, store_id=store.id, key=key):
+        raise Conflict("a request with this Idempotency-Key is still being processed; retry shortly",
+                       code="idempotency-key-in-flight")
+    record = idempotency.find(session, store_id=store.id, key=key, now=now)
+    if record is not None:
+        if record.request_hash != request_hash:
+            raise Conflict("this Idempotency-Key was used for a different request",
+                           code="idempotency-key-reused")
+        session.rollback()
+        return _json(record.response_body, record.response_status, replayed=True)
+
+    try:
+        with session.begin_nested():
+            body, status = handler(session)
+    except AppError as exc:
+        if exc.status >= 500:
+            raise
+        body, status = exc.problem(request.path), exc.status
+    idempotency.save(session, store_id=store.id, key=key, request_hash=request_hash, status=status, body=body,
+                     now=now)
+    session.commit()
+    return _json(body, status)
+
+
+def _program(session: Session) -> Program:
+    program = session.get(Program, g.store.program_id)
+    assert program is not None  # foreign key
+    return program
+
+
+def _find_card(session: Session, ref: PurchaseIn | EventIn) -> Card:
+    return ledger.find_card(session, program_id=g.store.program_id, barcode=ref.card, phone=ref.phone)
+
+
+def _card_body(card: Card) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "barcode": card.barcode,
+        "balance": card.balance,
+        "tier": card.tier.name if card.tier is not None else None,
+    }
+    if card.program.kind == "stamps":
+        body["stamps"] = card.stamps
+        body["stamps_required"] = card.program.stamps_required
+    return body
+
+
+def _money(value: Decimal) -> str:
+    return str(value.quantize(rules.CENT))
+
+
+# ---------------------------------------------------------------- endpoints
+
+
+@bp.post("/customers")
+@pos_signature_required
+def enrol_customer() -> Response:
+    payload = _payload()
+    data = _parse(EnrolIn, payload)
+
+    def handle(session: Session) -> Outcome:
+        result = enrollment.enrol(
+            session, program=_program(session), phone=data.phone, name=data.name, email=data.email,
+            birthday=data.birthday, consents=data.consents, referral_code=data.referral_code,
+            home_store=g.store, source="pos",
+        )
+        card = result.card
+        body = {
+            "customer_id": card.customer_id,
+            "card": {
+                "serial": card.serial,
+                **_card_body(card),
+                "links": card_links(card, _settings().base_url),
+            },
+        }
+        return body, 201 if result.created else 200
+
+    return _idempotent(payload, handle)
+
+
+@bp.get("/cards/<barcode>")
+@pos_signature_required
+def card_lookup(barcode: str) -> Response:
+    session = get_session()
+    card = ledger.find_card(session, program_id=g.store.program_id, barcode=barcode)
+    body: dict[str, Any] = {"barcode": card.barcode, "name": card.customer.name, **_card_body(card)}
+    raw_amount = request.args.get("amount")
+    if raw_amount is not None:
+        amount = _query_amount(raw_amount)
+        program = card.program
+        points = 0
+        if program.kind == "points":
+            points = rules.max_redeemable(balance=card.balance, amount=amount,
+                                          cap_percent=program.redeem_cap_percent, point_value=program.point_value)
+        body["max_redeemable_for"] = {
+            "amount": _money(amount),
+            "points": points,
+            "discount": _money(rules.money_for(points, program.point_value)),
+        }
+    return _json(body, 200)
+
+
+def _query_amount(raw: str) -> Decimal:
+    class _Q(BaseModel):
+        amount: Money
+
+    try:
+        return _Q(amount=raw).amount  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise InvalidInput("amount: " + exc.errors()[0]["msg"],
+                           errors=[FieldError("amount", exc.errors()[0]["msg"])]) from None
+
+
+@bp.post("/purchases")
+@pos_signature_required
+def purchase() -> Response:
+    payload = _payload()
+    data = _parse(PurchaseIn, payload)
+
+    def handle(session: Session) -> Outcome:
+        card = _find_card(session, data)
+        result = ledger.record_purchase(
+            session, store=g.store, card=card, receipt_id=data.receipt_id, amount=data.amount,
+            redeem_points=data.redeem_points, occurred_at=data.occurred_at, items=data.items, actor=g.actor,
+        )
+        p = result.purchase
+        body: dict[str, Any] = {
+            "purchase_id": p.id,
+            "earned": p.earned_points,
+            "redeemed": p.redeemed_points,
+            "discount": _money(p.discount),
+            "amount_due": _money(p.amount_due),
+            "card": _card_body(result.card),
+        }
+        if result.rewards:
+            body["rewards"] = [{"kind": r.kind, "name": r.name, "code": r.code,
+                                "value": _money(r.value) if r.value is not None else None}
+                               for r in result.rewards]
+        return body, 200 if result.replayed else 201
+
+    return _idempotent(payload, handle)
+
+
+@bp.post("/refunds")
+@pos_signature_required
+def refund() -> Response:
+    payload = _payload()
+    data = _parse(RefundIn, payload)
+
+    def handle(session: Session) -> Outcome:
+        result = ledger.record_refund(session, store=g.store, refund_id=data.refund_id,
+                                      receipt_id=data.receipt_id, amount=data.amount, actor=g.actor)
+        r = result.refund
+        body = {
+            "refund_id": r.refund_id,
+            "points_reversed": r.points_reversed,
+            "points_returned": r.points_returned,
+            "card": _card_body(result.card),
+        }
+        return body, 200 if result.replayed else 201
+
+    return _idempotent(payload, handle)
+
+
+@bp.post("/events")
+@pos_signature_required
+def event() -> Response:
+    payload = _payload()
+    data = _parse(EventIn, payload)
+
+    def handle(session: Session) -> Outcome:
+        card = _find_card(session, data)
+        result = ledger.record_event(session, store=g.store, card=card, event_id=data.event_id,
+                                     name=data.name, actor=g.actor)
+        body: dict[str, Any] = {"bonus": result.event.bonus, "card": _card_body(result.card)}
+        if result.event.reason:
+            body["reason"] = result.event.reason
+        return body, 200 if result.replayed else 201
+
+    return _idempotent(payload, handle)

@@ -1,0 +1,208 @@
+"""Test fixtures (STYLE.md §5 recipe).
+
+The schema is built once per run by the Alembic migrations, on PostgreSQL when
+TALLYPASS_TEST_DATABASE_URL is set (CI), else on a SQLite file. Each test runs inside an outer
+transaction that is rolled back: the app's sessions, the services and eager Celery tasks all join it
+through savepoints. Tests marked ``committing`` use real commits on their own connections instead and
+the tables are emptied afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.orm import Session
+
+from app import create_app, migrate, signing
+from app.database import SESSIONS
+from app.db import Base, make_engine, make_session_factory
+from app.settings import Settings
+from app.tasks.outbox import dispatch_events
+
+TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-for-production"
+
+
+def _normalise(url: str) -> str:
+    return Settings(_env_file=None, database_url=url).database_url  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = os.environ.get("TALLYPASS_TEST_DATABASE_URL")
+    if url:
+        return _normalise(url)
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+
+
+@pytest.fixture(scope="session")
+def is_postgres(database_url: str) -> bool:
+    return database_url.startswith("postgresql")
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str, is_postgres: bool) -> Iterator[Engine]:
+    engine = make_engine(database_url, pool_size=30)
+    if is_postgres:
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE"))
+            conn.execute(text("CREATE SCHEMA public"))
+    migrate.upgrade(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def connection(engine: Engine) -> Iterator[Connection]:
+    conn = engine.connect()
+    outer = conn.begin()
+    yield conn
+    outer.rollback()
+    conn.close()
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(  # type: ignore[call-arg]
+        _env_file=None, env="testing", database_url=database_url, broker_url="",
+        secret_key=TEST_SECRET_KEY, base_url="https://tallypass.test",
+    )
+
+
+@pytest.fixture
+def app(settings: Settings, connection: Connection) -> Flask:
+    app = create_app(settings)
+    app.extensions[SESSIONS] = make_session_factory(
+        connection, dispatch=dispatch_events, join_transaction_mode="create_savepoint"
+    )
+    return app
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def db_session(app: Flask) -> Iterator[Session]:
+    session = app.extensions[SESSIONS]()
+    yield session
+    session.close()
+
+
+# ---------------------------------------------------------------- committing tests (PostgreSQL)
+
+
+@pytest.fixture
+def committing_app(settings: Settings, engine: Engine, is_postgres: bool) -> Iterator[Flask]:
+    """An app whose requests commit for real (concurrency tests). Tables are emptied afterwards."""
+    if not is_postgres:
+        pytest.skip("needs PostgreSQL (set TALLYPASS_TEST_DATABASE_URL)")
+    app = create_app(settings)
+    app.extensions[SESSIONS] = make_session_factory(engine, dispatch=dispatch_events)
+    yield app
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+# ---------------------------------------------------------------- factories
+
+
+@pytest.fixture
+def make_program(db_session: Session) -> Callable[..., Any]:
+    from app.models import Program, Tier
+
+    counter = iter(range(1, 10_000))
+
+    def make(tiers: list[tuple[str, str, str]] | None = None, **fields: Any) -> Program:
+        n = next(counter)
+        values: dict[str, Any] = {
+            "slug": f"prog-{n}", "name": f"Programme {n}", "currency": "MDL", "point_value": Decimal("1.00"),
+            "redeem_cap_percent": Decimal("50"), "expiry_days": 365,
+        }
+        values.update(fields)
+        program = Program(**values)
+        db_session.add(program)
+        db_session.flush()
+        for name, spend, pct in tiers if tiers is not None else [
+            ("Bronze", "0", "3"), ("Silver", "1000", "5"), ("Gold", "5000", "10")
+        ]:
+            db_session.add(Tier(program_id=program.id, name=name, qualifying_spend=Decimal(spend),
+                                earn_percent=Decimal(pct)))
+        db_session.flush()
+        return program
+
+    return make
+
+
+class PosCredentials:
+    def __init__(self, store: Any, key_id: str, secret: str) -> None:
+        self.store, self.key_id, self.secret = store, key_id, secret
+
+
+@pytest.fixture
+def make_store(db_session: Session) -> Callable[..., PosCredentials]:
+    from app.merchants.stores import create_store, issue_credential
+
+    def make(program: Any, name: str = "Shop", **fields: Any) -> PosCredentials:
+        store = create_store(db_session, program=program, name=name, **fields)
+        issued = issue_credential(db_session, store=store, secret_key=TEST_SECRET_KEY)
+        return PosCredentials(store, issued.credential.key_id, issued.secret)
+
+    return make
+
+
+@pytest.fixture
+def make_card(db_session: Session) -> Callable[..., Any]:
+    from app.loyalty import enrollment, ledger
+
+    counter = iter(range(1, 1_000_000))
+
+    def make(program: Any, *, balance: int = 0, phone: str | None = None, **fields: Any) -> Any:
+        n = next(counter)
+        result = enrollment.enrol(db_session, program=program, phone=phone or f"+3736900{n:04d}",
+                                  name=fields.pop("name", f"Customer {n}"), **fields)
+        if balance:
+            ledger.grant_bonus(db_session, card=result.card, points=balance, reason="test setup")
+        db_session.flush()
+        return result.card
+
+    return make
+
+
+class PosClient:
+    """Signs requests exactly as a POS must (CONTRACTS.md §3)."""
+
+    def __init__(self, client: FlaskClient, creds: PosCredentials) -> None:
+        self.client, self.creds = client, creds
+
+    def headers(self, body: bytes, *, timestamp: int | None = None, key: str | None = None) -> dict[str, str]:
+        return {
+            "Tallypass-Key": self.creds.key_id,
+            "Tallypass-Signature": signing.signature_header(self.creds.secret, body, timestamp=timestamp),
+            "Content-Type": "application/json",
+            **({"Idempotency-Key": key} if key else {}),
+        }
+
+    def post(self, path: str, payload: Any, *, key: str | None = None, raw: bytes | None = None,
+             headers: dict[str, str] | None = None) -> Any:
+        body = raw if raw is not None else json.dumps(payload).encode()
+        all_headers = self.headers(body, key=key)
+        all_headers.update(headers or {})
+        return self.client.post(f"/api/v1/pos{path}", data=body, headers=all_headers)
+
+    def get(self, path: str) -> Any:
+        return self.client.get(f"/api/v1/pos{path}", headers=self.headers(b""))
+
+
+@pytest.fixture
+def pos_for(client: FlaskClient) -> Callable[[PosCredentials], PosClient]:
+    return lambda creds: PosClient(client, creds)
