@@ -32,9 +32,13 @@ def try_lock(session: Session, *, store_id: int, key: str) -> bool:
     SQLite serialises writers anyway, so there it always succeeds."""
     if session.get_bind().dialect.name != "postgresql":
         return True
+    return bool(session.scalar(text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": lock_id(store_id, key)}))
+
+
+def lock_id(store_id: int, key: str) -> int:
+    """A 64-bit advisory-lock id for the key (a collision only costs a spurious 409 in flight)."""
     digest = hashlib.blake2b(f"{store_id}\x00{key}".encode(), digest_size=8).digest()
-    lock_id = int.from_bytes(digest, "big", signed=True)
-    return bool(session.scalar(text("SELECT pg_try_advisory_xact_lock(:id)"), {"id": lock_id}))
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def find(session: Session, *, store_id: int, key: str, now: datetime) -> IdempotencyRecord | None:

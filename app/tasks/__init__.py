@@ -26,7 +26,7 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
     eager = not settings.broker_url
     celery = Celery(app.name, task_cls=FlaskTask)
     celery.conf.update(
-        broker_url=settings.broker_url or "memory://",
+        broker_url=settings.broker_url or "memory://localhost/",
         task_always_eager=eager,
         task_eager_propagates=True,
         task_ignore_result=True,

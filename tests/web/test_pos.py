@@ -1,0 +1,363 @@
+"""The POS API through the test client: every status code of CONTRACTS.md §3, with problem+json."""
+
+from __future__ import annotations
+
+import json
+import time
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from app import signing
+from app.loyalty import ledger
+from app.models import IdempotencyRecord, LedgerEntry, OutboxEvent, Purchase
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture
+def program(make_program):
+    return make_program(welcome_bonus=0)
+
+
+@pytest.fixture
+def creds(program, make_store):
+    return make_store(program, name="Centru")
+
+
+@pytest.fixture
+def pos(pos_for, creds):
+    return pos_for(creds)
+
+
+def assert_problem(response, status: int, code: str | None = None) -> dict:
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == PROBLEM
+    body = response.get_json(force=True)
+    assert body["status"] == status
+    assert body["title"] and body["detail"] and body["type"].startswith("https://")
+    if code:
+        assert body["type"].endswith("/" + code), body
+    return body
+
+
+def count(db_session, model) -> int:
+    return db_session.scalar(select(func.count()).select_from(model))
+
+
+# ---------------------------------------------------------------- enrolment and lookup
+
+
+def test_enrol_creates_card_then_returns_existing(pos, program, db_session):
+    program.welcome_bonus = 50
+    db_session.flush()
+    r = pos.post("/customers", {"phone": "+37369123456", "name": "Ana Popescu", "consents": {"sms": True}},
+                 key="enrol-1")
+    assert r.status_code == 201, r.get_json()
+    body = r.get_json()
+    card = body["card"]
+    assert card["balance"] == 50 and card["tier"] == "Bronze"
+    assert len(card["barcode"]) == 13 and card["serial"]
+    links = card["links"]
+    assert set(links) == {"page", "apple_pass", "google_save"}
+    assert all(link.startswith("https://tallypass.test/c/") for link in links.values())
+
+    again = pos.post("/customers", {"phone": "+373 69 123 456"}, key="enrol-2")
+    assert again.status_code == 200
+    assert again.get_json()["card"]["barcode"] == card["barcode"]
+    assert again.get_json()["customer_id"] == body["customer_id"]
+
+
+def test_enrol_validation_errors_are_listed_by_field(pos):
+    r = pos.post("/customers", {"phone": "12", "email": "nope", "birthday": "2999-01-01",
+                                "consents": {"fax": True}})
+    body = assert_problem(r, 422, "validation-error")
+    fields = {e["field"] for e in body["errors"]}
+    assert {"phone", "email", "birthday", "consents"} <= fields
+
+
+def test_card_lookup_with_max_redeemable(pos, program, make_card):
+    card = make_card(program, balance=120, name="Ion Rusu")
+    r = pos.get(f"/cards/{card.barcode}?amount=100.00")
+    assert r.status_code == 200
+    assert r.get_json() == {
+        "barcode": card.barcode, "name": "Ion Rusu", "balance": 120, "tier": "Bronze",
+        "max_redeemable_for": {"amount": "100.00", "points": 50, "discount": "50.00"},
+    }
+    assert "max_redeemable_for" not in pos.get(f"/cards/{card.barcode}").get_json()
+    assert_problem(pos.get(f"/cards/{card.barcode}?amount=-1"), 422)
+    assert_problem(pos.get("/cards/0000000000000"), 404, "card-not-found")
+
+
+def test_card_of_another_programme_is_not_found(pos, make_program, make_card):
+    other = make_card(make_program())
+    assert_problem(pos.get(f"/cards/{other.barcode}"), 404)
+
+
+# ---------------------------------------------------------------- purchases
+
+
+def test_purchase_redeems_then_earns(pos, program, make_card, db_session):
+    card = make_card(program, balance=200)
+    r = pos.post("/purchases", {"receipt_id": "R-1", "card": card.barcode, "amount": "300.00",
+                                "redeem_points": 100}, key="p-1")
+    assert r.status_code == 201, r.get_json()
+    body = r.get_json()
+    assert body["redeemed"] == 100 and body["discount"] == "100.00" and body["amount_due"] == "200.00"
+    assert body["earned"] == 6  # 3 % of the 200.00 paid in money
+    assert body["card"] == {"barcode": card.barcode, "balance": 106, "tier": "Bronze"}
+    assert ledger.ledger_sum(db_session, card.id) == 106
+    events = db_session.scalars(select(OutboxEvent).where(OutboxEvent.topic == "card.changed")).all()
+    assert any(e.payload["card_id"] == card.id and e.payload["balance"] == 106 for e in events)
+
+
+def test_purchase_by_phone(pos, program, make_card):
+    card = make_card(program, phone="+37369000777")
+    r = pos.post("/purchases", {"receipt_id": "R-2", "phone": "+37369000777", "amount": "100"})
+    assert r.status_code == 201
+    assert r.get_json()["card"]["barcode"] == card.barcode
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "code"),
+    [
+        ({"receipt_id": "X", "amount": "-5.00"}, 422, "validation-error"),
+        ({"receipt_id": "X", "amount": 5.5}, 422, "validation-error"),  # floats are refused
+        ({"receipt_id": "X", "amount": "5.555"}, 422, "validation-error"),
+        ({"receipt_id": "X", "amount": "10.00", "redeem_points": 1000}, 422, "insufficient-points"),
+        ({"receipt_id": "X", "amount": "10.00", "redeem_points": 6}, 422, "over-redemption-cap"),
+        ({"receipt_id": "X", "amount": "10.00", "redeem_points": -1}, 422, "validation-error"),
+        ({"receipt_id": "X", "amount": "10.00", "unknown": 1}, 422, "validation-error"),
+        ({"amount": "10.00"}, 422, "validation-error"),
+    ],
+)
+def test_purchase_refused_changes_nothing(pos, program, make_card, db_session, payload, status, code):
+    card = make_card(program, balance=100)
+    entries = count(db_session, LedgerEntry)
+    r = pos.post("/purchases", {"card": card.barcode, **payload}, key="bad-1")
+    body = assert_problem(r, status, code)
+    if status == 422 and code == "validation-error":
+        assert body["errors"]
+    db_session.refresh(card)
+    assert card.balance == 100
+    assert count(db_session, LedgerEntry) == entries
+    assert count(db_session, Purchase) == 0
+
+
+def test_cap_exactly_reached_is_allowed(pos, program, make_card):
+    card = make_card(program, balance=100)
+    r = pos.post("/purchases", {"receipt_id": "cap", "card": card.barcode, "amount": "10.00", "redeem_points": 5})
+    assert r.status_code == 201
+    assert r.get_json()["amount_due"] == "5.00"
+
+
+def test_both_card_and_phone_is_refused(pos, program, make_card):
+    card = make_card(program, phone="+37369000778")
+    r = pos.post("/purchases", {"receipt_id": "Y", "card": card.barcode, "phone": "+37369000778", "amount": "1"})
+    assert_problem(r, 422)
+
+
+def test_unknown_card_is_404(pos):
+    assert_problem(pos.post("/purchases", {"receipt_id": "Z", "card": "123", "amount": "1.00"}), 404)
+
+
+def test_duplicate_receipt(pos, program, make_card, db_session):
+    card = make_card(program)
+    first = pos.post("/purchases", {"receipt_id": "R-9", "card": card.barcode, "amount": "100.00"}, key="a")
+    assert first.status_code == 201
+    # Same receipt, same content, another (or no) key: the purchase is not recorded twice.
+    same = pos.post("/purchases", {"receipt_id": "R-9", "card": card.barcode, "amount": "100.00"}, key="b")
+    assert same.status_code == 200
+    assert same.get_json()["purchase_id"] == first.get_json()["purchase_id"]
+    different = pos.post("/purchases", {"receipt_id": "R-9", "card": card.barcode, "amount": "90.00"}, key="c")
+    assert_problem(different, 409, "duplicate-receipt")
+    assert count(db_session, Purchase) == 1
+    db_session.refresh(card)
+    assert card.balance == 3
+
+
+# ---------------------------------------------------------------- idempotency
+
+
+def test_replay_returns_identical_response_and_posts_nothing(pos, program, make_card, db_session):
+    card = make_card(program, balance=50)
+    payload = {"receipt_id": "R-10", "card": card.barcode, "amount": "80.00", "redeem_points": 10}
+    first = pos.post("/purchases", payload, key="same-key")
+    entries = count(db_session, LedgerEntry)
+    events = count(db_session, OutboxEvent)
+    # The retry has the keys in another order and other whitespace: still the same request.
+    retry_body = json.dumps(dict(reversed(list(payload.items()))), indent=2).encode()
+    replay = pos.post("/purchases", None, raw=retry_body, key="same-key")
+    assert replay.status_code == first.status_code == 201
+    assert replay.get_json() == first.get_json()
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert count(db_session, LedgerEntry) == entries
+    assert count(db_session, OutboxEvent) == events
+    db_session.refresh(card)
+    assert card.balance == 50 - 10 + 2
+
+
+def test_key_reused_with_other_body_is_409(pos, program, make_card):
+    card = make_card(program)
+    pos.post("/purchases", {"receipt_id": "R-11", "card": card.barcode, "amount": "10.00"}, key="k")
+    r = pos.post("/purchases", {"receipt_id": "R-12", "card": card.barcode, "amount": "10.00"}, key="k")
+    assert_problem(r, 409, "idempotency-key-reused")
+
+
+def test_key_reused_on_another_endpoint_is_409(pos, program, make_card):
+    card = make_card(program)
+    pos.post("/purchases", {"receipt_id": "R-13", "card": card.barcode, "amount": "10.00"}, key="k2")
+    r = pos.post("/refunds", {"refund_id": "F", "receipt_id": "R-13", "amount": "10.00"}, key="k2")
+    assert_problem(r, 409, "idempotency-key-reused")
+
+
+def test_domain_error_is_stored_and_replayed(pos, program, make_card, db_session):
+    card = make_card(program, balance=3)
+    payload = {"receipt_id": "R-14", "card": card.barcode, "amount": "100.00", "redeem_points": 10}
+    first = assert_problem(pos.post("/purchases", payload, key="err"), 422, "insufficient-points")
+    replay = pos.post("/purchases", payload, key="err")
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert assert_problem(replay, 422) == first
+    assert count(db_session, Purchase) == 0
+
+
+def test_validation_errors_are_not_stored(pos, program, make_card, db_session):
+    card = make_card(program)
+    assert_problem(pos.post("/purchases", {"card": card.barcode, "amount": "x"}, key="v"), 422)
+    assert count(db_session, IdempotencyRecord) == 0
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "bad\tkey"])
+def test_bad_idempotency_key_is_400(pos, program, make_card, key):
+    card = make_card(program)
+    r = pos.post("/purchases", {"receipt_id": "R-15", "card": card.barcode, "amount": "1.00"},
+                 headers={"Idempotency-Key": key})
+    assert_problem(r, 400, "bad-idempotency-key")
+
+
+# ---------------------------------------------------------------- refunds and events
+
+
+def test_refund_reverses_pro_rata(pos, program, make_card):
+    card = make_card(program, balance=100)
+    pos.post("/purchases", {"receipt_id": "R-20", "card": card.barcode, "amount": "1000.00", "redeem_points": 100})
+    # 900.00 paid in money at 3 % = 27 earned; balance 27
+    half = pos.post("/refunds", {"refund_id": "F-1", "receipt_id": "R-20", "amount": "500.00"}, key="f1")
+    assert half.status_code == 201
+    assert half.get_json() == {"refund_id": "F-1", "points_reversed": 13, "points_returned": 50,
+                               "card": {"barcode": card.barcode, "balance": 64, "tier": "Bronze"}}
+    rest = pos.post("/refunds", {"refund_id": "F-2", "receipt_id": "R-20", "amount": "500.00"})
+    assert rest.get_json()["points_reversed"] == 14 and rest.get_json()["points_returned"] == 50
+    assert rest.get_json()["card"]["balance"] == 100
+    over = pos.post("/refunds", {"refund_id": "F-3", "receipt_id": "R-20", "amount": "0.01"})
+    assert_problem(over, 422, "refund-exceeds-purchase")
+
+
+def test_refund_of_unknown_receipt_is_404(pos):
+    assert_problem(pos.post("/refunds", {"refund_id": "F", "receipt_id": "nope", "amount": "1.00"}), 404)
+
+
+def test_refund_must_be_positive(pos):
+    assert_problem(pos.post("/refunds", {"refund_id": "F", "receipt_id": "x", "amount": "0"}), 422)
+
+
+def test_event_bonus_with_period_limit(pos, program, make_card, db_session):
+    from app.models import BonusRule
+
+    db_session.add(BonusRule(program_id=program.id, event_name="review", points=50, limit_per_period=1,
+                             period="month"))
+    db_session.flush()
+    card = make_card(program)
+    first = pos.post("/events", {"event_id": "E-1", "card": card.barcode, "name": "review"})
+    assert first.status_code == 201
+    assert first.get_json() == {"bonus": 50, "card": {"barcode": card.barcode, "balance": 50, "tier": "Bronze"}}
+    second = pos.post("/events", {"event_id": "E-2", "card": card.barcode, "name": "review"})
+    assert second.status_code == 201
+    assert second.get_json()["bonus"] == 0 and "limit" in second.get_json()["reason"]
+    assert_problem(pos.post("/events", {"event_id": "E-3", "card": card.barcode, "name": "dance"}), 422,
+                   "unknown-event")
+
+
+# ---------------------------------------------------------------- authentication and transport
+
+
+def test_missing_signature_is_401(client):
+    r = client.post("/api/v1/pos/purchases", json={"receipt_id": "x"})
+    assert_problem(r, 401, "signature-missing")
+
+
+def test_wrong_signature_is_401(pos, creds):
+    body = b'{"receipt_id": "x", "card": "1", "amount": "1.00"}'
+    headers = pos.headers(body)
+    headers["Tallypass-Signature"] = signing.signature_header("sk_wrong", body)
+    assert_problem(pos.client.post("/api/v1/pos/purchases", data=body, headers=headers), 401, "signature-invalid")
+
+
+def test_tampered_body_is_401(pos):
+    body = b'{"receipt_id": "x", "card": "1", "amount": "1.00"}'
+    headers = pos.headers(body)
+    tampered = body.replace(b"1.00", b"9.00")
+    assert_problem(pos.client.post("/api/v1/pos/purchases", data=tampered, headers=headers), 401)
+
+
+@pytest.mark.parametrize("skew", [-301, 301])
+def test_stale_signature_is_401(pos, skew):
+    body = b"{}"
+    headers = pos.headers(body, timestamp=int(time.time()) + skew)
+    r = pos.client.post("/api/v1/pos/purchases", data=body, headers=headers)
+    assert "300 s" in assert_problem(r, 401, "signature-invalid")["detail"]
+
+
+def test_second_v1_signature_is_accepted_during_rotation(pos, program, make_card):
+    card = make_card(program)
+    body = json.dumps({"receipt_id": "rot", "card": card.barcode, "amount": "1.00"}).encode()
+    t = int(time.time())
+    good = signing.signature_header(pos.creds.secret, body, timestamp=t).split(",")[1]
+    headers = pos.headers(body)
+    headers["Tallypass-Signature"] = f"t={t},v1={'0' * 64},{good}"
+    assert pos.client.post("/api/v1/pos/purchases", data=body, headers=headers).status_code == 201
+
+
+def test_unknown_and_revoked_keys_are_401(pos, creds, db_session):
+    from app.merchants.stores import revoke_credential
+
+    body = b"{}"
+    headers = pos.headers(body)
+    headers["Tallypass-Key"] = "pk_unknown"
+    assert_problem(pos.client.post("/api/v1/pos/purchases", data=body, headers=headers), 401, "unknown-key")
+    revoke_credential(db_session, key_id=creds.key_id)
+    db_session.commit()
+    assert_problem(pos.post("/purchases", {}), 401, "unknown-key")
+
+
+def test_malformed_json_is_400(pos):
+    assert_problem(pos.post("/purchases", None, raw=b"{not json"), 400, "malformed-json")
+    assert_problem(pos.post("/purchases", None, raw=b"[1, 2]"), 400, "malformed-json")
+
+
+def test_body_over_64_kib_is_413(pos):
+    big = json.dumps({"receipt_id": "x", "items": [{"sku": "a" * 1000}] * 70}).encode()
+    assert len(big) > 64 * 1024
+    assert_problem(pos.post("/purchases", None, raw=big), 413, "payload-too-large")
+
+
+def test_unknown_api_route_and_method_are_problem_json(client):
+    assert_problem(client.get("/api/v1/pos/nothing-here"), 404)
+    r = client.get("/api/v1/pos/purchases")
+    assert_problem(r, 405)
+    assert "POST" in r.headers["Allow"]
+
+
+def test_html_clients_get_an_error_page(client):
+    r = client.get("/no-such-page", headers={"Accept": "text/html"})
+    assert r.status_code == 404 and r.mimetype == "text/html"
+    assert "Not found" in r.get_data(as_text=True)
+
+
+def test_amount_decimal_strings_round_trip(pos, program, make_card, db_session):
+    card = make_card(program)
+    r = pos.post("/purchases", {"receipt_id": "dec", "card": card.barcode, "amount": "99.99"})
+    assert r.get_json()["amount_due"] == "99.99" and r.get_json()["earned"] == 2
+    purchase = db_session.scalars(select(Purchase)).one()
+    assert purchase.amount == Decimal("99.99")
