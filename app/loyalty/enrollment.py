@@ -100,7 +100,8 @@ def enrol(
     """Give the customer with this phone (E.164) a card in the programme.
 
     A phone that already has a card gets it back (``created=False``) and nothing else changes.
-    A new card gets the welcome bonus; with a valid referral code both sides get their bonus.
+    A new card gets the welcome bonus; with a valid referral code the new card gets the referred bonus
+    and the referrer's card in this programme (if any) the referrer bonus.
 
     :raise RuleViolation: unknown referral code or consent channel.
     """
@@ -113,6 +114,7 @@ def enrol(
         if card is not None:
             return Enrolment(card=card, created=False)
 
+    referrer: Customer | None = None
     referrer_card: Card | None = None
     if referral_code:
         referrer = session.scalars(
@@ -130,7 +132,7 @@ def enrol(
         customer = Customer(
             phone=phone, name=name.strip(), email=email, birthday=birthday,
             referral_code=_new_referral_code(session), home_store_id=home_store.id if home_store else None,
-            referred_by_id=referrer_card.customer_id if referrer_card else None,
+            referred_by_id=referrer.id if referrer else None,
             timezone=home_store.timezone if home_store else program.timezone, created_at=now,
         )
         session.add(customer)
@@ -139,8 +141,9 @@ def enrol(
     card = issue_card(session, program=program, customer=customer, now=now)
 
     ledger.grant_bonus(session, card=card, points=program.welcome_bonus, reason="welcome", now=now)
-    if referrer_card is not None:
+    if referrer is not None:
         ledger.grant_bonus(session, card=card, points=program.referred_bonus, reason="referred", now=now)
+    if referrer_card is not None:  # a referrer without a card here is credited, but earns nothing here
         ledger.grant_bonus(session, card=referrer_card, points=program.referrer_bonus,
                            reason=f"referral of customer {customer.id}", now=now)
     outbox.emit(session, "customer.enrolled",

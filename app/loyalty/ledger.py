@@ -219,6 +219,11 @@ def _issue_threshold_rewards(
     return rewards
 
 
+def _check_card_at_store(card: Card, store: Store) -> None:
+    if card.program_id != store.program_id or card.status != "active":
+        raise NotFound("no such active card in this store's programme", code="card-not-found")
+
+
 def _earn_percent(card: Card) -> Decimal:
     return card.tier.earn_percent if card.tier is not None else Decimal("0")
 
@@ -241,6 +246,7 @@ def record_purchase(
     """
     now = now or utcnow()
     card = lock_card(session, card.id)
+    _check_card_at_store(card, store)
     existing = session.scalars(
         select(Purchase).where(Purchase.store_id == store.id, Purchase.receipt_id == receipt_id)
     ).one_or_none()
@@ -338,37 +344,65 @@ def record_refund(
                            code="duplicate-refund")
         return RefundResult(refund=existing, card=card, replayed=True)
 
+    earn_lot = session.scalars(
+        select(LedgerEntry).where(LedgerEntry.purchase_id == purchase.id, LedgerEntry.kind == "earn")
+    ).first()
     plan = rules.plan_refund(
         purchase_amount=purchase.amount, refunded_before=purchase.refunded_amount, refund_amount=amount,
         earned=purchase.earned_points, redeemed=purchase.redeemed_points, balance=card.balance,
     )
+    # Points of this purchase that already expired went back to the merchant: never take them twice.
+    reversed_before = -int(session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(
+            LedgerEntry.purchase_id == purchase.id, LedgerEntry.kind == "refund_reversal")
+    ) or 0)
+    reversible = purchase.earned_points - _expired_from(session, earn_lot) - reversed_before
+    points_reversed = max(0, min(plan.points_reversed, reversible))
+    shortfall = plan.points_reversed + plan.reversal_shortfall - points_reversed
     program = card.program
     refund = Refund(store_id=store.id, refund_id=refund_id, purchase_id=purchase.id, amount=amount,
-                    points_reversed=plan.points_reversed, points_returned=plan.points_returned, created_at=now)
+                    points_reversed=points_reversed, points_returned=plan.points_returned, created_at=now)
     session.add(refund)
     session.flush()
 
     if plan.points_returned:
         _credit(session, card, "refund_return", plan.points_returned, now=now, program=program, actor=actor,
                 purchase_id=purchase.id, refund_id=refund.id, reason=f"refund {refund_id}")
-    if plan.points_reversed:
-        earn_lot = session.scalars(
-            select(LedgerEntry).where(LedgerEntry.purchase_id == purchase.id, LedgerEntry.kind == "earn")
-        ).first()
-        _debit(session, card, "refund_reversal", plan.points_reversed, now=now, actor=actor,
+    if points_reversed:
+        _debit(session, card, "refund_reversal", points_reversed, now=now, actor=actor,
                prefer_lot=earn_lot, purchase_id=purchase.id, refund_id=refund.id,
-               reason=f"refund {refund_id}"
-               + (f" ({plan.reversal_shortfall} points already spent)" if plan.reversal_shortfall else ""))
+               reason=f"refund {refund_id}" + (f" ({shortfall} points not recoverable)" if shortfall else ""))
 
     purchase.refunded_amount += amount
-    if purchase.stamped and purchase.refunded_amount == purchase.amount:
+    if purchase.stamped and purchase.refunded_amount == purchase.amount and not _stamp_converted(
+        session, card, purchase
+    ):
         card.stamps = rules.remove_stamp(stamps=card.stamps)
     card.lifetime_spend -= amount
     reasons = ["refund"]
     if _reevaluate_tier(session, card, program, now):
         reasons.append("tier")
+    if _issue_threshold_rewards(session, card, program, now=now, actor=actor):
+        reasons.append("reward")
     _touch(session, card, now=now, reasons=reasons, refund_id=refund.id)
     return RefundResult(refund=refund, card=card)
+
+
+def _expired_from(session: Session, lot: LedgerEntry | None) -> int:
+    if lot is None:
+        return 0
+    return -int(session.scalar(
+        select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(
+            LedgerEntry.reverses_id == lot.id, LedgerEntry.kind == "expire")
+    ) or 0)
+
+
+def _stamp_converted(session: Session, card: Card, purchase: Purchase) -> bool:
+    """Whether a stamp reward was issued at or after this purchase, i.e. its stamp was used up."""
+    return session.scalars(
+        select(Reward.id).where(Reward.card_id == card.id, Reward.kind == "stamps",
+                                Reward.purchase_id >= purchase.id)
+    ).first() is not None
 
 
 # ---------------------------------------------------------------- bonuses and adjustments
@@ -418,7 +452,10 @@ def adjust(
                 errors=[FieldError("points", f"at most {card.balance} can be taken")],
             )
         entry = _debit(session, card, "adjust", -points, now=now, reason=reason, actor=actor)
-    _touch(session, card, now=now, reasons=["adjust"])
+    reasons = ["adjust"]
+    if _issue_threshold_rewards(session, card, card.program, now=now, actor=actor):
+        reasons.append("reward")
+    _touch(session, card, now=now, reasons=reasons)
     return entry
 
 
@@ -433,6 +470,7 @@ def record_event(
     """
     now = now or utcnow()
     card = lock_card(session, card.id)
+    _check_card_at_store(card, store)
     existing = session.scalars(
         select(BonusEvent).where(BonusEvent.store_id == store.id, BonusEvent.event_id == event_id)
     ).one_or_none()

@@ -7,6 +7,7 @@ idempotency layer must make every logical request count exactly once and never o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -69,10 +70,8 @@ def test_concurrent_purchases_and_redemptions_on_one_card(committing_app, shop):
 
     def send(delivery):
         logical, payload, key = delivery
-        try:
+        with contextlib.suppress(threading.BrokenBarrierError):
             barrier.wait(timeout=5)
-        except threading.BrokenBarrierError:
-            pass
         return logical, key, *_post(committing_app, shop, "/purchases", payload, key)
 
     with ThreadPoolExecutor(max_workers=24) as pool:

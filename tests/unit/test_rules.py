@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -33,7 +33,7 @@ from app.loyalty.rules import (
 )
 
 D = Decimal
-UTC = timezone.utc
+UTC = UTC
 
 
 def utc(*args: int) -> datetime:
@@ -468,7 +468,7 @@ def test_prorated_partial_refunds_always_sum_to_total(seed: int) -> None:
         n_parts = rng.randint(1, min(8, cents))
         cuts = sorted(rng.sample(range(1, cents), n_parts - 1)) if n_parts > 1 else []
         bounds = [0, *cuts, cents]
-        parts = [D(b - a).scaleb(-2) for a, b in zip(bounds, bounds[1:])]
+        parts = [D(b - a).scaleb(-2) for a, b in zip(bounds, bounds[1:], strict=False)]
         assert sum(parts) == purchase
 
         before = D("0.00")

@@ -1,0 +1,61 @@
+# Tallypass — the two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+FLASK  := $(VENV)/bin/flask --app app
+HOST   ?= 127.0.0.1
+PORT   ?= 5000
+
+.PHONY: run test install install-dev serve worker beat lint bench-pos clean
+
+$(VENV)/bin/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Tallypass needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(VENV)/bin/python pyproject.toml
+	$(PY) -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+## run: set up everything on a bare machine (SQLite, outbox mode) and serve on http://$(HOST):$(PORT)
+run: install
+	$(FLASK) dev-certs
+	$(FLASK) db upgrade
+	$(FLASK) demo
+	@echo
+	@echo "  Tallypass is starting on http://$(HOST):$(PORT)"
+	@echo "    health check   http://$(HOST):$(PORT)/healthz"
+	@echo "    POS API        http://$(HOST):$(PORT)/api/v1/pos/  (signed; see README.md)"
+	@echo
+	TALLYPASS_BASE_URL=$${TALLYPASS_BASE_URL:-http://$(HOST):$(PORT)} $(FLASK) run --host $(HOST) --port $(PORT)
+
+## test: the whole suite (PostgreSQL when TALLYPASS_TEST_DATABASE_URL is set, SQLite otherwise) and lint
+test: install-dev
+	$(VENV)/bin/ruff check app tests bench migrations
+	$(PY) -m pytest
+
+## serve: production-style web process (set TALLYPASS_* first)
+serve: install
+	$(VENV)/bin/gunicorn --workers 4 --bind $(HOST):$(PORT) 'app:create_app()'
+
+## worker / beat: Celery processes (need TALLYPASS_BROKER_URL)
+worker: install
+	$(VENV)/bin/celery -A app.celery_app worker --loglevel INFO
+beat: install
+	$(VENV)/bin/celery -A app.celery_app beat --loglevel INFO
+
+lint: install-dev
+	$(VENV)/bin/ruff check app tests bench migrations
+
+bench-pos: install
+	$(PY) bench/pos.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache
