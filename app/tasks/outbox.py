@@ -77,9 +77,9 @@ def deliver_event(self: Any, event_id: int) -> None:
 
 
 @shared_task
-def sweep_outbox() -> int:
+def sweep_outbox(older_than_seconds: int = 30) -> int:
     """Re-dispatch events nobody processed (broker was down, worker crashed)."""
     with sessions()() as session:
-        ids = outbox.pending_event_ids(session, older_than=timedelta(seconds=30), now=utcnow())
+        ids = outbox.pending_event_ids(session, older_than=timedelta(seconds=older_than_seconds), now=utcnow())
     dispatch_events(ids)
     return len(ids)
