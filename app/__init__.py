@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from typing import TYPE_CHECKING
 
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 MAX_BODY_BYTES = 64 * 1024
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the WSGI application. Importing modules has no side effects; this does the setup."""
+    from flask import Flask  # here, not at import: domain code imports the package without Flask
+
     from app import cli, database, log, tasks, web
 
     settings = settings or Settings()

@@ -8,7 +8,7 @@ import sys
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
 from app import migrate
@@ -48,6 +48,7 @@ def db_downgrade(revision: str) -> None:
 
 
 @click.command("demo")
+@with_appcontext
 @click.option("--customers", default=300, show_default=True, help="How many demo customers to create.")
 def demo(customers: int) -> None:
     """Idempotently load the demo programme, stores and customers with purchase history."""
@@ -133,6 +134,7 @@ def user_create(email: str, role: str, password_stdin: bool, as_json: bool) -> N
 
 
 @click.command("dev-certs")
+@with_appcontext
 @click.option("--out", "out_dir", default="instance/certs", show_default=True, type=click.Path(file_okay=False))
 def dev_certs(out_dir: str) -> None:
     """Generate stand-in Apple/Google/VAPID credentials for development and tests (never overwrites)."""

@@ -5,7 +5,9 @@ Development defaults live under ``instance/``; production refuses to start on th
 
 from __future__ import annotations
 
+import os
 import secrets
+import tempfile
 from pathlib import Path
 from typing import Literal
 
@@ -14,9 +16,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 INSTANCE_DIR = Path("instance")
 DEV_CERTS_DIR = INSTANCE_DIR / "certs"
-# Keys that must never protect a production deployment.
-_DEVELOPMENT_KEYS = {"dev", "development", "changeme", "secret", "test"}
+# Placeholders that must never protect a production deployment, even padded to length.
+_PLACEHOLDER_WORDS = ("changeme", "change-me", "secret", "password", "development", "example", "insecure")
 MIN_SECRET_KEY_LENGTH = 32
+MIN_DISTINCT_CHARACTERS = 12
 
 
 class ConfigurationError(RuntimeError):
@@ -83,7 +86,7 @@ class Settings(BaseSettings):
         if self.env != "production":
             return self
         key = self.secret_key.get_secret_value() if self.secret_key else ""
-        if len(key) < MIN_SECRET_KEY_LENGTH or key.lower() in _DEVELOPMENT_KEYS:
+        if not _strong_key(key):
             raise ConfigurationError(
                 "TALLYPASS_SECRET_KEY must be set to a random value of at least "
                 f"{MIN_SECRET_KEY_LENGTH} characters in production "
@@ -102,10 +105,22 @@ class Settings(BaseSettings):
         if self.secret_key:
             return self.secret_key.get_secret_value()
         path = INSTANCE_DIR / "secret_key"
-        if path.exists():
-            return path.read_text().strip()
+        if path.exists() and (existing := path.read_text().strip()):
+            return existing
         INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
         key = secrets.token_urlsafe(48)
-        path.touch(mode=0o600)
-        path.write_text(key)
+        # Write then rename, so a crash never leaves an empty key behind.
+        fd, tmp = tempfile.mkstemp(dir=INSTANCE_DIR, prefix=".secret_key.")
+        with os.fdopen(fd, "w") as handle:  # mkstemp creates the file with mode 0o600
+            handle.write(key)
+        os.replace(tmp, path)
         return key
+
+
+def _strong_key(key: str) -> bool:
+    lowered = key.lower()
+    return (
+        len(key) >= MIN_SECRET_KEY_LENGTH
+        and len(set(key)) >= MIN_DISTINCT_CHARACTERS
+        and not any(word in lowered for word in _PLACEHOLDER_WORDS)
+    )

@@ -33,7 +33,7 @@ def parse_header(header: str) -> tuple[int, list[str]]:
         if not sep:
             continue
         if name == "t":
-            if not value.isdigit() or len(value) > 12:
+            if not (value.isascii() and value.isdigit()) or len(value) > 12:
                 raise SignatureError("the signature timestamp t is not a unix time in seconds")
             timestamp = int(value)
         elif name == "v1":

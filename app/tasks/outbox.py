@@ -24,12 +24,12 @@ Handler = Callable[[Session, dict[str, Any]], None]
 
 def _log_card_changed(session: Session, payload: dict[str, Any]) -> None:
     # The wallet channels (APNs, Google Wallet, web push) subscribe here as they arrive.
-    log.info("card.changed card=%s version=%s reasons=%s", payload.get("card_id"), payload.get("version"),
+    log.debug("card.changed card=%s version=%s reasons=%s", payload.get("card_id"), payload.get("version"),
              ",".join(payload.get("reasons", [])))
 
 
 def _log_enrolled(session: Session, payload: dict[str, Any]) -> None:
-    log.info("customer.enrolled customer=%s card=%s", payload.get("customer_id"), payload.get("card_id"))
+    log.debug("customer.enrolled customer=%s card=%s", payload.get("customer_id"), payload.get("card_id"))
 
 
 HANDLERS: dict[str, list[Handler]] = {
