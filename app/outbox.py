@@ -33,6 +33,8 @@ def install(factory: sessionmaker[Session]) -> None:
 
 
 def _after_commit(session: Session) -> None:
+    if session.get_nested_transaction() is not None:
+        return  # a SAVEPOINT was released; the events are not committed until the outer transaction is
     pending: list[OutboxEvent] = session.info.pop(_PENDING, [])
     # Events added inside a rolled-back savepoint lost their identity: they were never committed.
     ids = [ident[0] for ev in pending if (ident := inspect(ev).identity)]

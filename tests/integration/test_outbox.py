@@ -45,6 +45,16 @@ def test_events_are_dispatched_only_after_commit(recorded):
         assert seen == [ev.id]
 
 
+def test_releasing_a_savepoint_is_not_a_commit(recorded):
+    factory, seen = recorded
+    with factory() as session:
+        with session.begin_nested():  # what the POS idempotency layer wraps each request in
+            ev = outbox.emit(session, "card.changed", {"card_id": 1})
+        assert seen == []  # an inline task could not even see the row yet
+        session.commit()
+        assert seen == [ev.id]
+
+
 def test_rolled_back_events_are_never_dispatched(recorded):
     factory, seen = recorded
     with factory() as session:
