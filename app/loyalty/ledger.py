@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from app import outbox
 from app.db import utcnow
@@ -65,13 +65,29 @@ class EventResult:
 # ---------------------------------------------------------------- lookups and locks
 
 
+_LOCKED = "ledger.locked_cards"
+
+
+def _remember_lock(session: Session, card: Card) -> None:
+    session.info.setdefault(_LOCKED, {})[card.id] = session.get_nested_transaction() or session.get_transaction()
+
+
 def lock_card(session: Session, card_id: int) -> Card:
-    """Load a card with its row locked until the transaction ends."""
+    """Load a card (and its programme, in the same statement) with the card row locked until the
+    transaction ends. A card this transaction already locked is not selected again."""
+    tx = session.info.get(_LOCKED, {}).get(card_id)
+    if tx is not None and tx.is_active and (held := session.get(Card, card_id)) is not None:
+        return held
     card = session.scalars(
-        select(Card).where(Card.id == card_id).with_for_update().execution_options(populate_existing=True)
+        select(Card)
+        .where(Card.id == card_id)
+        .options(joinedload(Card.program, innerjoin=True))
+        .with_for_update(of=Card)
+        .execution_options(populate_existing=True)
     ).one_or_none()
     if card is None:
         raise NotFound(f"card {card_id} does not exist", code="card-not-found")
+    _remember_lock(session, card)
     return card
 
 
@@ -95,10 +111,14 @@ def find_card(
     else:
         raise ValueError("give a barcode or a phone")
     if lock:
-        stmt = stmt.with_for_update(of=Card).execution_options(populate_existing=True)
+        stmt = stmt.options(joinedload(Card.program, innerjoin=True)).with_for_update(of=Card).execution_options(
+            populate_existing=True
+        )
     card = session.scalars(stmt).one_or_none()
     if card is None:
         raise NotFound(f"no card with {what} in this programme", code="card-not-found")
+    if lock:
+        _remember_lock(session, card)
     return card
 
 
@@ -161,9 +181,17 @@ def _debit(
 
 def _touch(session: Session, card: Card, *, now: datetime, reasons: list[str], **payload: Any) -> None:
     """Record a visible change: new pass version, and a ``card.changed`` event for the channels."""
+    _bump(card, now)
+    session.flush()
+    _announce(session, card, reasons, **payload)
+
+
+def _bump(card: Card, now: datetime) -> None:
     card.version += 1
     card.updated_at = now
-    session.flush()
+
+
+def _announce(session: Session, card: Card, reasons: list[str], **payload: Any) -> None:
     outbox.emit(
         session, CARD_CHANGED,
         {"card_id": card.id, "version": card.version, "balance": card.balance, "reasons": reasons, **payload},
@@ -174,26 +202,34 @@ def _tiers(session: Session, program_id: int) -> list[Tier]:
     return list(session.scalars(select(Tier).where(Tier.program_id == program_id)))
 
 
+def _window_start(program: Program, now: datetime) -> datetime:
+    return now - timedelta(days=program.tier_window_days)
+
+
 def _window_spend(session: Session, card: Card, program: Program, now: datetime) -> Decimal:
-    since = now - timedelta(days=program.tier_window_days)
     total = session.scalar(
         select(func.coalesce(func.sum(Purchase.amount - Purchase.refunded_amount), 0)).where(
-            Purchase.card_id == card.id, Purchase.occurred_at >= since
+            Purchase.card_id == card.id, Purchase.occurred_at >= _window_start(program, now)
         )
     )
     return Decimal(total).quantize(Decimal("0.01"))
 
 
-def _reevaluate_tier(session: Session, card: Card, program: Program, now: datetime) -> bool:
-    """Recompute the rolling-window spend and move the card up or down; True if the tier changed."""
-    card.window_spend = _window_spend(session, card, program, now)
-    tier = rules.tier_for(card.window_spend, [(t, t.qualifying_spend) for t in _tiers(session, program.id)])
+def _apply_tier(card: Card, tiers: list[Tier]) -> bool:
+    """Move the card to the tier its window spend qualifies for; True if the tier changed."""
+    tier = rules.tier_for(card.window_spend, [(t, t.qualifying_spend) for t in tiers])
     new_id = tier.id if tier is not None else None
     if new_id == card.tier_id:
         return False
     card.tier_id = new_id
     card.tier = tier
     return True
+
+
+def _reevaluate_tier(session: Session, card: Card, program: Program, now: datetime) -> bool:
+    """Recompute the rolling-window spend and move the card up or down; True if the tier changed."""
+    card.window_spend = _window_spend(session, card, program, now)
+    return _apply_tier(card, _tiers(session, program.id))
 
 
 def _reward_code() -> str:
@@ -258,7 +294,11 @@ def record_purchase(
             )
         return PurchaseResult(purchase=existing, card=card, replayed=True)
 
+    # Read everything first and write at the end, so the whole purchase goes out in one flush.
     program = card.program
+    tiers = _tiers(session, program.id)  # also puts card.tier in the identity map: no lazy load
+    occurred_at = occurred_at or now
+    window_spend = _window_spend(session, card, program, now)
     if program.kind == "stamps":
         if redeem_points:
             raise RuleViolation(
@@ -279,17 +319,14 @@ def record_purchase(
     purchase = Purchase(
         store_id=store.id, receipt_id=receipt_id, card_id=card.id, amount=amount,
         redeemed_points=plan.redeemed, discount=plan.discount, amount_due=plan.amount_due,
-        earned_points=plan.earned, items=items, occurred_at=occurred_at or now, created_at=now,
+        earned_points=plan.earned, items=items, occurred_at=occurred_at, created_at=now,
     )
-    session.add(purchase)
-    session.flush()
-
     reasons = ["purchase"]
     if plan.redeemed:
-        _debit(session, card, "redeem", plan.redeemed, now=now, actor=actor, purchase_id=purchase.id)
+        _debit(session, card, "redeem", plan.redeemed, now=now, actor=actor, purchase=purchase)
     if plan.earned:
-        _credit(session, card, "earn", plan.earned, now=now, program=program, actor=actor,
-                purchase_id=purchase.id)
+        _credit(session, card, "earn", plan.earned, now=now, program=program, actor=actor, purchase=purchase)
+    session.add(purchase)
 
     rewards: list[Reward] = []
     if program.kind == "stamps" and program.stamps_required:
@@ -299,19 +336,20 @@ def record_purchase(
         card.stamps = stamped.stamps
         for _ in range(stamped.rewards):
             reward = Reward(card_id=card.id, kind="stamps", name=program.stamp_reward or "Reward",
-                            code=_reward_code(), purchase_id=purchase.id, issued_at=now)
+                            code=_reward_code(), purchase=purchase, issued_at=now)
             session.add(reward)
             rewards.append(reward)
 
     card.lifetime_spend += amount
-    tier_changed = _reevaluate_tier(session, card, program, now)
-    if tier_changed:
+    card.window_spend = window_spend + (amount if occurred_at >= _window_start(program, now) else 0)
+    if _apply_tier(card, tiers):
         reasons.append("tier")
     rewards += _issue_threshold_rewards(session, card, program, now=now, actor=actor)
     if rewards:
         reasons.append("reward")
-    _touch(session, card, now=now, reasons=reasons, purchase_id=purchase.id,
-           earned=plan.earned, redeemed=plan.redeemed)
+    _bump(card, now)
+    session.flush()  # the one flush of the purchase: its rows and the card's single UPDATE
+    _announce(session, card, reasons, purchase_id=purchase.id, earned=plan.earned, redeemed=plan.redeemed)
     return PurchaseResult(purchase=purchase, card=card, rewards=rewards)
 
 

@@ -109,6 +109,8 @@ class LedgerEntry(Base):
     actor: Mapped[str] = mapped_column(String(120), default="")  # "store:3", "user:7", "system"
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
+    purchase: Mapped[Purchase | None] = relationship()
+
 
 class BonusEvent(Base):
     """A non-purchase event posted by a POS; ``event_id`` is unique per store like a receipt."""
@@ -146,3 +148,5 @@ class Reward(Base):
     note: Mapped[str] = mapped_column(Text, default="")
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     redeemed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    purchase: Mapped[Purchase | None] = relationship()

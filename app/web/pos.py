@@ -110,7 +110,8 @@ def _program(session: Session) -> Program:
 
 
 def _find_card(session: Session, ref: PurchaseIn | EventIn) -> Card:
-    return ledger.find_card(session, program_id=g.store.program_id, barcode=ref.card, phone=ref.phone)
+    """The referenced card, locked for this transaction (the service would lock it anyway)."""
+    return ledger.find_card(session, program_id=g.store.program_id, barcode=ref.card, phone=ref.phone, lock=True)
 
 
 def _card_body(card: Card) -> dict[str, Any]:
