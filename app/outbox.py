@@ -1,6 +1,6 @@
 """The transactional outbox: events are rows written in the same transaction as the change they
 announce, and handed to the dispatcher only after that transaction commits. Nothing is lost when
-the broker or a worker is down: ``pending_event_ids`` finds what was never processed."""
+the broker or a worker is down: the rows wait until a drain (``app.tasks.outbox``) processes them."""
 
 from __future__ import annotations
 

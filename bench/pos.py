@@ -316,6 +316,21 @@ def drive(signer: Signer, base_url: str, balances: dict[str, int], clients: int,
 # --- main -------------------------------------------------------------------------------------------------
 
 
+def drain_outbox(libpq_url: str, worker: subprocess.Popen[bytes], timeout: float = 120.0) -> dict[str, float]:
+    """Wait for the worker to process every outbox event, then stop it; how long the backlog took."""
+    started = time.perf_counter()
+    pending = -1
+    with psycopg.connect(libpq_url, autocommit=True) as conn:
+        while time.perf_counter() - started < timeout:
+            pending = conn.execute("SELECT count(*) FROM outbox_event WHERE processed_at IS NULL").fetchone()[0]
+            if pending == 0:
+                break
+            time.sleep(0.2)
+        total = conn.execute("SELECT count(*) FROM outbox_event").fetchone()[0]
+    stop(worker)
+    return {"events": total, "unprocessed": pending, "drain_s": round(time.perf_counter() - started, 2)}
+
+
 def main() -> int:
     cores = os.cpu_count() or 2
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -325,6 +340,9 @@ def main() -> int:
     ap.add_argument("--cards", type=int, default=200, help="customers to enrol (default 200)")
     ap.add_argument("--database-url", default=os.environ.get("TALLYPASS_BENCH_DATABASE_URL", DEFAULT_DB_URL))
     ap.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    ap.add_argument("--broker", default="", help="Celery broker URL (e.g. redis://127.0.0.1:6379/14): the outbox "
+                    "tasks then go to one Celery worker started beside gunicorn, as in production; "
+                    "default: no broker, tasks run inline in the web process")
     args = ap.parse_args()
     if not (1 <= args.cards <= 99_999 and args.clients >= 1 and args.seconds > 0 and args.workers >= 1):
         ap.error("need 1 ≤ --cards ≤ 99999 and positive --clients, --seconds, --workers")
@@ -336,16 +354,21 @@ def main() -> int:
         **os.environ,
         "TALLYPASS_DATABASE_URL": libpq_url.replace("postgresql://", "postgresql+psycopg://", 1),
         "TALLYPASS_SECRET_KEY": "".join(secrets.choice(ALPHABET) for _ in range(48)),
-        "TALLYPASS_BROKER_URL": "",
+        "TALLYPASS_BROKER_URL": args.broker,
         "TALLYPASS_BASE_URL": base_url,
     }
     proc = None
+    worker = None
     fd, name = tempfile.mkstemp(prefix="tallypass-bench-", suffix=".log")
     os.close(fd)
     logfile = Path(name)
     try:
         log(f"recreating {conninfo_to_dict(libpq_url)['dbname']}")
         recreate_database(libpq_url)
+        if args.broker:
+            import redis  # installed with celery[redis]
+
+            redis.Redis.from_url(args.broker).flushdb()  # messages of an earlier run name other rows
         flask(env, "db", "upgrade")
         demo_out = flask(env, "demo").strip().splitlines()
         log("demo: " + (demo_out[0] if demo_out else "(no output)"))  # later lines hold a POS secret
@@ -364,6 +387,13 @@ def main() -> int:
                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
             )
         wait_healthy(proc, base_url, logfile)
+        if args.broker:
+            log(f"starting one Celery worker on {args.broker}")
+            worker = subprocess.Popen(
+                [str(VENV_BIN / "celery"), "-A", "app.celery_app", "worker", "--pool", "solo", "--loglevel",
+                 "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
         log(f"enrolling {args.cards} customers")
         balances = enrol(signer, base_url, args.cards, min(args.clients, 16))
         log(f"load: {args.clients} clients, {WARMUP_S:.0f} s warm-up + {args.seconds:g} s")
@@ -377,6 +407,9 @@ def main() -> int:
         return 130
     finally:
         stop(proc)
+    backlog = None
+    if worker is not None:
+        backlog = drain_outbox(libpq_url, worker)
     if any(str(k).startswith("5") for k in load["errors"]):
         log(f"5xx seen; gunicorn log kept at {logfile}, its tail:\n" + tail(logfile))
     else:
@@ -396,6 +429,8 @@ def main() -> int:
         "reference": ref,
         "ratio": load["rate"] / ref["rate"] if ref["rate"] else None,
         "ledger_check": check,
+        "broker": args.broker or None,
+        "outbox": backlog,
         "goal": {"rate": GOAL_RATE, "p99_ms": GOAL_P99_MS, "clients": GOAL_CLIENTS,
                  "met": goal if args.clients == GOAL_CLIENTS else None},
     }
@@ -429,6 +464,12 @@ def print_report(r: dict, as_json: bool) -> None:
         f" has {chk['bench_store_purchases']} purchases, {r['created_total']} answered 201)",
         f"goal ≥{goal['rate']:.0f}/s and p99 <{goal['p99_ms']:.0f} ms @{goal['clients']} clients: {verdict}",
     ]
+    if r.get("outbox"):
+        box = r["outbox"]
+        lines.insert(-1, f"outbox          broker {r['broker']}: {box['events']} events, {box['unprocessed']} left "
+                         f"unprocessed, backlog drained {box['drain_s']} s after the load")
+    else:
+        lines.insert(-1, "outbox          no broker: each purchase's outbox task ran inline in the web process")
     print("\n".join(lines))
 
 

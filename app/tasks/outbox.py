@@ -1,18 +1,24 @@
-"""Turning committed outbox events into work. Delivery is at least once: handlers must be idempotent
-(pushing "card changed" twice is harmless)."""
+"""Turning committed outbox events into work.
+
+After a commit the dispatcher pokes ``drain_outbox``, which processes every committed, unprocessed
+event in batches (``FOR UPDATE SKIP LOCKED``, so any number of workers can drain side by side, one
+commit per batch). Pokes are debounced per process: under load one task drains the events of many
+purchases, instead of one Celery message and one transaction per event. Delivery is at least once:
+handlers must be idempotent (pushing "card changed" twice is harmless).
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 from celery import shared_task
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import outbox
 from app.database import sessions
 from app.db import utcnow
 from app.models import OutboxEvent
@@ -21,11 +27,15 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[Session, dict[str, Any]], None]
 
+BATCH_SIZE = 200
+MAX_ATTEMPTS = 10  # after that an event stays unprocessed with its last error, for an operator
+DEBOUNCE_SECONDS = 0.25  # the first event of a window is drained at once; later ones wait at most this
+
 
 def _log_card_changed(session: Session, payload: dict[str, Any]) -> None:
     # The wallet channels (APNs, Google Wallet, web push) subscribe here as they arrive.
     log.debug("card.changed card=%s version=%s reasons=%s", payload.get("card_id"), payload.get("version"),
-             ",".join(payload.get("reasons", [])))
+              ",".join(payload.get("reasons", [])))
 
 
 def _log_enrolled(session: Session, payload: dict[str, Any]) -> None:
@@ -38,48 +48,118 @@ HANDLERS: dict[str, list[Handler]] = {
 }
 
 
+class _Debouncer:
+    """At most one drain task per window per process, plus one scheduled for the window's end, so
+    an event committed at any moment is drained by a task published after its commit."""
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self.lock = threading.Lock()
+        self.next_at = 0.0
+        self.scheduled = False
+
+    def delay(self) -> float | None:
+        """Seconds to wait before publishing (0: now), or None when a pending publish covers it."""
+        now = time.monotonic()
+        with self.lock:
+            if now >= self.next_at:
+                self.next_at, self.scheduled = now + self.window, False
+                return 0.0
+            if not self.scheduled:
+                self.scheduled = True
+                return self.next_at - now
+            return None
+
+
+_debouncer = _Debouncer(DEBOUNCE_SECONDS)
+
+
 def dispatch_events(event_ids: list[int]) -> None:
     """Called after a commit with the ids of the events it wrote."""
-    for event_id in event_ids:
-        deliver_event.delay(event_id)
+    if not event_ids:
+        return
+    if drain_outbox.app.conf.task_always_eager:
+        drain_outbox.delay()
+        return
+    wait = _debouncer.delay()
+    if wait is not None:
+        drain_outbox.apply_async(countdown=wait or None)
+
+
+def _run(session: Session, ev: OutboxEvent) -> None:
+    for handler in HANDLERS.get(ev.topic, []):
+        handler(session, ev.payload)
+    ev.attempts += 1
+    ev.processed_at = utcnow()
+    ev.last_error = None
+
+
+def _claim(session: Session, *, limit: int, only: int | None = None) -> list[OutboxEvent]:
+    stmt = (
+        select(OutboxEvent)
+        .where(OutboxEvent.processed_at.is_(None), OutboxEvent.attempts < MAX_ATTEMPTS)
+        .order_by(OutboxEvent.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    if only is not None:
+        stmt = stmt.where(OutboxEvent.id == only)
+    return list(session.scalars(stmt))
 
 
 def process_event(session: Session, event_id: int) -> bool:
-    """Run an event's handlers once; False if it was already processed or is being processed."""
-    ev = session.scalars(
-        select(OutboxEvent).where(OutboxEvent.id == event_id).with_for_update(skip_locked=True)
-    ).one_or_none()
-    if ev is None or ev.processed_at is not None:
-        return False
-    ev.attempts += 1
-    for handler in HANDLERS.get(ev.topic, []):
-        handler(session, ev.payload)
-    ev.processed_at = utcnow()
-    ev.last_error = None
-    return True
+    """Run one event's handlers in the caller's transaction; False if it was already processed or is
+    being processed elsewhere. A handler's exception propagates (the caller rolls back)."""
+    events = _claim(session, limit=1, only=event_id)
+    for ev in events:
+        _run(session, ev)
+    return bool(events)
 
 
-@shared_task(bind=True, max_retries=5, default_retry_delay=5)
-def deliver_event(self: Any, event_id: int) -> None:
+def _record_failure(event_id: int, exc: Exception) -> None:
+    log.error("outbox event %s failed: %s: %s", event_id, type(exc).__name__, exc)
+    with sessions().begin() as session:
+        ev = session.get(OutboxEvent, event_id)
+        if ev is not None:
+            ev.attempts += 1
+            ev.last_error = f"{type(exc).__name__}: {exc}"[:500]
+
+
+def process_batch(*, limit: int = BATCH_SIZE) -> int:
+    """Claim up to ``limit`` unprocessed events (others' claims are skipped), run them oldest first and
+    commit once; returns how many were claimed. If a handler fails, the batch is redone one event per
+    transaction, so one bad event delays nobody else and records its own error."""
+    ids: list[int] = []
     try:
         with sessions().begin() as session:
-            process_event(session, event_id)
-    except Exception as exc:
-        with sessions().begin() as session:
-            ev = session.get(OutboxEvent, event_id)
-            if ev is not None:
-                ev.attempts += 1
-                ev.last_error = f"{type(exc).__name__}: {exc}"[:500]
-        if self.request.is_eager:  # inline mode: never fail the request that committed the change
-            log.exception("outbox event %s failed; the sweeper will retry", event_id)
-            return
-        raise self.retry(exc=exc) from exc
+            events = _claim(session, limit=limit)
+            ids = [ev.id for ev in events]
+            for ev in events:
+                _run(session, ev)
+        return len(ids)
+    except Exception:
+        log.warning("an outbox batch of %d failed; retrying its events one by one", len(ids))
+    for event_id in ids:
+        try:
+            with sessions().begin() as session:
+                process_event(session, event_id)
+        except Exception as exc:  # one bad event must not stop the others
+            _record_failure(event_id, exc)
+    return len(ids)
 
 
 @shared_task
-def sweep_outbox(older_than_seconds: int = 30) -> int:
-    """Re-dispatch events nobody processed (broker was down, worker crashed)."""
-    with sessions()() as session:
-        ids = outbox.pending_event_ids(session, older_than=timedelta(seconds=older_than_seconds), now=utcnow())
-    dispatch_events(ids)
-    return len(ids)
+def drain_outbox() -> int:
+    """Process committed events until a batch comes back short; failures wait for the next sweep."""
+    done = 0
+    while True:
+        claimed = process_batch()
+        done += claimed
+        if claimed < BATCH_SIZE:
+            return done
+
+
+@shared_task
+def sweep_outbox() -> int:
+    """Beat, every 30 s: retry what failed and drain anything a lost poke left behind."""
+    return int(drain_outbox())

@@ -92,12 +92,48 @@ def test_a_failing_dispatcher_does_not_undo_the_commit(connection):
         assert session.get(OutboxEvent, ev.id).processed_at is None
 
 
+def test_a_failing_handler_leaves_its_event_for_a_retry_and_the_rest_are_processed(app, db_session, monkeypatch):
+    def boom(_session, payload):
+        if payload["n"] == 2:
+            raise RuntimeError("APNs said no")
+
+    monkeypatch.setitem(outbox_tasks.HANDLERS, "test.topic", [boom])
+    monkeypatch.setattr(outbox_tasks, "dispatch_events", lambda ids: None)
+    events = [outbox.emit(db_session, "test.topic", {"n": n}) for n in (1, 2, 3)]
+    db_session.flush()
+    with app.app_context():
+        assert outbox_tasks.process_batch() == 3
+    for ev in events:
+        db_session.refresh(ev)
+    assert [ev.processed_at is not None for ev in events] == [True, False, True]
+    assert events[1].attempts == 1 and "APNs said no" in events[1].last_error
+    # A later drain retries it, until MAX_ATTEMPTS.
+    events[1].attempts = outbox_tasks.MAX_ATTEMPTS
+    db_session.flush()
+    with app.app_context():
+        assert outbox_tasks.process_batch() == 0
+
+
+def test_debouncer_publishes_once_per_window_plus_one_at_its_end(monkeypatch):
+    clock = [100.0]
+    monkeypatch.setattr(outbox_tasks.time, "monotonic", lambda: clock[0])
+    d = outbox_tasks._Debouncer(0.05)
+    assert d.delay() == 0.0  # publish now
+    clock[0] += 0.01
+    assert d.delay() == pytest.approx(0.04)  # one more at the window's end covers later commits
+    clock[0] += 0.01
+    assert d.delay() is None  # already covered
+    clock[0] += 0.05
+    assert d.delay() == 0.0
+
+
 def test_process_event_runs_handlers_once(db_session, monkeypatch):
     calls = []
     monkeypatch.setitem(outbox_tasks.HANDLERS, "test.topic", [lambda _s, payload: calls.append(payload)])
     ev = outbox.emit(db_session, "test.topic", {"n": 1})
     db_session.flush()
     assert outbox_tasks.process_event(db_session, ev.id) is True
+    db_session.flush()
     assert outbox_tasks.process_event(db_session, ev.id) is False
     assert calls == [{"n": 1}]
     assert ev.processed_at is not None and ev.attempts == 1
@@ -214,6 +250,6 @@ def test_broker_down_loses_nothing(committing_app, settings, engine):
     recovered = create_app(settings)
     recovered.extensions[SESSIONS] = make_session_factory(engine, dispatch=outbox_tasks.dispatch_events)
     with recovered.app_context():
-        assert outbox_tasks.sweep_outbox.apply(kwargs={"older_than_seconds": 0}).get() == len(pending)
+        assert outbox_tasks.sweep_outbox.apply().get() == len(pending)
     with recovered.extensions[SESSIONS]() as session:
         assert outbox.pending_event_ids(session, older_than=timedelta(0), now=utcnow() + timedelta(seconds=1)) == []
