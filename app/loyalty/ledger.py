@@ -298,7 +298,6 @@ def record_purchase(
     program = card.program
     tiers = _tiers(session, program.id)  # also puts card.tier in the identity map: no lazy load
     occurred_at = occurred_at or now
-    window_spend = _window_spend(session, card, program, now)
     if program.kind == "stamps":
         if redeem_points:
             raise RuleViolation(
@@ -341,7 +340,10 @@ def record_purchase(
             rewards.append(reward)
 
     card.lifetime_spend += amount
-    card.window_spend = window_spend + (amount if occurred_at >= _window_start(program, now) else 0)
+    # Spend only grows here; what leaves the rolling window is taken off by the nightly re-evaluation
+    # (and by refunds, which recompute it), so no sum over the card's purchases on the hot path.
+    if occurred_at >= _window_start(program, now):
+        card.window_spend += amount
     if _apply_tier(card, tiers):
         reasons.append("tier")
     rewards += _issue_threshold_rewards(session, card, program, now=now, actor=actor)

@@ -66,7 +66,8 @@ def _json(body: dict[str, Any], status: int, *, replayed: bool = False) -> Respo
 
 def _idempotent(payload: Any, handler: Callable[[Session], Outcome]) -> Response:
     """Run ``handler`` once per Idempotency-Key; store its outcome (success or a domain error) with
-    the change it made, in one commit, and replay it to retries."""
+    the change it made, in one commit, and replay it to retries. The key's advisory lock is held
+    from the lookup to the commit, so a concurrent duplicate gets 409 instead of running twice."""
     session = get_session()
     store = g.store
     key = request.headers.get("Idempotency-Key")
@@ -84,23 +85,37 @@ def _idempotent(payload: Any, handler: Callable[[Session], Outcome]) -> Response
                        code="idempotency-key-in-flight")
     record = idempotency.find(session, store_id=store.id, key=key, now=now)
     if record is not None:
-        if record.request_hash != request_hash:
-            raise Conflict("this Idempotency-Key was used for a different request",
-                           code="idempotency-key-reused")
+        response = _replay(record, request_hash)  # read before the rollback expires the record
         session.rollback()
-        return _json(record.response_body, record.response_status, replayed=True)
+        return response
 
     try:
-        with session.begin_nested():
-            body, status = handler(session)
+        body, status = handler(session)
     except AppError as exc:
         if exc.status >= 500:
             raise
+        # Undo whatever the handler wrote (cheaper than a savepoint around every request), then
+        # store the refusal under the key in a new transaction, unless a retry got there first.
+        session.rollback()
         body, status = exc.problem(request.path), exc.status
+        if not idempotency.try_lock(session, store_id=store.id, key=key):
+            raise Conflict("a request with this Idempotency-Key is still being processed; retry shortly",
+                           code="idempotency-key-in-flight") from None
+        record = idempotency.find(session, store_id=store.id, key=key, now=now)
+        if record is not None:
+            response = _replay(record, request_hash)
+            session.rollback()
+            return response
     idempotency.save(session, store_id=store.id, key=key, request_hash=request_hash, status=status, body=body,
                      now=now)
     session.commit()
     return _json(body, status)
+
+
+def _replay(record: Any, request_hash: str) -> Response:
+    if record.request_hash != request_hash:
+        raise Conflict("this Idempotency-Key was used for a different request", code="idempotency-key-reused")
+    return _json(record.response_body, record.response_status, replayed=True)
 
 
 def _program(session: Session) -> Program:
