@@ -113,6 +113,26 @@ def committing_app(settings: Settings, engine: Engine, is_postgres: bool) -> Ite
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
 
 
+def seed_committed_shop(factory: Any, *, slug: str, earn_percent: str, balance: int, phone: str) -> dict[str, Any]:
+    """For committing tests: a one-tier programme, a store with a POS key and a card, committed."""
+    from app.loyalty import enrollment, ledger
+    from app.merchants.stores import create_store, issue_credential
+    from app.models import Program, Tier
+
+    with factory.begin() as session:
+        program = Program(slug=slug, name=slug.title(), point_value=Decimal("1.00"), redeem_cap_percent=Decimal("50"))
+        session.add(program)
+        session.flush()
+        session.add(Tier(program_id=program.id, name="Only", qualifying_spend=Decimal("0"),
+                         earn_percent=Decimal(earn_percent)))
+        store = create_store(session, program=program, name="Till")
+        issued = issue_credential(session, store=store, secret_key=TEST_SECRET_KEY)
+        card = enrollment.enrol(session, program=program, phone=phone).card
+        ledger.grant_bonus(session, card=card, points=balance, reason="start")
+        return {"key_id": issued.credential.key_id, "secret": issued.secret, "barcode": card.barcode,
+                "card_id": card.id, "store_id": store.id}
+
+
 # ---------------------------------------------------------------- factories
 
 

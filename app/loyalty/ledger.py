@@ -9,10 +9,11 @@ writes an ``OutboxEvent(card.changed)`` in the same transaction.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, joinedload
@@ -35,6 +36,7 @@ from app.models import (
 )
 
 CARD_CHANGED = "card.changed"
+R = TypeVar("R", Purchase, Refund, BonusEvent)
 
 
 # ---------------------------------------------------------------- results
@@ -255,6 +257,23 @@ def _issue_threshold_rewards(
     return rewards
 
 
+def _already_recorded(
+    session: Session, model: type[R], key_column: Any, *, store: Store, key: str,
+    content: Callable[[R], tuple[Any, ...]], expected: tuple[Any, ...], what: str, code: str,
+) -> R | None:
+    """The record a store already made under this natural key (receipt, refund, event id), if any.
+    A retry with the same content is answered from it; other content under the same key is refused.
+
+    :raise Conflict: the key was used with different content.
+    """
+    existing = session.scalars(
+        select(model).where(model.store_id == store.id, key_column == key)  # type: ignore[attr-defined]
+    ).one_or_none()
+    if existing is not None and content(existing) != expected:
+        raise Conflict(f"{what} {key} was already recorded with different content", code=code)
+    return existing
+
+
 def _check_card_at_store(card: Card, store: Store) -> None:
     if card.program_id != store.program_id or card.status != "active":
         raise NotFound("no such active card in this store's programme", code="card-not-found")
@@ -283,15 +302,12 @@ def record_purchase(
     now = now or utcnow()
     card = lock_card(session, card.id)
     _check_card_at_store(card, store)
-    existing = session.scalars(
-        select(Purchase).where(Purchase.store_id == store.id, Purchase.receipt_id == receipt_id)
-    ).one_or_none()
+    existing = _already_recorded(
+        session, Purchase, Purchase.receipt_id, store=store, key=receipt_id,
+        content=lambda p: (p.card_id, p.amount, p.redeemed_points), expected=(card.id, amount, redeem_points),
+        what="receipt", code="duplicate-receipt",
+    )
     if existing is not None:
-        if (existing.card_id, existing.amount, existing.redeemed_points) != (card.id, amount, redeem_points):
-            raise Conflict(
-                f"receipt {receipt_id} was already recorded with different content",
-                code="duplicate-receipt",
-            )
         return PurchaseResult(purchase=existing, card=card, replayed=True)
 
     # Read everything first and write at the end, so the whole purchase goes out in one flush.
@@ -375,14 +391,13 @@ def record_refund(
     card = lock_card(session, purchase.card_id)
     session.refresh(purchase)  # another refund may have committed while we waited for the lock
 
-    existing = session.scalars(
-        select(Refund).where(Refund.store_id == store.id, Refund.refund_id == refund_id)
-    ).one_or_none()
-    if existing is not None:
-        if (existing.purchase_id, existing.amount) != (purchase.id, amount):
-            raise Conflict(f"refund {refund_id} was already recorded with different content",
-                           code="duplicate-refund")
-        return RefundResult(refund=existing, card=card, replayed=True)
+    existing_refund = _already_recorded(
+        session, Refund, Refund.refund_id, store=store, key=refund_id,
+        content=lambda r: (r.purchase_id, r.amount), expected=(purchase.id, amount),
+        what="refund", code="duplicate-refund",
+    )
+    if existing_refund is not None:
+        return RefundResult(refund=existing_refund, card=card, replayed=True)
 
     earn_lot = session.scalars(
         select(LedgerEntry).where(LedgerEntry.purchase_id == purchase.id, LedgerEntry.kind == "earn")
@@ -511,13 +526,11 @@ def record_event(
     now = now or utcnow()
     card = lock_card(session, card.id)
     _check_card_at_store(card, store)
-    existing = session.scalars(
-        select(BonusEvent).where(BonusEvent.store_id == store.id, BonusEvent.event_id == event_id)
-    ).one_or_none()
+    existing = _already_recorded(
+        session, BonusEvent, BonusEvent.event_id, store=store, key=event_id,
+        content=lambda e: (e.card_id, e.name), expected=(card.id, name), what="event", code="duplicate-event",
+    )
     if existing is not None:
-        if (existing.card_id, existing.name) != (card.id, name):
-            raise Conflict(f"event {event_id} was already recorded with different content",
-                           code="duplicate-event")
         return EventResult(event=existing, card=card, replayed=True)
 
     rule = session.scalars(

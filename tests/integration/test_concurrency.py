@@ -11,17 +11,15 @@ import contextlib
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select, text
 
 from app import idempotency, signing
 from app.database import SESSIONS
-from app.loyalty import enrollment, ledger
-from app.merchants.stores import create_store, issue_credential
-from app.models import LedgerEntry, Program, Purchase, Tier
-from tests.conftest import TEST_SECRET_KEY
+from app.loyalty import ledger
+from app.models import LedgerEntry, Purchase
+from tests.conftest import seed_committed_shop
 
 pytestmark = pytest.mark.committing
 
@@ -32,18 +30,8 @@ REDEEMERS = 30  # purchases of 20.00 redeeming 10 points (the cap allows 10); ea
 
 @pytest.fixture
 def shop(committing_app):
-    factory = committing_app.extensions[SESSIONS]
-    with factory.begin() as session:
-        program = Program(slug="race", name="Race", point_value=Decimal("1.00"), redeem_cap_percent=Decimal("50"))
-        session.add(program)
-        session.flush()
-        session.add(Tier(program_id=program.id, name="Only", qualifying_spend=Decimal("0"), earn_percent=Decimal("3")))
-        store = create_store(session, program=program, name="Till")
-        issued = issue_credential(session, store=store, secret_key=TEST_SECRET_KEY)
-        card = enrollment.enrol(session, program=program, phone="+37369555000").card
-        ledger.grant_bonus(session, card=card, points=START_BALANCE, reason="start")
-        return {"key_id": issued.credential.key_id, "secret": issued.secret, "barcode": card.barcode,
-                "card_id": card.id, "store_id": store.id}
+    return seed_committed_shop(committing_app.extensions[SESSIONS], slug="race", earn_percent="3",
+                               balance=START_BALANCE, phone="+37369555000")
 
 
 def _post(app, shop, path, payload, key):

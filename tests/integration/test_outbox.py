@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 from datetime import timedelta
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -18,11 +17,9 @@ from sqlalchemy import select
 from app import create_app, outbox, signing
 from app.database import SESSIONS
 from app.db import make_session_factory, utcnow
-from app.loyalty import enrollment, ledger
-from app.merchants.stores import create_store, issue_credential
-from app.models import OutboxEvent, Program, Tier
+from app.models import OutboxEvent
 from app.tasks import outbox as outbox_tasks
-from tests.conftest import TEST_SECRET_KEY
+from tests.conftest import TEST_SECRET_KEY, seed_committed_shop
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -174,16 +171,8 @@ def _redis_available() -> bool:
 
 
 def _seed(factory):
-    with factory.begin() as session:
-        program = Program(slug="broker", name="Broker", point_value=Decimal("1.00"))
-        session.add(program)
-        session.flush()
-        session.add(Tier(program_id=program.id, name="Base", qualifying_spend=Decimal("0"), earn_percent=Decimal("5")))
-        store = create_store(session, program=program, name="Till")
-        issued = issue_credential(session, store=store, secret_key=TEST_SECRET_KEY)
-        card = enrollment.enrol(session, program=program, phone="+37369444000").card
-        ledger.grant_bonus(session, card=card, points=5, reason="start")
-        return issued.credential.key_id, issued.secret, card.barcode
+    shop = seed_committed_shop(factory, slug="broker", earn_percent="5", balance=5, phone="+37369444000")
+    return shop["key_id"], shop["secret"], shop["barcode"]
 
 
 def _purchase(app, key_id, secret, barcode, receipt):
