@@ -17,13 +17,6 @@ class CorrelationFilter(logging.Filter):
         return True
 
 
-def mask(secret: str | None, keep: int = 4) -> str:
-    """Show only the first characters of a token (push tokens, auth tokens) in logs."""
-    if not secret:
-        return "-"
-    return secret[:keep] + "…" if len(secret) > keep else "…"
-
-
 def configure_logging(level: str = "INFO") -> None:
     logging.config.dictConfig({
         "version": 1,

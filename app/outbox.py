@@ -5,13 +5,11 @@ the broker or a worker is down: the rows wait until a drain (``app.tasks.outbox`
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event, inspect, select
+from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.db import utcnow
 from app.models import OutboxEvent
 
 log = logging.getLogger(__name__)
@@ -50,15 +48,3 @@ def _after_commit(session: Session) -> None:
 def _after_rollback(session: Session) -> None:
     if not session.in_transaction():
         session.info.pop(_PENDING, None)
-
-
-def pending_event_ids(session: Session, *, older_than: timedelta, now: datetime | None = None) -> list[int]:
-    """Committed events that no task has processed yet (lost dispatches, crashed workers)."""
-    cutoff = (now or utcnow()) - older_than
-    rows = session.scalars(
-        select(OutboxEvent.id)
-        .where(OutboxEvent.processed_at.is_(None), OutboxEvent.created_at < cutoff)
-        .order_by(OutboxEvent.id)
-        .limit(1000)
-    )
-    return list(rows)

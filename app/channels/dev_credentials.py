@@ -8,7 +8,7 @@ without an Apple Developer account, a Google Cloud project or a web-push key:
 - ``pass-cert.pem`` + ``pass-key.pem``: a "Pass Type ID" certificate laid out like Apple's
   (``UID=<pass type id>``, ``CN=Pass Type ID: <pass type id>``, ``OU=<team id>``), issued by the WWDR
   stand-in; it signs ``.pkpass`` files and is the TLS client certificate for APNs;
-- ``apns-auth-key.p8``: an ES256 (EC P-256) key like Apple's ``AuthKey_XXXXXXXXXX.p8``;
+- ``apns-auth-key.p8``: an ES256 (EC P-256) key like Apple's ``AuthKey_<KEY ID>.p8``;
 - ``google-service-account.json``: an RSA key in Google's service-account key-file layout;
 - ``vapid-private.pem``: an EC P-256 key for web push (VAPID).
 

@@ -17,7 +17,6 @@ from app import errors
 
 __all__ = [
     "RuleViolation",
-    "points_for",
     "money_for",
     "earn_points",
     "max_redeemable",
@@ -105,14 +104,6 @@ def _money(value: Decimal) -> Decimal:
 
 
 # --------------------------------------------------------------------------- points / money
-
-
-def points_for(value: Decimal, point_value: Decimal) -> int:
-    """Whole points a money value is worth: floor(value / point_value)."""
-    _check_point_value(point_value)
-    if value < 0:
-        raise RuleViolation("negative-amount", f"Amount must not be negative (got {value}).")
-    return _floor_div([value], [point_value])
 
 
 def money_for(points: int, point_value: Decimal) -> Decimal:

@@ -44,10 +44,6 @@ class Customer(Base):
         back_populates="customer", cascade="all, delete-orphan"
     )
 
-    @property
-    def first_name(self) -> str:
-        return self.name.split(" ", 1)[0] if self.name else ""
-
 
 class Consent(Base):
     """Whether a customer agreed to hear from us on one channel, and when that last changed."""

@@ -25,7 +25,6 @@ from app.loyalty.rules import (
     period_start,
     plan_purchase,
     plan_refund,
-    points_for,
     prorated,
     remove_stamp,
     threshold_rewards,
@@ -56,7 +55,7 @@ def test_rule_violation_field_defaults_to_none() -> None:
     assert RuleViolation("negative-amount", "x").field is None
 
 
-# --------------------------------------------------------------------------- points_for / money_for
+# ----------------------------------------------------------------- exact flooring (earning at 100 %) / money_for
 
 
 @pytest.mark.parametrize(
@@ -74,20 +73,20 @@ def test_rule_violation_field_defaults_to_none() -> None:
         (D("12345678901234567890123456789.99"), D("0.01"), 1234567890123456789012345678999),
     ],
 )
-def test_points_for_floors_exactly(value: Decimal, point_value: Decimal, expected: int) -> None:
-    assert points_for(value, point_value) == expected
+def test_earning_at_100_percent_floors_exactly(value: Decimal, point_value: Decimal, expected: int) -> None:
+    assert earn_points(value, D("100"), point_value) == expected
 
 
-def test_points_for_negative_value_is_rule_violation() -> None:
+def test_earning_on_a_negative_value_is_rule_violation() -> None:
     with pytest.raises(RuleViolation) as exc:
-        points_for(D("-0.01"), D("1.00"))
+        earn_points(D("-0.01"), D("100"), D("1.00"))
     assert exc.value.code == "negative-amount"
 
 
 @pytest.mark.parametrize("point_value", [D("0"), D("-1.00"), D("NaN"), D("Infinity")])
-def test_points_for_rejects_bad_point_value(point_value: Decimal) -> None:
+def test_earning_rejects_bad_point_value(point_value: Decimal) -> None:
     with pytest.raises(ValueError):
-        points_for(D("10.00"), point_value)
+        earn_points(D("10.00"), D("100"), point_value)
 
 
 @pytest.mark.parametrize(
