@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     default_phone_region: str | None = None
     # Database connection pool per process (web and worker).
     db_pool_size: int = Field(default=10, ge=1, le=200)
+    # Requests per POS key (a "limits" string such as "50/second" or "20/second;600/minute"); counted in
+    # Redis when the broker is Redis (shared by every process), else in each process's memory.
+    pos_rate_limit: str = "50/second"
 
     apple_pass_type_id: str = "pass.dev.tallypass.loyalty"  # noqa: S105 (an identifier)
     apple_team_id: str = "TALLYDEV01"

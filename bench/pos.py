@@ -355,6 +355,7 @@ def main() -> int:
         "TALLYPASS_DATABASE_URL": libpq_url.replace("postgresql://", "postgresql+psycopg://", 1),
         "TALLYPASS_SECRET_KEY": "".join(secrets.choice(ALPHABET) for _ in range(48)),
         "TALLYPASS_BROKER_URL": args.broker,
+        "TALLYPASS_POS_RATE_LIMIT": "1000000/second",  # one bench key carries every till's load
         "TALLYPASS_BASE_URL": base_url,
     }
     proc = None

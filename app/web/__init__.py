@@ -22,8 +22,9 @@ MAX_REQUEST_ID = 64
 
 
 def init_app(app: Flask) -> None:
-    from app.web import health, pos
+    from app.web import health, pos, ratelimit
 
+    ratelimit.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(pos.bp)
 
@@ -57,28 +58,32 @@ def _security_headers(response: Response) -> Response:
     return response
 
 
-def _render(error: AppError) -> Response | tuple[str, int]:
+def _render(error: AppError) -> Response:
     if wants_json():
-        return problem_response(error, instance=request.path)
-    return render_template("errors/error.html", error=error), error.status
+        response = problem_response(error, instance=request.path)
+    else:
+        response = Response(render_template("errors/error.html", error=error), status=error.status)
+    if "retry_after" in error.extra:
+        response.headers["Retry-After"] = str(error.extra["retry_after"])
+    return response
 
 
-def _app_error(error: AppError) -> Response | tuple[str, int]:
+def _app_error(error: AppError) -> Response:
     return _render(error)
 
 
-def _validation_error(error: ValidationError) -> Response | tuple[str, int]:
+def _validation_error(error: ValidationError) -> Response:
     return _render(from_validation_error(error))
 
 
-def _http_error(error: HTTPException) -> Response | tuple[str, int]:
+def _http_error(error: HTTPException) -> Response:
     response = _render(from_http_exception(error))
-    if error.code == 405 and isinstance(response, Response) and error.valid_methods:
+    if error.code == 405 and error.valid_methods:
         response.headers["Allow"] = ", ".join(error.valid_methods)
     return response
 
 
-def _unexpected_error(error: Exception) -> Response | tuple[str, int]:
+def _unexpected_error(error: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.path)
     session = g.pop("db", None)
     if session is not None:

@@ -12,6 +12,7 @@ from app import signing
 from app.database import get_session
 from app.errors import Unauthorized
 from app.merchants.stores import credential_for
+from app.web import ratelimit
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -20,6 +21,7 @@ def pos_signature_required(view: F) -> F:
     """Verify ``Tallypass-Key`` + ``Tallypass-Signature`` over the raw body; sets ``g.store``.
 
     :raise 401: missing, unknown or revoked key; malformed, stale or wrong signature.
+    :raise 429: the key's request limit (``TALLYPASS_POS_RATE_LIMIT``) is used up.
     :raise 413: body over 64 KiB (raised by werkzeug while reading it).
     """
 
@@ -35,6 +37,8 @@ def pos_signature_required(view: F) -> F:
             signing.verify(header, secret=secret, body=body)
         except signing.SignatureError as exc:
             raise Unauthorized(str(exc), code="signature-invalid") from None
+        # Counted only once the caller proved the key: nobody can use up another store's limit.
+        ratelimit.check("pos", key_id)
         g.store = store
         g.actor = f"store:{store.id}"
         return view(*args, **kwargs)

@@ -361,3 +361,30 @@ def test_amount_decimal_strings_round_trip(pos, program, make_card, db_session):
     assert r.get_json()["amount_due"] == "99.99" and r.get_json()["earned"] == 2
     purchase = db_session.scalars(select(Purchase)).one()
     assert purchase.amount == Decimal("99.99")
+
+
+def test_over_the_key_limit_is_429(settings, connection, make_program, make_store, make_card):
+    from app import create_app
+    from app.database import SESSIONS
+    from app.db import make_session_factory
+    from app.tasks.outbox import dispatch_events
+    from tests.conftest import PosClient
+
+    limited = create_app(settings.model_copy(update={"pos_rate_limit": "3/minute"}))
+    limited.extensions[SESSIONS] = make_session_factory(
+        connection, dispatch=dispatch_events, join_transaction_mode="create_savepoint"
+    )
+    program = make_program()
+    card = make_card(program)
+    pos = PosClient(limited.test_client(), make_store(program))
+    other = PosClient(limited.test_client(), make_store(program, name="Other till"))
+
+    forged = pos.headers(b"")
+    forged["Tallypass-Signature"] = "t=1,v1=00"
+    for _ in range(5):  # unsigned noise under the key does not use up its limit
+        assert pos.client.get(f"/api/v1/pos/cards/{card.barcode}", headers=forged).status_code == 401
+    assert [pos.get(f"/cards/{card.barcode}").status_code for _ in range(3)] == [200, 200, 200]
+    r = pos.get(f"/cards/{card.barcode}")
+    body = assert_problem(r, 429, "rate-limited")
+    assert 1 <= int(r.headers["Retry-After"]) <= 60 and body["retry_after"] == int(r.headers["Retry-After"])
+    assert other.get(f"/cards/{card.barcode}").status_code == 200  # limits are per key
