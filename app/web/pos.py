@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -69,7 +70,6 @@ def _idempotent(payload: Any, handler: Callable[[Session], Outcome]) -> Response
     the change it made, in one commit, and replay it to retries. The key's advisory lock is held
     from the lookup to the commit, so a concurrent duplicate gets 409 instead of running twice."""
     session = get_session()
-    store = g.store
     key = request.headers.get("Idempotency-Key")
     if key is None:
         body, status = handler(session)
@@ -78,17 +78,10 @@ def _idempotent(payload: Any, handler: Callable[[Session], Outcome]) -> Response
     if not 1 <= len(key) <= idempotency.MAX_KEY_LENGTH or not key.isprintable():
         raise BadRequest("Idempotency-Key must be 1–255 printable characters", code="bad-idempotency-key")
 
-    now = utcnow()
+    store_id, now = g.store.id, utcnow()
     request_hash = idempotency.fingerprint(request.method, request.path, payload)
-    if not idempotency.try_lock(session, store_id=store.id, key=key):
-        raise Conflict("a request with this Idempotency-Key is still being processed; retry shortly",
-                       code="idempotency-key-in-flight")
-    record = idempotency.find(session, store_id=store.id, key=key, now=now)
-    if record is not None:
-        response = _replay(record, request_hash)  # read before the rollback expires the record
-        session.rollback()
-        return response
-
+    if (replay := _claim_key(session, store_id, key, request_hash, now)) is not None:
+        return replay
     try:
         body, status = handler(session)
     except AppError as exc:
@@ -98,24 +91,30 @@ def _idempotent(payload: Any, handler: Callable[[Session], Outcome]) -> Response
         # store the refusal under the key in a new transaction, unless a retry got there first.
         session.rollback()
         body, status = exc.problem(request.path), exc.status
-        if not idempotency.try_lock(session, store_id=store.id, key=key):
-            raise Conflict("a request with this Idempotency-Key is still being processed; retry shortly",
-                           code="idempotency-key-in-flight") from None
-        record = idempotency.find(session, store_id=store.id, key=key, now=now)
-        if record is not None:
-            response = _replay(record, request_hash)
-            session.rollback()
-            return response
-    idempotency.save(session, store_id=store.id, key=key, request_hash=request_hash, status=status, body=body,
+        if (replay := _claim_key(session, store_id, key, request_hash, now)) is not None:
+            return replay
+    idempotency.save(session, store_id=store_id, key=key, request_hash=request_hash, status=status, body=body,
                      now=now)
     session.commit()
     return _json(body, status)
 
 
-def _replay(record: Any, request_hash: str) -> Response:
+def _claim_key(session: Session, store_id: int, key: str, request_hash: str, now: datetime) -> Response | None:
+    """Lock the key for this transaction; the stored response if it already has one, else None.
+
+    :raise Conflict: the key is in flight in another request, or was used for a different request.
+    """
+    if not idempotency.try_lock(session, store_id=store_id, key=key):
+        raise Conflict("a request with this Idempotency-Key is still being processed; retry shortly",
+                       code="idempotency-key-in-flight")
+    record = idempotency.find(session, store_id=store_id, key=key, now=now)
+    if record is None:
+        return None
     if record.request_hash != request_hash:
         raise Conflict("this Idempotency-Key was used for a different request", code="idempotency-key-reused")
-    return _json(record.response_body, record.response_status, replayed=True)
+    response = _json(record.response_body, record.response_status, replayed=True)
+    session.rollback()
+    return response
 
 
 def _program(session: Session) -> Program:
