@@ -14,7 +14,8 @@ from app import outbox
 from app.db import utcnow
 from app.errors import FieldError, RuleViolation
 from app.loyalty import ledger, rules
-from app.models import CONSENT_CHANNELS, Card, Consent, Customer, Program, Store, Tier
+from app.merchants.stores import StoreLike
+from app.models import CONSENT_CHANNELS, Card, Consent, Customer, Program, Tier
 
 BARCODE_DIGITS = 12  # plus a Luhn check digit, so a mistyped number is caught at the till
 _REFERRAL_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I look-alikes
@@ -94,7 +95,7 @@ def set_consents(
 def enrol(
     session: Session, *, program: Program, phone: str, name: str = "", email: str | None = None,
     birthday: date | None = None, consents: dict[str, bool] | None = None,
-    referral_code: str | None = None, home_store: Store | None = None, source: str = "pos",
+    referral_code: str | None = None, home_store: StoreLike | None = None, source: str = "pos",
     now: datetime | None = None,
 ) -> Enrolment:
     """Give the customer with this phone (E.164) a card in the programme.

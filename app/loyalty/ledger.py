@@ -22,6 +22,7 @@ from app import outbox
 from app.db import utcnow
 from app.errors import Conflict, FieldError, NotFound, RuleViolation
 from app.loyalty import rules
+from app.merchants.stores import StoreLike
 from app.models import (
     BonusEvent,
     BonusRule,
@@ -31,7 +32,6 @@ from app.models import (
     Purchase,
     Refund,
     Reward,
-    Store,
     Tier,
 )
 
@@ -258,7 +258,7 @@ def _issue_threshold_rewards(
 
 
 def _already_recorded(
-    session: Session, model: type[R], key_column: Any, *, store: Store, key: str,
+    session: Session, model: type[R], key_column: Any, *, store: StoreLike, key: str,
     content: Callable[[R], tuple[Any, ...]], expected: tuple[Any, ...], what: str, code: str,
 ) -> R | None:
     """The record a store already made under this natural key (receipt, refund, event id), if any.
@@ -274,7 +274,7 @@ def _already_recorded(
     return existing
 
 
-def _check_card_at_store(card: Card, store: Store) -> None:
+def _check_card_at_store(card: Card, store: StoreLike) -> None:
     if card.program_id != store.program_id or card.status != "active":
         raise NotFound("no such active card in this store's programme", code="card-not-found")
 
@@ -287,7 +287,7 @@ def _earn_percent(card: Card) -> Decimal:
 
 
 def record_purchase(
-    session: Session, *, store: Store, card: Card, receipt_id: str, amount: Decimal,
+    session: Session, *, store: StoreLike, card: Card, receipt_id: str, amount: Decimal,
     redeem_points: int = 0, occurred_at: datetime | None = None,
     items: list[dict[str, Any]] | None = None, actor: str = "", now: datetime | None = None,
 ) -> PurchaseResult:
@@ -372,7 +372,7 @@ def record_purchase(
 
 
 def record_refund(
-    session: Session, *, store: Store, refund_id: str, receipt_id: str, amount: Decimal,
+    session: Session, *, store: StoreLike, refund_id: str, receipt_id: str, amount: Decimal,
     actor: str = "", now: datetime | None = None,
 ) -> RefundResult:
     """Reverse a purchase pro rata: give back the redeemed points, take back the earned points
@@ -515,7 +515,7 @@ def adjust(
 
 
 def record_event(
-    session: Session, *, store: Store, card: Card, event_id: str, name: str, actor: str = "",
+    session: Session, *, store: StoreLike, card: Card, event_id: str, name: str, actor: str = "",
     now: datetime | None = None,
 ) -> EventResult:
     """Reward a non-purchase action (a review, a check-in) within the rule's per-period limit.

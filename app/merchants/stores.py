@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -14,6 +15,30 @@ from app.errors import NotFound, Unauthorized
 from app.models import PosCredential, Program, Store
 
 KEY_ID_PREFIX = "pk_"
+
+
+class StoreLike(Protocol):
+    """What the loyalty services need of a store: an ORM ``Store`` or a cached ``StoreRef``."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def program_id(self) -> int: ...
+    @property
+    def timezone(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class StoreRef:
+    """An immutable snapshot of a store, safe to keep across requests and threads."""
+
+    id: int
+    program_id: int
+    timezone: str
+
+    @classmethod
+    def of(cls, store: Store) -> StoreRef:
+        return cls(id=store.id, program_id=store.program_id, timezone=store.timezone)
 
 
 @dataclass(frozen=True)
@@ -54,7 +79,7 @@ def revoke_credential(session: Session, *, key_id: str) -> None:
         session.flush()
 
 
-def credential_for(session: Session, *, key_id: str, secret_key: str) -> tuple[Store, str]:
+def credential_for(session: Session, *, key_id: str, secret_key: str) -> tuple[StoreRef, str]:
     """The store behind a live POS key and its HMAC secret.
 
     :raise Unauthorized: unknown or revoked key, or a secret sealed under another service key.
@@ -68,7 +93,7 @@ def credential_for(session: Session, *, key_id: str, secret_key: str) -> tuple[S
         raise Unauthorized("unknown or revoked POS key", code="unknown-key")
     credential, store = row
     try:
-        return store, vault.unseal(credential.secret_encrypted, secret_key=secret_key)
+        return StoreRef.of(store), vault.unseal(credential.secret_encrypted, secret_key=secret_key)
     except vault.InvalidToken:
         raise Unauthorized("this POS key can no longer be verified; issue a new one",
                            code="unknown-key") from None

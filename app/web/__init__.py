@@ -22,8 +22,9 @@ MAX_REQUEST_ID = 64
 
 
 def init_app(app: Flask) -> None:
-    from app.web import health, pos, ratelimit
+    from app.web import auth, health, pos, ratelimit
 
+    auth.init_app(app)
     ratelimit.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(pos.bp)

@@ -3,24 +3,58 @@
 from __future__ import annotations
 
 import functools
+import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import current_app, g, request
+from flask import Flask, current_app, g, request
 
 from app import signing
 from app.database import get_session
 from app.errors import Unauthorized
-from app.merchants.stores import credential_for
+from app.merchants.stores import StoreRef, credential_for
 from app.web import ratelimit
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+KEY_CACHE = "tallypass.pos_keys"
+KEY_CACHE_SECONDS = 5.0  # how long a revoked POS key may still be accepted by a web process
+KEY_CACHE_MAX = 10_000
+
+
+class PosKeyCache:
+    """Live POS keys and their secrets, per process, for a few seconds: the lookup and decryption
+    would otherwise be one more query on every till request. Unknown keys are never cached."""
+
+    def __init__(self, secret_key: str, ttl: float = KEY_CACHE_SECONDS) -> None:
+        self.secret_key, self.ttl = secret_key, ttl
+        self.entries: dict[str, tuple[float, StoreRef, str]] = {}
+        self.lock = threading.Lock()
+
+    def get(self, key_id: str) -> tuple[StoreRef, str]:
+        """:raise Unauthorized: unknown or revoked key."""
+        now = time.monotonic()
+        hit = self.entries.get(key_id)
+        if hit is not None and hit[0] > now:
+            return hit[1], hit[2]
+        store, secret = credential_for(get_session(), key_id=key_id, secret_key=self.secret_key)
+        with self.lock:
+            if len(self.entries) >= KEY_CACHE_MAX:
+                self.entries.clear()
+            self.entries[key_id] = (now + self.ttl, store, secret)
+        return store, secret
+
+
+def init_app(app: Flask) -> None:
+    app.extensions[KEY_CACHE] = PosKeyCache(app.config["SECRET_KEY"])
 
 
 def pos_signature_required(view: F) -> F:
     """Verify ``Tallypass-Key`` + ``Tallypass-Signature`` over the raw body; sets ``g.store``.
 
-    :raise 401: missing, unknown or revoked key; malformed, stale or wrong signature.
+    :raise 401: missing, unknown or revoked key (a revocation reaches every process within
+        ``KEY_CACHE_SECONDS``); malformed, stale or wrong signature.
     :raise 429: the key's request limit (``TALLYPASS_POS_RATE_LIMIT``) is used up.
     :raise 413: body over 64 KiB (raised by werkzeug while reading it).
     """
@@ -32,7 +66,7 @@ def pos_signature_required(view: F) -> F:
         if not key_id or not header:
             raise Unauthorized("send Tallypass-Key and Tallypass-Signature headers", code="signature-missing")
         body = request.get_data(cache=True)
-        store, secret = credential_for(get_session(), key_id=key_id, secret_key=current_app.config["SECRET_KEY"])
+        store, secret = current_app.extensions[KEY_CACHE].get(key_id)
         try:
             signing.verify(header, secret=secret, body=body)
         except signing.SignatureError as exc:

@@ -331,6 +331,21 @@ def test_unknown_and_revoked_keys_are_401(pos, creds, db_session):
     assert_problem(pos.post("/purchases", {}), 401, "unknown-key")
 
 
+def test_a_revoked_key_stops_working_once_the_key_cache_expires(pos, creds, program, make_card, db_session,
+                                                                 monkeypatch):
+    from app.merchants.stores import revoke_credential
+    from app.web import auth
+
+    card = make_card(program)
+    assert pos.get(f"/cards/{card.barcode}").status_code == 200  # the key is now cached in this process
+    revoke_credential(db_session, key_id=creds.key_id)
+    db_session.commit()
+    assert pos.get(f"/cards/{card.barcode}").status_code == 200  # accepted for at most KEY_CACHE_SECONDS
+    later = time.monotonic() + auth.KEY_CACHE_SECONDS + 0.1
+    monkeypatch.setattr(auth.time, "monotonic", lambda: later)
+    assert_problem(pos.get(f"/cards/{card.barcode}"), 401, "unknown-key")
+
+
 def test_malformed_json_is_400(pos):
     assert_problem(pos.post("/purchases", None, raw=b"{not json"), 400, "malformed-json")
     assert_problem(pos.post("/purchases", None, raw=b"[1, 2]"), 400, "malformed-json")
