@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, joinedload
 
 from app import outbox
@@ -27,6 +27,7 @@ from app.models import (
     BonusEvent,
     BonusRule,
     Card,
+    Customer,
     LedgerEntry,
     Program,
     Purchase,
@@ -74,19 +75,22 @@ def _remember_lock(session: Session, card: Card) -> None:
     session.info.setdefault(_LOCKED, {})[card.id] = session.get_nested_transaction() or session.get_transaction()
 
 
+def _locking(stmt: Select[tuple[Card]]) -> Select[tuple[Card]]:
+    """Lock the card row (not the programme's) and load the programme in the same statement."""
+    return (
+        stmt.options(joinedload(Card.program, innerjoin=True))
+        .with_for_update(of=Card)
+        .execution_options(populate_existing=True)
+    )
+
+
 def lock_card(session: Session, card_id: int) -> Card:
     """Load a card (and its programme, in the same statement) with the card row locked until the
     transaction ends. A card this transaction already locked is not selected again."""
     tx = session.info.get(_LOCKED, {}).get(card_id)
     if tx is not None and tx.is_active and (held := session.get(Card, card_id)) is not None:
         return held
-    card = session.scalars(
-        select(Card)
-        .where(Card.id == card_id)
-        .options(joinedload(Card.program, innerjoin=True))
-        .with_for_update(of=Card)
-        .execution_options(populate_existing=True)
-    ).one_or_none()
+    card = session.scalars(_locking(select(Card).where(Card.id == card_id))).one_or_none()
     if card is None:
         raise NotFound(f"card {card_id} does not exist", code="card-not-found")
     _remember_lock(session, card)
@@ -101,8 +105,6 @@ def find_card(
 
     :raise NotFound: no such card.
     """
-    from app.models import Customer
-
     stmt = select(Card).where(Card.program_id == program_id, Card.status == "active")
     if barcode is not None:
         stmt = stmt.where(Card.barcode == barcode)
@@ -112,11 +114,7 @@ def find_card(
         what = f"phone {phone}"
     else:
         raise ValueError("give a barcode or a phone")
-    if lock:
-        stmt = stmt.options(joinedload(Card.program, innerjoin=True)).with_for_update(of=Card).execution_options(
-            populate_existing=True
-        )
-    card = session.scalars(stmt).one_or_none()
+    card = session.scalars(_locking(stmt) if lock else stmt).one_or_none()
     if card is None:
         raise NotFound(f"no card with {what} in this programme", code="card-not-found")
     if lock:
@@ -186,6 +184,14 @@ def _touch(session: Session, card: Card, *, now: datetime, reasons: list[str], *
     _bump(card, now)
     session.flush()
     _announce(session, card, reasons, **payload)
+
+
+def _settle(session: Session, card: Card, *, now: datetime, actor: str, reasons: list[str],
+            **payload: Any) -> list[Reward]:
+    """The end of every change that may raise the balance: threshold rewards, then ``_touch``."""
+    rewards = _issue_threshold_rewards(session, card, card.program, now=now, actor=actor)
+    _touch(session, card, now=now, reasons=[*reasons, "reward"] if rewards else reasons, **payload)
+    return rewards
 
 
 def _bump(card: Card, now: datetime) -> None:
@@ -434,12 +440,8 @@ def record_refund(
     ):
         card.stamps = rules.remove_stamp(stamps=card.stamps)
     card.lifetime_spend -= amount
-    reasons = ["refund"]
-    if _reevaluate_tier(session, card, program, now):
-        reasons.append("tier")
-    if _issue_threshold_rewards(session, card, program, now=now, actor=actor):
-        reasons.append("reward")
-    _touch(session, card, now=now, reasons=reasons, refund_id=refund.id)
+    reasons = ["refund", "tier"] if _reevaluate_tier(session, card, program, now) else ["refund"]
+    _settle(session, card, now=now, actor=actor, reasons=reasons, refund_id=refund.id)
     return RefundResult(refund=refund, card=card)
 
 
@@ -475,10 +477,7 @@ def grant_bonus(
     now = now or utcnow()
     card = lock_card(session, card.id)
     entry = _credit(session, card, "bonus", points, now=now, program=card.program, reason=reason, actor=actor)
-    reasons = ["bonus"]
-    if _issue_threshold_rewards(session, card, card.program, now=now, actor=actor):
-        reasons.append("reward")
-    _touch(session, card, now=now, reasons=reasons)
+    _settle(session, card, now=now, actor=actor, reasons=["bonus"])
     return entry
 
 
@@ -507,10 +506,7 @@ def adjust(
                 errors=[FieldError("points", f"at most {card.balance} can be taken")],
             )
         entry = _debit(session, card, "adjust", -points, now=now, reason=reason, actor=actor)
-    reasons = ["adjust"]
-    if _issue_threshold_rewards(session, card, card.program, now=now, actor=actor):
-        reasons.append("reward")
-    _touch(session, card, now=now, reasons=reasons)
+    _settle(session, card, now=now, actor=actor, reasons=["adjust"])
     return entry
 
 
@@ -557,10 +553,7 @@ def record_event(
     if event.bonus:
         _credit(session, card, "bonus", event.bonus, now=now, program=card.program, actor=actor,
                 reason=f"event {name}")
-        reasons = ["bonus"]
-        if _issue_threshold_rewards(session, card, card.program, now=now, actor=actor):
-            reasons.append("reward")
-        _touch(session, card, now=now, reasons=reasons)
+        _settle(session, card, now=now, actor=actor, reasons=["bonus"])
     else:
         session.flush()
     return EventResult(event=event, card=card)

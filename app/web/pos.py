@@ -19,13 +19,13 @@ from sqlalchemy.orm import Session
 from app import idempotency
 from app.database import get_session
 from app.db import utcnow
-from app.errors import AppError, BadRequest, Conflict, FieldError, InvalidInput
+from app.errors import AppError, BadRequest, Conflict
 from app.loyalty import enrollment, ledger, rules
 from app.models import Card, Program
 from app.web.auth import pos_signature_required
 from app.web.links import card_links
 from app.web.problems import PROBLEM_JSON, from_validation_error
-from app.web.schemas import EnrolIn, EventIn, Money, PurchaseIn, RefundIn
+from app.web.schemas import AmountQuery, EnrolIn, EventIn, PurchaseIn, RefundIn
 
 bp = Blueprint("pos", __name__, url_prefix="/api/v1/pos")
 
@@ -181,7 +181,7 @@ def card_lookup(barcode: str) -> Response:
     body: dict[str, Any] = {"barcode": card.barcode, "name": card.customer.name, **_card_body(card)}
     raw_amount = request.args.get("amount")
     if raw_amount is not None:
-        amount = _query_amount(raw_amount)
+        amount = _parse(AmountQuery, {"amount": raw_amount}).amount
         program = card.program
         points = 0
         if program.kind == "points":
@@ -193,17 +193,6 @@ def card_lookup(barcode: str) -> Response:
             "discount": _money(rules.money_for(points, program.point_value)),
         }
     return _json(body, 200)
-
-
-def _query_amount(raw: str) -> Decimal:
-    class _Q(BaseModel):
-        amount: Money
-
-    try:
-        return _Q(amount=raw).amount  # type: ignore[arg-type]
-    except ValidationError as exc:
-        raise InvalidInput("amount: " + exc.errors()[0]["msg"],
-                           errors=[FieldError("amount", exc.errors()[0]["msg"])]) from None
 
 
 @bp.post("/purchases")

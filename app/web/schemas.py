@@ -127,6 +127,12 @@ class PurchaseIn(CardRef):
         return value
 
 
+class AmountQuery(_Body):
+    """``GET /cards/<barcode>?amount=…``: how many points may pay for this amount."""
+
+    amount: Money
+
+
 class RefundIn(_Body):
     refund_id: Ident
     receipt_id: Ident

@@ -29,18 +29,10 @@ from app.db import Base
 from app.merchants.stores import credential_for
 from app.merchants.users import check_password
 from app.models import Card, Customer, LedgerEntry, PosCredential, Program, Purchase, Store, User
+from tests.integration.test_dev_credentials import CONTRACT_FILES as CONTRACT_CERT_FILES
 
 Factory = Callable[..., Any]
 PASSWORD = "long-enough-password"
-CONTRACT_CERT_FILES = {
-    "root-ca.pem",
-    "wwdr.pem",
-    "pass-cert.pem",
-    "pass-key.pem",
-    "apns-auth-key.p8",
-    "google-service-account.json",
-    "vapid-private.pem",
-}
 
 
 def run(app: Flask, *args: str, input: str | None = None) -> Result:  # noqa: A002

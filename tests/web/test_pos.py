@@ -86,7 +86,8 @@ def test_card_lookup_with_max_redeemable(pos, program, make_card):
         "max_redeemable_for": {"amount": "100.00", "points": 50, "discount": "50.00"},
     }
     assert "max_redeemable_for" not in pos.get(f"/cards/{card.barcode}").get_json()
-    assert_problem(pos.get(f"/cards/{card.barcode}?amount=-1"), 422)
+    bad = assert_problem(pos.get(f"/cards/{card.barcode}?amount=-1"), 422, "validation-error")
+    assert [e["field"] for e in bad["errors"]] == ["amount"]
     assert_problem(pos.get("/cards/0000000000000"), 404, "card-not-found")
 
 

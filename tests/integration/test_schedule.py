@@ -1,0 +1,13 @@
+"""The beat schedule names tasks that exist: a typo would silently stop expiry or the outbox sweep."""
+
+
+def test_every_scheduled_job_is_a_registered_task(app):
+    celery = app.extensions["celery"]
+    scheduled = {entry["task"] for entry in celery.conf.beat_schedule.values()}
+    assert scheduled == {
+        "app.tasks.outbox.sweep_outbox",
+        "app.tasks.loyalty.expire_points",
+        "app.tasks.loyalty.reevaluate_tiers",
+        "app.tasks.loyalty.purge_idempotency",
+    }
+    assert scheduled <= set(celery.tasks)
