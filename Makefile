@@ -41,9 +41,11 @@ test: install-dev
 	$(VENV)/bin/ruff check app tests bench migrations
 	$(PY) -m pytest
 
-## serve: production-style web process (set TALLYPASS_* first)
+## serve: production-style web process (set TALLYPASS_* first); threaded workers keep connections alive
+WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
+THREADS ?= 8
 serve: install
-	$(VENV)/bin/gunicorn --workers 4 --bind $(HOST):$(PORT) 'app:create_app()'
+	$(VENV)/bin/gunicorn --worker-class gthread --workers $(WORKERS) --threads $(THREADS) --bind $(HOST):$(PORT) 'app:create_app()'
 
 ## worker / beat: Celery processes (need TALLYPASS_BROKER_URL)
 worker: install

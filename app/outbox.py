@@ -25,6 +25,14 @@ def emit(session: Session, topic: str, payload: dict[str, Any]) -> OutboxEvent:
     return ev
 
 
+def track(session: Session, event_id: int) -> None:
+    """Dispatch an event that was inserted with SQL (not through ``emit``) when the transaction commits.
+
+    Unlike ``emit``, an id tracked inside a savepoint that is rolled back is still dispatched; that is
+    harmless, because the drain only ever processes committed rows."""
+    session.info.setdefault(_PENDING, []).append(event_id)
+
+
 def install(factory: sessionmaker[Session]) -> None:
     event.listen(factory, "after_commit", _after_commit)
     event.listen(factory, "after_rollback", _after_rollback)
@@ -33,9 +41,10 @@ def install(factory: sessionmaker[Session]) -> None:
 def _after_commit(session: Session) -> None:
     if session.get_nested_transaction() is not None:
         return  # a SAVEPOINT was released; the events are not committed until the outer transaction is
-    pending: list[OutboxEvent] = session.info.pop(_PENDING, [])
+    pending: list[OutboxEvent | int] = session.info.pop(_PENDING, [])
     # Events added inside a rolled-back savepoint lost their identity: they were never committed.
-    ids = [ident[0] for ev in pending if (ident := inspect(ev).identity)]
+    ids = [ev if isinstance(ev, int) else ident[0] for ev in pending
+           if isinstance(ev, int) or (ident := inspect(ev).identity)]
     dispatch = session.info.get("outbox_dispatch")
     if not ids or dispatch is None:
         return

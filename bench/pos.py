@@ -2,7 +2,8 @@
 
 Run from anywhere (PostgreSQL on 127.0.0.1:5432, trust auth, user ``postgres``)::
 
-    .venv/bin/python bench/pos.py [--clients 16] [--seconds 20] [--workers N] [--cards 200] [--json]
+    .venv/bin/python bench/pos.py [--clients 16] [--seconds 20] [--workers N] [--threads 8] [--cards 200]
+                                  [--broker redis://127.0.0.1:6379/14] [--json]
 
 What it does, every run from scratch:
 
@@ -10,11 +11,14 @@ What it does, every run from scratch:
    ``TALLYPASS_BENCH_DATABASE_URL`` to use another one);
 2. prepares it with the project CLI: ``db upgrade``, ``demo``, ``store create "Bench store" --json``
    (the POS credential);
-3. starts ``gunicorn -w N --threads 1`` on a free port, waits for ``/healthz``;
+3. starts ``gunicorn -k gthread -w N --threads T`` on a free port (as ``make serve`` does: the threaded
+   worker keeps client connections alive, the sync worker closes one per request), waits for ``/healthz``;
 4. enrols ``--cards`` customers through ``POST /api/v1/pos/customers``;
 5. runs ``--clients`` threads, each with its own keep-alive ``httpx.Client``, sending HMAC-signed
    ``POST /api/v1/pos/purchases`` for 2 s of warm-up (not counted) and then ``--seconds``;
    about one request in five also redeems a point on a card that has one;
+   the CPU time gunicorn, the Celery worker, PostgreSQL and the client itself used in the measured
+   window is read from ``/proc`` and reported per purchase, to show where a purchase's cost goes;
 6. stops gunicorn, checks ``card.balance == sum(ledger_entry.points)`` and no negative balance;
 7. measures the **reference**: the same number of threads, each with its own autocommit psycopg
    connection, inserting one row per statement into a plain table ``bench_ref``. That is one committed
@@ -234,8 +238,51 @@ def enrol(signer: Signer, base_url: str, n: int, threads: int) -> dict[str, int]
     return {barcode: balance for _, barcode, balance in results}
 
 
-def drive(signer: Signer, base_url: str, balances: dict[str, int], clients: int, seconds: float) -> dict:
-    """The load phase: ``clients`` threads posting purchases; only the window after warm-up counts."""
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far; 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_role(roles: dict[str, int]) -> dict[str, float]:
+    """CPU seconds used so far by each role's process tree (root pid and its descendants), plus every
+    PostgreSQL backend and the bench client itself. Linux /proc only; empty elsewhere."""
+    if not Path("/proc/self/stat").exists():
+        return {}
+    parent: dict[int, int] = {}
+    names: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text()
+                pid = int(entry.name)
+                names[pid] = stat[stat.index("(") + 1:stat.rindex(")")]
+                parent[pid] = int(stat.rpartition(")")[2].split()[1])
+
+    def tree(root: int) -> list[int]:
+        return [pid for pid in parent if pid == root or _descends(pid, root, parent)]
+
+    out = {role: sum(_proc_cpu(pid) for pid in tree(root)) for role, root in roles.items()}
+    out["postgres"] = sum(_proc_cpu(pid) for pid, name in names.items() if name.startswith("postgres"))
+    out["bench client"] = sum(os.times()[:2])
+    return out
+
+
+def _descends(pid: int, root: int, parent: dict[int, int]) -> bool:
+    while pid > 1:
+        pid = parent.get(pid, 0)
+        if pid == root:
+            return True
+    return False
+
+
+def drive(signer: Signer, base_url: str, balances: dict[str, int], clients: int, seconds: float,
+          roles: dict[str, int] | None = None) -> dict:
+    """The load phase: ``clients`` threads posting purchases; only the window after warm-up counts.
+    With ``roles`` (name → pid), the CPU each used during the measured window is reported too."""
     barcodes = list(balances)
     run = uuid.uuid4().hex[:8]
     lock = threading.Lock()
@@ -283,12 +330,24 @@ def drive(signer: Signer, base_url: str, balances: dict[str, int], clients: int,
                             samples.append(f"{code} {payload}: {text[:300]}")
         return lat, local
 
+    cpu: dict[str, list[float]] = {}
+
+    def meter() -> None:
+        for at in (measure_start, measure_end):
+            if halt.wait(max(0.0, at - time.perf_counter())):
+                return
+            for role, used in cpu_by_role(roles or {}).items():
+                cpu.setdefault(role, []).append(used)
+
+    sampler = threading.Thread(target=meter, daemon=True)
+    sampler.start()
     with ThreadPoolExecutor(clients) as pool:
         try:
             results = list(pool.map(worker, range(clients)))
         except BaseException:
             halt.set()
             raise
+    sampler.join(timeout=5)
     elapsed = max(time.perf_counter(), measure_end) - measure_start
     lats = sorted(x for lat, _ in results for x in lat)
     for _, local in results:
@@ -310,6 +369,9 @@ def drive(signer: Signer, base_url: str, balances: dict[str, int], clients: int,
         "errors": {str(k): v for k, v in sorted(statuses.items(), key=str)},
         "error_samples": samples,
         "created_total": created,
+        # CPU ms per measured purchase, by role (only roles sampled at both ends of the window)
+        "cpu_ms_per_purchase": {role: round(1000 * (b - a) / ok, 2) for role, (a, b) in
+                                ((r, v) for r, v in cpu.items() if len(v) == 2)} if ok else {},
     }
 
 
@@ -336,7 +398,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clients", type=int, default=16, help="concurrent POS clients (default 16)")
     ap.add_argument("--seconds", type=float, default=20, help="measured duration (default 20)")
-    ap.add_argument("--workers", type=int, default=max(2, min(2 * cores, 8)), help="gunicorn workers")
+    ap.add_argument("--workers", type=int, default=cores, help="gunicorn worker processes (default: one per core)")
+    ap.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker (default 8)")
     ap.add_argument("--cards", type=int, default=200, help="customers to enrol (default 200)")
     ap.add_argument("--database-url", default=os.environ.get("TALLYPASS_BENCH_DATABASE_URL", DEFAULT_DB_URL))
     ap.add_argument("--json", action="store_true", help="print the figures as one JSON object")
@@ -344,8 +407,9 @@ def main() -> int:
                     "tasks then go to one Celery worker started beside gunicorn, as in production; "
                     "default: no broker, tasks run inline in the web process")
     args = ap.parse_args()
-    if not (1 <= args.cards <= 99_999 and args.clients >= 1 and args.seconds > 0 and args.workers >= 1):
-        ap.error("need 1 ≤ --cards ≤ 99999 and positive --clients, --seconds, --workers")
+    if not (1 <= args.cards <= 99_999 and args.clients >= 1 and args.seconds > 0 and args.workers >= 1
+            and args.threads >= 1):
+        ap.error("need 1 ≤ --cards ≤ 99999 and positive --clients, --seconds, --workers, --threads")
 
     libpq_url = args.database_url.replace("postgresql+psycopg://", "postgresql://", 1)
     port = free_port()
@@ -380,11 +444,11 @@ def main() -> int:
             raise SetupError(f"`store create --json` printed no single JSON object: {store_out!r}") from exc
         signer = Signer(store["key_id"], store["secret"])
 
-        log(f"starting gunicorn -w {args.workers} on {base_url} (log: {logfile})")
+        log(f"starting gunicorn -w {args.workers} --threads {args.threads} on {base_url} (log: {logfile})")
         with logfile.open("wb") as out:
             proc = subprocess.Popen(
-                [str(VENV_BIN / "gunicorn"), "-w", str(args.workers), "--threads", "1", "-b",
-                 f"127.0.0.1:{port}", "--log-level", "warning", "app:create_app()"],
+                [str(VENV_BIN / "gunicorn"), "-k", "gthread", "-w", str(args.workers), "--threads", str(args.threads),
+                 "-b", f"127.0.0.1:{port}", "--log-level", "warning", "app:create_app()"],
                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
             )
         wait_healthy(proc, base_url, logfile)
@@ -398,7 +462,8 @@ def main() -> int:
         log(f"enrolling {args.cards} customers")
         balances = enrol(signer, base_url, args.cards, min(args.clients, 16))
         log(f"load: {args.clients} clients, {WARMUP_S:.0f} s warm-up + {args.seconds:g} s")
-        load = drive(signer, base_url, balances, args.clients, args.seconds)
+        roles = {"gunicorn": proc.pid, **({"celery worker": worker.pid} if worker is not None else {})}
+        load = drive(signer, base_url, balances, args.clients, args.seconds, roles)
     except SetupError as exc:
         log(f"setup failed: {exc}\n(gunicorn log, if it started: {logfile})")
         return 2
@@ -425,6 +490,7 @@ def main() -> int:
     report = {
         "clients": args.clients,
         "workers": args.workers,
+        "threads": args.threads,
         "cards": len(balances),
         **load,
         "reference": ref,
@@ -449,7 +515,7 @@ def print_report(r: dict, as_json: bool) -> None:
     ledger = "OK" if chk["ok"] else f"FAILED {chk['offending']}"
     verdict = {True: "MET", False: "NOT MET", None: f"n/a (needs --clients {goal['clients']})"}[goal["met"]]
     lines = [
-        f"clients {r['clients']}, gunicorn workers {r['workers']}, cards {r['cards']},"
+        f"clients {r['clients']}, gunicorn {r['workers']} workers × {r['threads']} threads, cards {r['cards']},"
         f" measured {r['duration_s']} s",
         f"purchases ok    {r['purchases_ok']}  ({r['redeemed']} redeeming a point,"
         f" {r['redeem_rejected_422']} redemptions refused with 422)",
@@ -457,6 +523,8 @@ def print_report(r: dict, as_json: bool) -> None:
         f"latency ms      p50 {r['p50_ms']:.1f}  p90 {r['p90_ms']:.1f}  p99 {r['p99_ms']:.1f}"
         f"  max {r['max_ms']:.1f}",
         f"errors          {errors}",
+        "cpu per purchase " + (", ".join(f"{role} {ms:.2f} ms" for role, ms in r["cpu_ms_per_purchase"].items())
+                               or "n/a") + f"  (machine: {os.cpu_count()} cores)",
         *(f"  e.g. {sample}" for sample in r["error_samples"]),
         f"reference       {ref['rate']:.1f} inserts/s  (p50 {ref['p50_ms']:.2f} ms,"
         f" p99 {ref['p99_ms']:.2f} ms; {ref['inserts']} rows in {ref['seconds']} s)",

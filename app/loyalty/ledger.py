@@ -207,7 +207,7 @@ def _announce(session: Session, card: Card, reasons: list[str], **payload: Any) 
 
 
 def _tiers(session: Session, program_id: int) -> list[Tier]:
-    return list(session.scalars(select(Tier).where(Tier.program_id == program_id)))
+    return list(session.scalars(select(Tier).where(Tier.program_id == program_id).order_by(Tier.id)))
 
 
 def _window_start(program: Program, now: datetime) -> datetime:

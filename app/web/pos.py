@@ -20,7 +20,7 @@ from app import idempotency
 from app.database import get_session
 from app.db import utcnow
 from app.errors import AppError, BadRequest, Conflict
-from app.loyalty import enrollment, ledger, rules
+from app.loyalty import enrollment, ledger, purchases, rules
 from app.models import Card, Program
 from app.web.auth import pos_signature_required
 from app.web.links import card_links
@@ -123,20 +123,17 @@ def _program(session: Session) -> Program:
     return program
 
 
-def _find_card(session: Session, ref: PurchaseIn | EventIn) -> Card:
+def _find_card(session: Session, ref: EventIn) -> Card:
     """The referenced card, locked for this transaction (the service would lock it anyway)."""
     return ledger.find_card(session, program_id=g.store.program_id, barcode=ref.card, phone=ref.phone, lock=True)
 
 
-def _card_body(card: Card) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "barcode": card.barcode,
-        "balance": card.balance,
-        "tier": card.tier.name if card.tier is not None else None,
-    }
-    if card.program.kind == "stamps":
-        body["stamps"] = card.stamps
-        body["stamps_required"] = card.program.stamps_required
+def _card_body(card: Card | purchases.CardState) -> dict[str, Any]:
+    state = card if isinstance(card, purchases.CardState) else purchases.CardState.of(card)
+    body: dict[str, Any] = {"barcode": state.barcode, "balance": state.balance, "tier": state.tier}
+    if state.stamps is not None:
+        body["stamps"] = state.stamps
+        body["stamps_required"] = state.stamps_required
     return body
 
 
@@ -202,25 +199,24 @@ def purchase() -> Response:
     data = _parse(PurchaseIn, payload)
 
     def handle(session: Session) -> Outcome:
-        card = _find_card(session, data)
-        result = ledger.record_purchase(
-            session, store=g.store, card=card, receipt_id=data.receipt_id, amount=data.amount,
-            redeem_points=data.redeem_points, occurred_at=data.occurred_at, items=data.items, actor=g.actor,
+        done = purchases.record(
+            session, store=g.store, barcode=data.card, phone=data.phone, receipt_id=data.receipt_id,
+            amount=data.amount, redeem_points=data.redeem_points, occurred_at=data.occurred_at, items=data.items,
+            actor=g.actor,
         )
-        p = result.purchase
         body: dict[str, Any] = {
-            "purchase_id": p.id,
-            "earned": p.earned_points,
-            "redeemed": p.redeemed_points,
-            "discount": _money(p.discount),
-            "amount_due": _money(p.amount_due),
-            "card": _card_body(result.card),
+            "purchase_id": done.purchase_id,
+            "earned": done.earned,
+            "redeemed": done.redeemed,
+            "discount": _money(done.discount),
+            "amount_due": _money(done.amount_due),
+            "card": _card_body(done.card),
         }
-        if result.rewards:
+        if done.rewards:
             body["rewards"] = [{"kind": r.kind, "name": r.name, "code": r.code,
                                 "value": _money(r.value) if r.value is not None else None}
-                               for r in result.rewards]
-        return body, 200 if result.replayed else 201
+                               for r in done.rewards]
+        return body, 200 if done.replayed else 201
 
     return _idempotent(payload, handle)
 
