@@ -64,7 +64,7 @@ def find(session: Session, *, store_id: int, key: str, now: datetime) -> Stored 
     row = conn.execute(_FIND, {"store_id": store_id, "key": key}).one_or_none()
     if row is None:
         return None
-    record = Stored(*row)
+    record = Stored(**row._mapping)
     if record.created_at < now - TTL:
         conn.execute(delete(_TABLE).where(_TABLE.c.id == record.id))
         return None

@@ -199,11 +199,14 @@ def _bump(card: Card, now: datetime) -> None:
     card.updated_at = now
 
 
+def card_changed(*, card_id: int, version: int, balance: int, reasons: list[str], **extra: Any) -> dict[str, Any]:
+    """The payload of a ``card.changed`` event (the one shape every writer of it uses)."""
+    return {"card_id": card_id, "version": version, "balance": balance, "reasons": reasons, **extra}
+
+
 def _announce(session: Session, card: Card, reasons: list[str], **payload: Any) -> None:
-    outbox.emit(
-        session, CARD_CHANGED,
-        {"card_id": card.id, "version": card.version, "balance": card.balance, "reasons": reasons, **payload},
-    )
+    outbox.emit(session, CARD_CHANGED, card_changed(card_id=card.id, version=card.version, balance=card.balance,
+                                                    reasons=reasons, **payload))
 
 
 def _tiers(session: Session, program_id: int) -> list[Tier]:

@@ -211,8 +211,9 @@ def _record_sql(
     tier = rules.tier_for(card["window_spend"] + window_add, [(t, t.spend) for t in tiers])
     reasons = ["purchase"] if (tier.id if tier else None) == card["tier_id"] else ["purchase", "tier"]
     version = card["version"] + 1
-    payload = {"card_id": card["id"], "version": version, "balance": balance, "reasons": reasons,
-               "earned": plan.earned, "redeemed": plan.redeemed}
+    # purchase_id is added by the INSERT, which is the first to know it
+    payload = ledger.card_changed(card_id=card["id"], version=version, balance=balance, reasons=reasons,
+                                  earned=plan.earned, redeemed=plan.redeemed)
     row = conn.execute(_WRITE, {
         "store_id": store_id, "receipt_id": receipt_id, "card_id": card["id"], "amount": amount,
         "redeemed": plan.redeemed, "discount": plan.discount, "amount_due": plan.amount_due,
