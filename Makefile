@@ -6,7 +6,7 @@ FLASK  := $(VENV)/bin/flask --app app
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: run test install install-dev serve worker beat lint bench-pos clean
+.PHONY: run test install install-dev serve worker beat lint bench-pos bench-pkpass clean
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Tallypass needs Python 3.11 or newer")'
@@ -38,7 +38,7 @@ run: install
 
 ## test: the whole suite (PostgreSQL when TALLYPASS_TEST_DATABASE_URL is set, SQLite otherwise) and lint
 test: install-dev
-	$(VENV)/bin/ruff check app tests bench migrations
+	$(VENV)/bin/ruff check app tests bench migrations passes
 	$(PY) -m pytest
 
 ## serve: production-style web process (set TALLYPASS_* first); threaded workers keep connections alive
@@ -54,10 +54,14 @@ beat: install
 	$(VENV)/bin/celery -A app.celery_app beat --loglevel INFO
 
 lint: install-dev
-	$(VENV)/bin/ruff check app tests bench migrations
+	$(VENV)/bin/ruff check app tests bench migrations passes
 
 bench-pos: install
 	$(PY) bench/pos.py
+
+bench-pkpass: install
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) bench/pkpass.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -17,6 +17,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from flask import Flask  # here, not at import: domain code imports the package without Flask
 
     from app import cli, database, log, tasks, web
+    from app.channels.registry import EXTENSION, Channels
 
     settings = settings or Settings()
     if settings.env != "testing":
@@ -29,6 +30,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         TALLYPASS=settings,
         JSON_SORT_KEYS=False,
     )
+    app.extensions[EXTENSION] = Channels(settings)
     tasks.celery_init_app(app, settings)
     database.init_app(app, settings)
     web.init_app(app)

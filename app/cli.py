@@ -52,23 +52,33 @@ def db_downgrade(revision: str) -> None:
 @click.option("--customers", default=300, show_default=True, help="How many demo customers to create.")
 def demo(customers: int) -> None:
     """Idempotently load the demo programme, stores and customers with purchase history."""
+    from sqlalchemy import select
+
     from app.demo import load_demo
     from app.merchants.stores import issue_credential
+    from app.models import Card
+    from app.wallet.links import card_links
 
+    base = current_app.config["TALLYPASS"].base_url
     with sessions().begin() as session:
         summary = load_demo(session, customers=customers)
+        sample = session.scalar(select(Card).where(Card.program_id == summary.program.id).order_by(Card.id))
+        sample_pass = card_links(sample, base)["apple_pass"] if sample else None
         if not summary.created:
             click.echo(f"demo programme '{summary.program.slug}' already loaded; nothing changed")
+            if sample_pass:
+                click.echo(f"a demo card's Apple Wallet pass: {sample_pass}")
             return
         credential = issue_credential(session, store=summary.stores[0],
                                       secret_key=current_app.config["SECRET_KEY"])
-    base = current_app.config["TALLYPASS"].base_url
     click.echo(f"demo programme '{summary.program.name}' ({summary.program.slug}): "
                f"{len(summary.stores)} stores, {summary.customers} customers, "
                f"{summary.purchases} purchases, {summary.refunds} refunds")
     click.echo(f"POS key for store '{summary.stores[0].name}': key_id={credential.credential.key_id} "
                f"secret={credential.secret}  (shown once)")
     click.echo(f"health: {base}/healthz   POS API: {base}/api/v1/pos/")
+    if sample_pass:
+        click.echo(f"a demo card's Apple Wallet pass: {sample_pass}")
 
 
 @store_cli.command("create")

@@ -95,3 +95,9 @@ class RuleViolation(AppError):
 
 class RateLimited(AppError):
     status, code, title = 429, "rate-limited", "Too many requests"
+
+
+class Unavailable(AppError):
+    """A feature this deployment has not configured, or cannot reach right now."""
+
+    status, code, title = 503, "unavailable", "Not available"

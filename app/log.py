@@ -27,5 +27,7 @@ def configure_logging(level: str = "INFO") -> None:
                                 "formatter": "line", "filters": ["correlation"]}},
         "root": {"level": level.upper(), "handlers": ["stderr"]},
         # One "task succeeded" line per outbox event is noise; failures still show.
-        "loggers": {"celery.app.trace": {"level": "WARNING"}},
+        # httpx logs one INFO line per request (one per APNs push); hpack logs headers at DEBUG.
+        "loggers": {"celery.app.trace": {"level": "WARNING"}, "httpx": {"level": "WARNING"},
+                    "hpack": {"level": "WARNING"}},
     })

@@ -99,6 +99,14 @@ class Settings(BaseSettings):
             raise ConfigurationError("production needs TALLYPASS_DATABASE_URL pointing at PostgreSQL")
         return self
 
+    def credential_file(self, configured: Path | None, name: str) -> Path | None:
+        """A credential file: the configured path, else in development the ``dev-certs`` file of that name
+        under ``instance/certs/`` when it exists (certs.example/README.md), else None."""
+        if configured is not None:
+            return configured
+        fallback = DEV_CERTS_DIR / name
+        return fallback if self.env == "development" and fallback.is_file() else None
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")

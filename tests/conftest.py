@@ -13,6 +13,7 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.orm import Session
 
 from app import create_app, migrate, signing
+from app.channels.registry import EXTENSION as CHANNELS
 from app.database import SESSIONS
 from app.db import Base, make_engine, make_session_factory
 from app.settings import Settings
@@ -68,22 +70,36 @@ def connection(engine: Engine) -> Iterator[Connection]:
     conn.close()
 
 
+@pytest.fixture(scope="session")
+def apple_certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Stand-in Apple credentials (``dev-certs``) for the default pass type and team of the settings."""
+    from app.channels.dev_credentials import write_dev_credentials
+
+    out = tmp_path_factory.mktemp("apple-certs")
+    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    write_dev_credentials(out, pass_type_id=defaults.apple_pass_type_id, team_id=defaults.apple_team_id)
+    return out
+
+
 @pytest.fixture
-def settings(database_url: str) -> Settings:
+def settings(database_url: str, apple_certs: Path) -> Settings:
     return Settings(  # type: ignore[call-arg]
         _env_file=None, env="testing", database_url=database_url, broker_url="",
         secret_key=TEST_SECRET_KEY, base_url="https://tallypass.test",
         pos_rate_limit="10000/second",  # the limit has its own test; load tests must not hit it
+        apple_pass_cert=apple_certs / "pass-cert.pem", apple_pass_key=apple_certs / "pass-key.pem",
+        apple_wwdr_cert=apple_certs / "wwdr.pem",
     )
 
 
 @pytest.fixture
-def app(settings: Settings, connection: Connection) -> Flask:
+def app(settings: Settings, connection: Connection) -> Iterator[Flask]:
     app = create_app(settings)
     app.extensions[SESSIONS] = make_session_factory(
         connection, dispatch=dispatch_events, join_transaction_mode="create_savepoint"
     )
-    return app
+    yield app
+    app.extensions[CHANNELS].close()
 
 
 @pytest.fixture
@@ -109,6 +125,7 @@ def committing_app(settings: Settings, engine: Engine, is_postgres: bool) -> Ite
     app = create_app(settings)
     app.extensions[SESSIONS] = make_session_factory(engine, dispatch=dispatch_events)
     yield app
+    app.extensions[CHANNELS].close()
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))

@@ -50,6 +50,7 @@ __all__ = [
     "VAPID_PRIVATE_KEY",
     "WWDR_CERT",
     "WWDR_KEY",
+    "is_stand_in",
     "load_certificate",
     "load_private_key",
     "write_dev_credentials",
@@ -118,6 +119,12 @@ def load_certificate(path: str | Path) -> x509.Certificate:
     if b"-----BEGIN" in data:
         return x509.load_pem_x509_certificate(data)
     return x509.load_der_x509_certificate(data)
+
+
+def is_stand_in(cert: x509.Certificate) -> bool:
+    """True for a certificate issued by the ``dev-certs`` chain, which no Apple server accepts."""
+    issuer_orgs = cert.issuer.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    return any(attr.value == _ORGANIZATION for attr in issuer_orgs)
 
 
 def load_private_key(path: str | Path, password: bytes | None = None) -> PrivateKeyTypes:

@@ -1,9 +1,10 @@
 """All models, imported here so Alembic and ``Base.metadata`` see every table."""
 
 from app.models.customer import CONSENT_CHANNELS, Card, Consent, Customer
+from app.models.devices import AppleDevice, AppleRegistration
 from app.models.ledger import LEDGER_KINDS, BonusEvent, LedgerEntry, Purchase, Refund, Reward
 from app.models.merchant import USER_ROLES, PosCredential, Store, User
-from app.models.ops import IdempotencyRecord, OutboxEvent
+from app.models.ops import ChannelMessage, IdempotencyRecord, OutboxEvent
 from app.models.program import BONUS_PERIODS, CARD_KINDS, BonusRule, Program, Tier
 
 __all__ = [
@@ -12,9 +13,12 @@ __all__ = [
     "CONSENT_CHANNELS",
     "LEDGER_KINDS",
     "USER_ROLES",
+    "AppleDevice",
+    "AppleRegistration",
     "BonusEvent",
     "BonusRule",
     "Card",
+    "ChannelMessage",
     "Consent",
     "Customer",
     "IdempotencyRecord",

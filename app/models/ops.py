@@ -1,4 +1,5 @@
-"""Operational records: stored POS responses for idempotent retries, and the transactional outbox."""
+"""Operational records: stored POS responses for idempotent retries, the transactional outbox, and the
+messages channels recorded instead of sending."""
 
 from __future__ import annotations
 
@@ -47,3 +48,17 @@ class OutboxEvent(Base):
     attempts: Mapped[int] = mapped_column(default=0)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+class ChannelMessage(Base):
+    """What a channel would have sent, recorded because it has no credentials (CONTRACTS.md §2:
+    "the matching channel writes to the outbox"). The dashboard lists these; nothing reads them back."""
+
+    __tablename__ = "channel_message"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(32))  # "apns", "google_wallet", "web_push", "sms"
+    recipient: Mapped[str] = mapped_column(String(255))  # a device token (shortened), an object id, a phone
+    card_id: Mapped[int | None] = mapped_column(ForeignKey("card.id", ondelete="SET NULL"), index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -22,10 +22,14 @@ from sqlalchemy.orm import Session
 from app.database import sessions
 from app.db import utcnow
 from app.models import OutboxEvent
+from app.tasks.passes import push_changed_cards
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Session, dict[str, Any]], None]
+# Called once per batch with the payloads of all its events of that topic (several cards' pushes
+# go out together); a failure redoes the batch one event at a time, like any handler's.
+BatchHandler = Callable[[Session, list[dict[str, Any]]], None]
 
 BATCH_SIZE = 200
 MAX_ATTEMPTS = 10  # after that an event stays unprocessed with its last error, for an operator
@@ -33,7 +37,6 @@ DEBOUNCE_SECONDS = 0.25  # the first event of a window is drained at once; later
 
 
 def _log_card_changed(session: Session, payload: dict[str, Any]) -> None:
-    # The wallet channels (APNs, Google Wallet, web push) subscribe here as they arrive.
     log.debug("card.changed card=%s version=%s reasons=%s", payload.get("card_id"), payload.get("version"),
               ",".join(payload.get("reasons", [])))
 
@@ -45,6 +48,9 @@ def _log_enrolled(session: Session, payload: dict[str, Any]) -> None:
 HANDLERS: dict[str, list[Handler]] = {
     "card.changed": [_log_card_changed],
     "customer.enrolled": [_log_enrolled],
+}
+BATCH_HANDLERS: dict[str, list[BatchHandler]] = {
+    "card.changed": [push_changed_cards],
 }
 
 
@@ -86,12 +92,20 @@ def dispatch_events(event_ids: list[int]) -> None:
         drain_outbox.apply_async(countdown=wait or None)
 
 
-def _run(session: Session, ev: OutboxEvent) -> None:
-    for handler in HANDLERS.get(ev.topic, []):
-        handler(session, ev.payload)
-    ev.attempts += 1
-    ev.processed_at = utcnow()
-    ev.last_error = None
+def _run(session: Session, events: list[OutboxEvent]) -> None:
+    by_topic: dict[str, list[dict[str, Any]]] = {}
+    for ev in events:
+        by_topic.setdefault(ev.topic, []).append(ev.payload)
+    for topic, payloads in by_topic.items():
+        for batch_handler in BATCH_HANDLERS.get(topic, []):
+            batch_handler(session, payloads)
+    now = utcnow()
+    for ev in events:
+        for handler in HANDLERS.get(ev.topic, []):
+            handler(session, ev.payload)
+        ev.attempts += 1
+        ev.processed_at = now
+        ev.last_error = None
 
 
 def _claim(session: Session, *, limit: int, only: int | None = None) -> list[OutboxEvent]:
@@ -111,8 +125,7 @@ def process_event(session: Session, event_id: int) -> bool:
     """Run one event's handlers in the caller's transaction; False if it was already processed or is
     being processed elsewhere. A handler's exception propagates (the caller rolls back)."""
     events = _claim(session, limit=1, only=event_id)
-    for ev in events:
-        _run(session, ev)
+    _run(session, events)
     return bool(events)
 
 
@@ -134,8 +147,7 @@ def process_batch(*, limit: int = BATCH_SIZE) -> int:
         with sessions().begin() as session:
             events = _claim(session, limit=limit)
             ids = [ev.id for ev in events]
-            for ev in events:
-                _run(session, ev)
+            _run(session, events)
         return len(ids)
     except Exception:
         log.warning("an outbox batch of %d failed; retrying its events one by one", len(ids))

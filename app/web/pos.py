@@ -22,8 +22,8 @@ from app.db import utcnow
 from app.errors import AppError, BadRequest, Conflict
 from app.loyalty import enrollment, ledger, purchases, rules
 from app.models import Card, Program
+from app.wallet.links import card_links
 from app.web.auth import pos_signature_required
-from app.web.links import card_links
 from app.web.problems import PROBLEM_JSON, from_validation_error
 from app.web.schemas import AmountQuery, EnrolIn, EventIn, PurchaseIn, RefundIn
 

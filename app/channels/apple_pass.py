@@ -1,0 +1,261 @@
+"""Apple Wallet store cards: ``pass.json`` from a card's content, and the signed ``.pkpass`` package.
+
+Format facts and their sources: ../shared/reference/apple_wallet.md §1. In short:
+
+- a zip with ``pass.json``, the images, ``xx.lproj/pass.strings``, ``manifest.json`` (SHA-1 of every
+  other file, keyed by its path) and ``signature`` (detached PKCS#7 over the manifest bytes) at its root;
+- the bytes that are hashed are the bytes that ship: ``pass.json`` is serialised once;
+- labels and change messages are keys into ``pass.strings``, so Wallet shows them in the phone's language.
+
+The design (template, images, strings) lives in ``passes/store_card/`` and is read once per process.
+Signing is the expensive step (an RSA signature), so a finished package is kept per
+``(serial, version, content digest)``: a phone asking again for the same version gets the same bytes.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import re
+import threading
+import zipfile
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.channels.apple_signer import PassSigner
+
+MIME_TYPE = "application/vnd.apple.pkpass"
+DESIGN_DIR = Path(__file__).resolve().parents[2] / "passes" / "store_card"
+MAX_LOCATIONS = 10  # Apple: "An array of up to 10 objects"
+_ZIP_DATE = (2001, 1, 1, 0, 0, 0)  # fixed, so identical content gives identical bytes
+_STRINGS_LINE = re.compile(r'^\s*"((?:[^"\\]|\\.)*)"\s*=\s*"((?:[^"\\]|\\.)*)"\s*;\s*$')
+
+
+@dataclass(frozen=True)
+class Location:
+    latitude: float
+    longitude: float
+    relevant_text: str
+
+
+@dataclass(frozen=True)
+class PassContent:
+    """Everything a card's pass shows; built by the wallet service from the database."""
+
+    serial: str
+    version: int
+    authentication_token: str
+    web_service_url: str
+    barcode: str
+    organization_name: str
+    description: str
+    logo_text: str
+    background_color: str  # "#RRGGBB"
+    foreground_color: str
+    label_color: str
+    member_name: str
+    balance: int | str  # points, or "3 / 10" stamps
+    stamps: bool = False
+    tier: str | None = None
+    tier_perks: str = ""
+    offer: str = ""
+    terms: str = ""
+    card_page_url: str = ""
+    stores: str = ""
+    locations: tuple[Location, ...] = ()
+    voided: bool = False
+
+
+def rgb(hex_color: str) -> str:
+    """``#1F2937`` → ``rgb(31, 41, 55)``, the only colour syntax pass.json accepts."""
+    value = hex_color.lstrip("#")
+    if not re.fullmatch(r"[0-9A-Fa-f]{6}", value):
+        raise ValueError(f"not a #RRGGBB colour: {hex_color!r}")
+    r, g, b = (int(value[i : i + 2], 16) for i in (0, 2, 4))
+    return f"rgb({r}, {g}, {b})"
+
+
+def parse_strings(text: str) -> dict[str, str]:
+    """Read an Apple ``.strings`` file (``"key" = "value";`` lines, comments, blank lines)."""
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    result: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("//"):
+            continue
+        match = _STRINGS_LINE.match(line)
+        if not match:
+            raise ValueError(f"pass.strings line {number} is not '\"key\" = \"value\";': {line!r}")
+        key, value = (re.sub(r"\\(.)", r"\1", group) for group in match.groups())
+        result[key] = value
+    return result
+
+
+@dataclass(frozen=True)
+class PassDesign:
+    """The template and the static files of one pass style, loaded once."""
+
+    template: dict[str, Any]
+    files: dict[str, bytes]  # path in the package → bytes (images, pass.strings as UTF-16)
+    hashes: dict[str, str] = field(default_factory=dict)  # path → SHA-1, computed once
+
+    @classmethod
+    def load(cls, directory: Path = DESIGN_DIR) -> PassDesign:
+        template = json.loads((directory / "pass.json").read_text("utf-8"))
+        files: dict[str, bytes] = {}
+        for path in sorted(directory.glob("*.png")):
+            files[path.name] = path.read_bytes()
+        for path in sorted(directory.glob("*.lproj/pass.strings")):
+            text = path.read_text("utf-8")
+            parse_strings(text)  # a broken file fails here, at start-up, not on a phone
+            # UTF-16 with a byte-order mark: what Apple's tools write; UTF-8 is only tolerated.
+            files[f"{path.parent.name}/pass.strings"] = b"\xff\xfe" + text.encode("utf-16-le")
+        for required in ("icon.png", "icon@2x.png", "icon@3x.png"):
+            if required not in files:
+                raise ValueError(f"{directory} has no {required}: every pass needs an icon at 1x, 2x and 3x")
+        hashes = {name: hashlib.sha1(data).hexdigest() for name, data in files.items()}  # noqa: S324 (Apple's format)
+        return cls(template=template, files=files, hashes=hashes)
+
+    def pass_json(self, content: PassContent, *, pass_type_id: str, team_id: str) -> dict[str, Any]:
+        document = copy.deepcopy(self.template)
+        document.update(
+            passTypeIdentifier=pass_type_id,
+            teamIdentifier=team_id,
+            serialNumber=content.serial,
+            organizationName=content.organization_name,
+            description=content.description,
+            logoText=content.logo_text,
+            backgroundColor=rgb(content.background_color),
+            foregroundColor=rgb(content.foreground_color),
+            labelColor=rgb(content.label_color),
+            webServiceURL=content.web_service_url,
+            authenticationToken=content.authentication_token,
+            barcodes=[{"format": "PKBarcodeFormatQR", "message": content.barcode,
+                       "messageEncoding": "iso-8859-1", "altText": content.barcode}],
+        )
+        if content.locations:
+            document["locations"] = [
+                {"latitude": loc.latitude, "longitude": loc.longitude, "relevantText": loc.relevant_text}
+                for loc in content.locations[:MAX_LOCATIONS]
+            ]
+        if content.voided:
+            document["voided"] = True
+        values: dict[str, Any] = {
+            "balance": content.balance,
+            "member": content.member_name or None,
+            "tier": content.tier,
+            "offer": content.offer or "offer_none",  # always present, so a new offer fires its changeMessage
+            "perks": content.tier_perks or None,
+            "card_number": content.barcode,
+            "card_page": content.card_page_url or None,
+            "stores": content.stores or None,
+            "terms": content.terms or None,
+        }
+        style = document["storeCard"]
+        for group in list(style):
+            fields = []
+            for item in style[group]:
+                value = values.get(item["key"])
+                if value is None:
+                    continue
+                item["value"] = value
+                if item["key"] == "balance" and content.stamps:
+                    item.update(label="stamps_label", changeMessage="stamps_change")
+                fields.append(item)
+            style[group] = fields
+        return document
+
+
+def _json_bytes(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+
+def package(pass_json: bytes, design: PassDesign, signer: PassSigner) -> bytes:
+    """The ``.pkpass`` bytes: every file at the zip root, the manifest over them, its signature."""
+    hashes = dict(design.hashes)
+    hashes["pass.json"] = hashlib.sha1(pass_json).hexdigest()  # noqa: S324 (Apple's format)
+    manifest = _json_bytes(hashes)
+    buffer = io.BytesIO()
+    # Stored, not deflated: the images are PNGs already, and every library surveyed ships stored zips.
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        entries = [("pass.json", pass_json), *design.files.items(), ("manifest.json", manifest),
+                   ("signature", signer.sign(manifest))]
+        for name, data in entries:
+            info = zipfile.ZipInfo(name, date_time=_ZIP_DATE)
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, data)
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class Pkpass:
+    data: bytes
+    digest: str  # SHA-256 of pass.json: what the package says, independent of when it was signed
+
+
+class PassCache:
+    """Finished packages by ``(serial, version, digest)``, least recently used out first.
+
+    The lock guards only the dictionary; building happens outside it, and concurrent requests for the
+    same key wait for the one build in progress instead of signing twice."""
+
+    def __init__(self, max_entries: int = 2048) -> None:
+        self.max_entries = max_entries
+        self._items: OrderedDict[tuple[str, int, str], bytes] = OrderedDict()
+        self._building: dict[tuple[str, int, str], threading.Lock] = {}
+        self._latest: dict[str, tuple[str, int, str]] = {}
+        self._lock = threading.Lock()
+        self.builds = 0
+
+    def get_or_build(self, key: tuple[str, int, str], build: Callable[[], bytes]) -> bytes:
+        with self._lock:
+            if (data := self._items.get(key)) is not None:
+                self._items.move_to_end(key)
+                return data
+            key_lock = self._building.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                if (data := self._items.get(key)) is not None:
+                    return data
+            data = build()
+            with self._lock:
+                self.builds += 1
+                self._items[key] = data
+                # An older version of this serial is not asked for again once a newer one exists.
+                previous = self._latest.get(key[0])
+                if previous is not None and previous != key and previous[1] <= key[1]:
+                    self._items.pop(previous, None)
+                if previous is None or previous[1] <= key[1]:
+                    self._latest[key[0]] = key
+                while len(self._items) > self.max_entries:
+                    oldest, _ = self._items.popitem(last=False)
+                    if self._latest.get(oldest[0]) == oldest:
+                        del self._latest[oldest[0]]
+                self._building.pop(key, None)
+        return data
+
+
+class PassFactory:
+    """Builds and signs passes for one pass type and team."""
+
+    def __init__(self, *, signer: PassSigner, pass_type_id: str, team_id: str,
+                 design: PassDesign | None = None, cache: PassCache | None = None) -> None:
+        self.signer = signer
+        self.pass_type_id = pass_type_id
+        self.team_id = team_id
+        self.design = design or PassDesign.load()
+        self.cache = cache or PassCache()
+
+    def pass_json(self, content: PassContent) -> bytes:
+        return _json_bytes(self.design.pass_json(content, pass_type_id=self.pass_type_id, team_id=self.team_id))
+
+    def build(self, content: PassContent) -> Pkpass:
+        pass_json = self.pass_json(content)
+        digest = hashlib.sha256(pass_json).hexdigest()
+        data = self.cache.get_or_build((content.serial, content.version, digest),
+                                       lambda: package(pass_json, self.design, self.signer))
+        return Pkpass(data=data, digest=digest)

@@ -1,0 +1,115 @@
+"""The outside services this deployment can reach, built from its settings on first use.
+
+A channel without credentials is None here, and its callers record what they would have sent in
+the channel outbox (``ChannelMessage``) instead. Tests build a ``Channels`` pointing at the local
+protocol servers in ``tests/fakes/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Protocol
+
+from app.channels import dev_credentials as files
+from app.channels.apns import ApnsClient, ApnsConfig, PushResult
+from app.channels.apple_pass import PassFactory
+from app.channels.apple_signer import PassSigner, SigningError
+from app.settings import Settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_APNS_URL = "https://api.push.apple.com"
+EXTENSION = "tallypass.channels"  # where create_app keeps the Channels of the running app
+
+
+class Pusher(Protocol):
+    def push(self, tokens: list[str]) -> list[PushResult]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class AppleWallet:
+    pass_type_id: str
+    team_id: str
+    passes: PassFactory
+    pusher: Pusher | None  # None: pushes are recorded in the channel outbox
+
+
+class ChannelUnavailable(Exception):
+    """A channel is configured but cannot work; the message says what an operator must fix."""
+
+
+def _secret(value: object) -> bytes | None:
+    getter = getattr(value, "get_secret_value", None)
+    return getter().encode() if getter else None
+
+
+def build_apple(settings: Settings) -> AppleWallet | None:
+    """:raise ChannelUnavailable: credentials are configured but unusable (wrong team, expired…)."""
+    cert = settings.credential_file(settings.apple_pass_cert, files.PASS_CERT)
+    wwdr = settings.credential_file(settings.apple_wwdr_cert, files.WWDR_CERT)
+    if cert is None or wwdr is None:
+        return None
+    p12 = cert.suffix.lower() in (".p12", ".pfx")
+    key = None if p12 else settings.credential_file(settings.apple_pass_key, files.PASS_KEY)
+    if key is None and not p12:
+        return None
+    password = _secret(settings.apple_pass_key_password)
+    try:
+        signer = PassSigner.from_files(certificate=cert, key=key, wwdr=wwdr, password=password)
+        signer.check(pass_type_id=settings.apple_pass_type_id, team_id=settings.apple_team_id)
+    except SigningError as exc:
+        raise ChannelUnavailable(f"Apple Wallet: {exc}") from exc
+    passes = PassFactory(signer=signer, pass_type_id=settings.apple_pass_type_id, team_id=settings.apple_team_id)
+    return AppleWallet(pass_type_id=settings.apple_pass_type_id, team_id=settings.apple_team_id,
+                       passes=passes, pusher=_build_apns(settings, signer))
+
+
+def _build_apns(settings: Settings, signer: PassSigner) -> ApnsClient | None:
+    # Stand-in certificates from dev-certs are refused by Apple: push only where a local server listens.
+    if settings.apns_url.rstrip("/") == DEFAULT_APNS_URL and files.is_stand_in(signer.certificate):
+        return None
+    common = {"base_url": settings.apns_url.rstrip("/"), "topic": settings.apple_pass_type_id,
+              "ca_file": settings.apns_ca_file}
+    if settings.apns_auth == "token":
+        key_file = settings.credential_file(settings.apns_auth_key, files.APNS_AUTH_KEY)
+        if key_file is None or not settings.apns_key_id:
+            raise ChannelUnavailable("APNs token auth needs TALLYPASS_APNS_AUTH_KEY and TALLYPASS_APNS_KEY_ID")
+        token_key = files.load_private_key(key_file)
+        return ApnsClient(ApnsConfig(token_key=token_key, key_id=settings.apns_key_id,  # type: ignore[arg-type]
+                                     team_id=settings.apple_team_id, **common))  # type: ignore[arg-type]
+    return ApnsClient(ApnsConfig(certificate=signer.certificate, private_key=signer.key, **common))  # type: ignore[arg-type]
+
+
+class Channels:
+    """The deployment's channels, each built once on first use (CLI commands that never sign a
+    pass do not need valid Apple credentials)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._apple: AppleWallet | None = None
+        self._apple_built = False
+        self._apple_error: str | None = None
+
+    def apple(self) -> AppleWallet | None:
+        """The Apple channel, or None without credentials. :raise ChannelUnavailable: misconfigured."""
+        if not self._apple_built:
+            with self._lock:
+                if not self._apple_built:
+                    try:
+                        self._apple = build_apple(self.settings)
+                    except ChannelUnavailable as exc:
+                        self._apple_error = str(exc)
+                        log.error("%s", exc)
+                    self._apple_built = True
+        if self._apple_error:
+            raise ChannelUnavailable(self._apple_error)
+        return self._apple
+
+    def close(self) -> None:
+        if self._apple is not None and self._apple.pusher is not None:
+            self._apple.pusher.close()

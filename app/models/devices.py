@@ -1,0 +1,39 @@
+"""Phones that asked to hear about a card's changes: Apple Wallet devices and their registrations.
+
+Apple's suggested storage (Wallet Developer Guide, "Adding a Web Service"; ../shared/reference/
+apple_wallet.md §3): devices (library id, push token), passes, and the many-to-many link between them.
+One push token serves every pass of a pass type on that device.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, UTCDateTime, utcnow
+
+
+class AppleDevice(Base):
+    """A Wallet installation (``deviceLibraryIdentifier``) and the push token it last gave us."""
+
+    __tablename__ = "apple_device"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    library_id: Mapped[str] = mapped_column(String(64), unique=True)
+    push_token: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AppleRegistration(Base):
+    """This device wants pushes for this card."""
+
+    __tablename__ = "apple_registration"
+    __table_args__ = (UniqueConstraint("device_id", "card_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("apple_device.id", ondelete="CASCADE"))
+    card_id: Mapped[int] = mapped_column(ForeignKey("card.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,28 @@
+"""The customer's own card links (CONTRACTS.md §3 ``links``), reachable only through their secret token."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response
+from sqlalchemy import select
+
+from app.database import get_session
+from app.errors import NotFound
+from app.models import Card
+from app.web.wallet import pkpass_response
+
+bp = Blueprint("card", __name__, url_prefix="/c")
+
+MAX_TOKEN = 64
+
+
+def _card(token: str) -> Card:
+    card = get_session().scalar(select(Card).where(Card.page_token == token)) if len(token) <= MAX_TOKEN else None
+    if card is None:
+        raise NotFound("there is no card at this address")
+    return card
+
+
+@bp.get("/<token>/apple.pkpass")
+def apple_pass(token: str) -> Response:
+    """"Add to Apple Wallet": the signed pass, as a download Safari hands to Wallet."""
+    return pkpass_response(get_session(), _card(token), attachment=True)

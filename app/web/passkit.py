@@ -1,0 +1,130 @@
+"""Apple's PassKit web service (CONTRACTS.md §4; ../shared/reference/apple_wallet.md §3).
+
+The five endpoints under ``webServiceURL`` (= base URL + ``/passkit``), with Apple's status codes:
+register 201/200/401, serial list 200/204, latest pass 200/304/401, unregister 200/401, log 200.
+Three of them carry ``Authorization: ApplePass <authenticationToken>``; the serial list is
+authenticated by the device library identifier alone, as Apple specifies.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+
+from flask import Blueprint, Response, current_app, request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from app.database import get_session
+from app.db import utcnow
+from app.errors import BadRequest, Unauthorized
+from app.models import Card
+from app.wallet import apple
+from app.web.problems import from_validation_error
+from app.web.wallet import pkpass_response
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("passkit", __name__, url_prefix=apple.PASSKIT_PATH + "/v1")
+
+_DEVICE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_DUMMY_TOKEN = "x" * 32  # compared against when the serial is unknown, so both paths take as long
+MAX_LOG_ENTRIES = 50
+MAX_LOG_ENTRY = 1000
+
+
+class RegistrationIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    pushToken: str = Field(min_length=1, max_length=200, pattern=r"^[0-9A-Fa-f]+$")  # noqa: N815 (Apple's key)
+
+
+class LogIn(BaseModel):
+    logs: list[str] = Field(max_length=MAX_LOG_ENTRIES)
+
+
+def _parse(model: type[BaseModel]) -> BaseModel:
+    try:
+        payload = json.loads(request.get_data(cache=True) or b"null")
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}", code="malformed-json") from None
+    if not isinstance(payload, dict):
+        raise BadRequest("the body must be a JSON object", code="malformed-json")
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        raise from_validation_error(exc) from None
+
+
+def _pass_type_id() -> str:
+    return current_app.config["TALLYPASS"].apple_pass_type_id
+
+
+def _device(device_id: str) -> str:
+    if not _DEVICE_ID.fullmatch(device_id):
+        raise BadRequest("the device library identifier is not valid", code="bad-device-id")
+    return device_id
+
+
+def _authorized_card(pass_type_id: str, serial: str) -> Card:
+    """The card whose pass carries the token in ``Authorization: ApplePass <token>``."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    card = apple.card_by_serial(get_session(), serial) if len(serial) <= 64 else None
+    expected = card.apple_auth_token if card is not None else _DUMMY_TOKEN
+    matches = hmac.compare_digest(token.strip().encode(), expected.encode())
+    if card is None or not matches or scheme != "ApplePass" or pass_type_id != _pass_type_id():
+        raise Unauthorized("the pass's authentication token is missing or does not match")
+    return card
+
+
+@bp.post("/devices/<device_id>/registrations/<pass_type_id>/<serial>")
+def register(device_id: str, pass_type_id: str, serial: str) -> Response:
+    card = _authorized_card(pass_type_id, serial)
+    body = _parse(RegistrationIn)
+    session = get_session()
+    created = apple.register(session, card=card, library_id=_device(device_id),
+                             push_token=body.pushToken.lower(), now=utcnow())  # type: ignore[attr-defined]
+    session.commit()
+    return Response(status=201 if created else 200)
+
+
+@bp.get("/devices/<device_id>/registrations/<pass_type_id>")
+def serial_numbers(device_id: str, pass_type_id: str) -> Response:
+    since = apple.parse_update_tag(request.args.get("passesUpdatedSince"))
+    found = None
+    if pass_type_id == _pass_type_id() and _DEVICE_ID.fullmatch(device_id):
+        found = apple.serials_since(get_session(), library_id=device_id, since=since)
+    if found is None:
+        return Response(status=204)
+    serials, tag = found
+    return Response(json.dumps({"serialNumbers": serials, "lastUpdated": tag}), mimetype="application/json")
+
+
+@bp.get("/passes/<pass_type_id>/<serial>")
+def latest_pass(pass_type_id: str, serial: str) -> Response:
+    card = _authorized_card(pass_type_id, serial)
+    since = request.if_modified_since
+    if since is not None and not apple.modified_since(card, since):
+        response = Response(status=304)
+        response.last_modified = since
+        return response
+    return pkpass_response(get_session(), card)
+
+
+@bp.delete("/devices/<device_id>/registrations/<pass_type_id>/<serial>")
+def unregister(device_id: str, pass_type_id: str, serial: str) -> Response:
+    card = _authorized_card(pass_type_id, serial)
+    session = get_session()
+    apple.unregister(session, card=card, library_id=_device(device_id))
+    session.commit()
+    return Response(status=200)
+
+
+@bp.post("/log")
+def device_log() -> Response:
+    body = _parse(LogIn)
+    for entry in body.logs:  # type: ignore[attr-defined]
+        text = "".join(ch if ch.isprintable() else " " for ch in entry[:MAX_LOG_ENTRY])
+        log.warning("wallet device log: %s", text)
+    return Response(status=200)
