@@ -79,6 +79,13 @@ def test_the_pass_is_a_valid_signed_package(client: FlaskClient, shop: dict[str,
     assert response.headers["Content-Disposition"].startswith("attachment;")
     assert response.headers["Last-Modified"]
     files = unpack(response.data)
+    with zipfile.ZipFile(io.BytesIO(response.data)) as archive:
+        assert archive.testzip() is None  # every CRC checks out
+        assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_STORED}
+    if shutil.which("unzip"):
+        (tmp_path / "card.pkpass").write_bytes(response.data)
+        listing = subprocess.run(["unzip", "-t", "card.pkpass"], cwd=tmp_path, capture_output=True, text=True)
+        assert listing.returncode == 0, listing.stdout + listing.stderr
 
     assert all("/" not in name or name.split("/")[0].endswith(".lproj") for name in files)
     assert {"icon.png", "icon@2x.png", "icon@3x.png", "pass.json", "manifest.json", "signature"} <= set(files)
