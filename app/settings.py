@@ -97,6 +97,9 @@ class Settings(BaseSettings):
             )
         if self.database_url.startswith("sqlite"):
             raise ConfigurationError("production needs TALLYPASS_DATABASE_URL pointing at PostgreSQL")
+        if not self.base_url.startswith("https://"):
+            raise ConfigurationError("TALLYPASS_BASE_URL must be the service's public https:// URL in production: "
+                                     "it goes into every pass, and Wallet calls only an https webServiceURL")
         return self
 
     def credential_file(self, configured: Path | None, name: str) -> Path | None:

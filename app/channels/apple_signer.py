@@ -92,6 +92,14 @@ class PassSigner:
                 != self.key.public_key().public_bytes(serialization.Encoding.DER, public)):
             raise SigningError("the private key does not belong to the Pass Type ID certificate")
 
+    def expiring(self, *, within: dt.timedelta = dt.timedelta(days=30), now: dt.datetime | None = None) -> list[str]:
+        """Warnings for certificates that stop working soon: an expired Pass Type ID certificate stops
+        both signing and pushes (renew it yearly); WWDR G4 ends on 2030-12-10."""
+        now = now or dt.datetime.now(dt.UTC)
+        return [f"the {what} expires on {c.not_valid_after_utc:%Y-%m-%d}; renew it before then"
+                for what, c in (("Pass Type ID certificate", self.certificate), ("WWDR certificate", self.wwdr))
+                if c.not_valid_after_utc - now <= within]
+
     def sign(self, manifest: bytes) -> bytes:
         """DER detached signature over exactly ``manifest``."""
         return (

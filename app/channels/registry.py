@@ -63,6 +63,8 @@ def build_apple(settings: Settings) -> AppleWallet | None:
         signer.check(pass_type_id=settings.apple_pass_type_id, team_id=settings.apple_team_id)
     except SigningError as exc:
         raise ChannelUnavailable(f"Apple Wallet: {exc}") from exc
+    for warning in signer.expiring():
+        log.warning("Apple Wallet: %s", warning)
     passes = PassFactory(signer=signer, pass_type_id=settings.apple_pass_type_id, team_id=settings.apple_team_id)
     return AppleWallet(pass_type_id=settings.apple_pass_type_id, team_id=settings.apple_team_id,
                        passes=passes, pusher=_build_apns(settings, signer))

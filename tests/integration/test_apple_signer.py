@@ -117,3 +117,10 @@ def test_unreadable_credentials_get_a_clear_error(tmp_path: Path, certs: Path) -
         b"x", None, dc.load_certificate(certs / dc.PASS_CERT), None, NoEncryption()))
     with pytest.raises(SigningError, match="no certificate with its private key"):
         PassSigner.from_files(certificate=p12, key=None, wwdr=certs / dc.WWDR_CERT)
+
+
+def test_expiring_certificates_are_announced(signer: PassSigner) -> None:
+    assert signer.expiring() == []
+    soon = signer.certificate.not_valid_after_utc - dt.timedelta(days=10)
+    [warning] = signer.expiring(now=soon)
+    assert warning.startswith("the Pass Type ID certificate expires on ")

@@ -197,8 +197,17 @@ def test_production_on_the_default_database_is_refused() -> None:
         make(env="production", secret_key=STRONG_KEY)
 
 
+def test_production_without_an_https_base_url_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="TALLYPASS_BASE_URL.*https"):
+        make(env="production", database_url=PG_URL, secret_key=STRONG_KEY)
+    with pytest.raises(ConfigurationError, match="TALLYPASS_BASE_URL.*https"):
+        make(env="production", database_url=PG_URL, secret_key=STRONG_KEY, base_url="http://loyalty.example.com")
+
+
 def test_production_with_random_key_and_postgres_is_accepted() -> None:
-    settings = make(env="production", database_url=PG_URL, secret_key=STRONG_KEY)
+    settings = make(env="production", database_url=PG_URL, secret_key=STRONG_KEY,
+                    base_url="https://loyalty.example.com/")
+    assert settings.base_url == "https://loyalty.example.com"
     assert settings.env == "production"
     assert settings.resolved_secret_key() == STRONG_KEY
     assert not settings.is_sqlite
@@ -208,6 +217,7 @@ def test_production_accepts_a_plain_postgres_url(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("TALLYPASS_ENV", "production")
     monkeypatch.setenv("TALLYPASS_SECRET_KEY", STRONG_KEY)
     monkeypatch.setenv("TALLYPASS_DATABASE_URL", "postgres://tallypass@db/tallypass")
+    monkeypatch.setenv("TALLYPASS_BASE_URL", "https://loyalty.example.com")
     settings = make()
     assert settings.database_url == "postgresql+psycopg://tallypass@db/tallypass"
 
