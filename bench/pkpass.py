@@ -85,13 +85,14 @@ def wallet_py3k_builder(certs: Path, design: PassDesign) -> Callable[[int], byte
     def build(i: int) -> bytes:
         c = content(max(i, 0))
         card = StoreCard()
-        card.addHeaderField("balance", c.balance, "balance_label")
-        card.headerFields[-1].changeMessage = "balance_change"
-        card.addSecondaryField("member", c.member_name, "member_label")
-        card.addSecondaryField("tier", c.tier, "tier_label")
+        text = design.english
+        card.addHeaderField("balance", c.balance, text["balance_label"])
+        card.headerFields[-1].changeMessage = text["balance_change"]
+        card.addSecondaryField("member", c.member_name, text["member_label"])
+        card.addSecondaryField("tier", c.tier, text["tier_label"])
         for key_name, value in (("offer", c.offer), ("perks", c.tier_perks), ("card_number", c.barcode),
                                 ("card_page", c.card_page_url), ("stores", c.stores), ("terms", c.terms)):
-            card.addBackField(key_name, value, f"{key_name}_label")
+            card.addBackField(key_name, value, text[f"{key_name}_label"])
         p = Pass(card, passTypeIdentifier=PASS_TYPE, organizationName=c.organization_name, teamIdentifier=TEAM)
         p.serialNumber, p.description, p.logoText = c.serial, c.description, c.logo_text
         p.backgroundColor, p.foregroundColor, p.labelColor = "rgb(15, 118, 110)", "rgb(255, 255, 255)", \

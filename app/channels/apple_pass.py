@@ -79,6 +79,13 @@ def rgb(hex_color: str) -> str:
     return f"rgb({r}, {g}, {b})"
 
 
+_UNESCAPE = {"n": "\n", "t": "\t"}
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
 def parse_strings(text: str) -> dict[str, str]:
     """Read an Apple ``.strings`` file (``"key" = "value";`` lines, comments, blank lines)."""
     text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
@@ -89,7 +96,7 @@ def parse_strings(text: str) -> dict[str, str]:
         match = _STRINGS_LINE.match(line)
         if not match:
             raise ValueError(f"pass.strings line {number} is not '\"key\" = \"value\";': {line!r}")
-        key, value = (re.sub(r"\\(.)", r"\1", group) for group in match.groups())
+        key, value = (re.sub(r"\\(.)", lambda m: _UNESCAPE.get(m[1], m[1]), group) for group in match.groups())
         result[key] = value
     return result
 
@@ -98,8 +105,9 @@ def parse_strings(text: str) -> dict[str, str]:
 class PassDesign:
     """The template and the static files of one pass style, loaded once."""
 
-    template: dict[str, Any]
+    template: dict[str, Any]  # labels and change messages already in English
     files: dict[str, bytes]  # path in the package → bytes (images, pass.strings as UTF-16)
+    english: dict[str, str] = field(default_factory=dict)  # symbolic key → English, from en.lproj
     hashes: dict[str, str] = field(default_factory=dict)  # path → SHA-1, computed once
     static: StaticEntries = field(default=None)  # type: ignore[assignment]  # their zip entries, built once
 
@@ -111,19 +119,36 @@ class PassDesign:
 
     @classmethod
     def load(cls, directory: Path = DESIGN_DIR) -> PassDesign:
+        """Read a design folder. Its strings files are keyed by symbols (``balance_change``); the package
+        is keyed by the English text instead, and pass.json carries that English text: Wallet shows
+        pass.json's own text when the phone's language has no ``.lproj``, so it must be readable (and a
+        change message must hold its ``%@``) as it stands."""
         template = json.loads((directory / "pass.json").read_text("utf-8"))
         files: dict[str, bytes] = {}
         for path in sorted(directory.glob("*.png")):
             files[path.name] = path.read_bytes()
-        for path in sorted(directory.glob("*.lproj/pass.strings")):
-            text = path.read_text("utf-8")
-            parse_strings(text)  # a broken file fails here, at start-up, not on a phone
-            # UTF-16 with a byte-order mark: what Apple's tools write; UTF-8 is only tolerated.
-            files[f"{path.parent.name}/pass.strings"] = b"\xff\xfe" + text.encode("utf-16-le")
         for required in ("icon.png", "icon@2x.png", "icon@3x.png"):
             if required not in files:
                 raise ValueError(f"{directory} has no {required}: every pass needs an icon at 1x, 2x and 3x")
-        return cls(template=template, files=files)
+        # A broken or incomplete file fails here, at start-up, not on a phone.
+        languages = {path.parent.name: parse_strings(path.read_text("utf-8"))
+                     for path in sorted(directory.glob("*.lproj/pass.strings"))}
+        english = languages.get("en.lproj")
+        if not english:
+            raise ValueError(f"{directory} has no en.lproj/pass.strings")
+        for folder, strings in languages.items():
+            if missing := sorted(set(english) - set(strings)):
+                raise ValueError(f"{directory / folder}/pass.strings lacks {', '.join(missing)}")
+            lines = [f'"{_escape(english[key])}" = "{_escape(text)}";' for key, text in strings.items()
+                     if key in english]
+            # UTF-16 with a byte-order mark: what Apple's tools write; UTF-8 is only tolerated.
+            files[f"{folder}/pass.strings"] = b"\xff\xfe" + ("\n".join(lines) + "\n").encode("utf-16-le")
+        for items in template["storeCard"].values():
+            for item in items:
+                for attribute in ("label", "changeMessage"):
+                    if item.get(attribute) in english:
+                        item[attribute] = english[item[attribute]]
+        return cls(template=template, files=files, english=english)
 
     def pass_json(self, content: PassContent, *, pass_type_id: str, team_id: str) -> dict[str, Any]:
         document = dict(self.template)
@@ -153,7 +178,8 @@ class PassDesign:
             "balance": content.balance,
             "member": content.member_name or None,
             "tier": content.tier,
-            "offer": content.offer or "offer_none",  # always present, so a new offer fires its changeMessage
+            # always present, so that a new offer fires its changeMessage
+            "offer": content.offer or self.english.get("offer_none", "—"),
             "perks": content.tier_perks or None,
             "card_number": content.barcode,
             "card_page": content.card_page_url or None,
@@ -167,7 +193,7 @@ class PassDesign:
         if content.stamps:
             for item in style.get("headerFields", []):
                 if item["key"] == "balance":
-                    item.update(label="stamps_label", changeMessage="stamps_change")
+                    item.update(label=self.english["stamps_label"], changeMessage=self.english["stamps_change"])
         document["storeCard"] = style
         return document
 

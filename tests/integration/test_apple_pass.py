@@ -21,7 +21,7 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
 from app.channels import dev_credentials as dc
-from app.channels.apple_pass import MIME_TYPE, PassCache, PassDesign, parse_strings
+from app.channels.apple_pass import DESIGN_DIR, MIME_TYPE, PassCache, PassDesign, parse_strings
 from app.channels.registry import EXTENSION as CHANNELS
 from app.loyalty import ledger
 from app.settings import Settings
@@ -136,13 +136,15 @@ def test_pass_shows_the_card(client: FlaskClient, shop: dict[str, Any], db_sessi
     header = document["storeCard"]["headerFields"]
     assert [f["key"] for f in header] == ["balance"]
     assert by_key["balance"]["value"] == 120
-    # Labels and the change message are keys Wallet looks up in the phone's language.
-    english = parse_strings(files["en.lproj/pass.strings"].decode("utf-16"))
-    assert "%@" in english[by_key["balance"]["changeMessage"]]
-    assert english[by_key["balance"]["label"]] == "Points"
+    # pass.json reads as English as it stands; Wallet looks its texts up in the phone's language.
+    assert by_key["balance"]["label"] == "Points"
+    assert by_key["balance"]["changeMessage"] == "Your balance is now %@ points"
+    russian = parse_strings(files["ru.lproj/pass.strings"].decode("utf-16"))
+    assert russian["Points"] == "Баллы"
+    assert russian["Your balance is now %@ points"].count("%@") == 1
     assert by_key["member"]["value"] == "Ana Popescu"
     assert by_key["tier"]["value"] == "Bronze"
-    assert by_key["offer"] == {"key": "offer", "label": "offer_label", "changeMessage": "%@",
+    assert by_key["offer"] == {"key": "offer", "label": "Offer", "changeMessage": "%@",
                                "value": "Double points on Fridays"}
     assert by_key["terms"]["value"] == "Points last a year."
     assert by_key["offer"] in document["storeCard"]["backFields"]
@@ -168,7 +170,7 @@ def test_stamp_cards_show_stamps(client: FlaskClient, make_program: Callable[...
     card = make_card(program)
     balance = fields(json.loads(unpack(download(client, card).data)["pass.json"]))["balance"]
     assert balance["value"] == "0 / 8"
-    assert balance["label"] == "stamps_label" and balance["changeMessage"] == "stamps_change"
+    assert balance["label"] == "Stamps" and balance["changeMessage"] == "You now have %@ stamps"
 
 
 def test_same_version_same_bytes_new_version_new_balance(client: FlaskClient, app: Flask, shop: dict[str, Any],
@@ -243,9 +245,23 @@ def test_cache_keeps_one_build_per_key_and_drops_old_versions() -> None:
     assert len(cache._items) == 3  # the least recently used went when the fourth arrived
 
 
-def test_design_strings_are_packed_as_utf16() -> None:
+def test_design_strings_are_packed_as_utf16_keyed_by_the_english_text() -> None:
     design = PassDesign.load()
-    data = design.files["ru.lproj/pass.strings"]
-    assert data.startswith(b"\xff\xfe")
-    assert parse_strings(data.decode("utf-16"))["balance_label"]
+    for language in ("en", "ru", "ro"):
+        data = design.files[f"{language}.lproj/pass.strings"]
+        assert data.startswith(b"\xff\xfe")
+        strings = parse_strings(data.decode("utf-16"))
+        assert set(strings) == set(design.english.values())
+    assert parse_strings(design.files["ro.lproj/pass.strings"].decode("utf-16"))["Points"] == "Puncte"
+    texts = {field.get(attribute) for group in design.template["storeCard"].values() for field in group
+             for attribute in ("label", "changeMessage")}
+    assert texts - {None, "%@"} <= set(design.english.values())  # no symbolic key left in pass.json
+
+
+def test_an_incomplete_translation_is_refused_at_start(tmp_path: Path) -> None:
+    shutil.copytree(DESIGN_DIR, tmp_path / "design")
+    ro = tmp_path / "design" / "ro.lproj" / "pass.strings"
+    ro.write_text("\n".join(line for line in ro.read_text("utf-8").splitlines() if "tier_label" not in line), "utf-8")
+    with pytest.raises(ValueError, match="tier_label"):
+        PassDesign.load(tmp_path / "design")
 
