@@ -14,6 +14,7 @@ Signing is the expensive step (an RSA signature), so a finished package is kept 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -70,6 +71,7 @@ class PassContent:
     voided: bool = False
 
 
+@functools.lru_cache(maxsize=256)
 def rgb(hex_color: str) -> str:
     """``#1F2937`` → ``rgb(31, 41, 55)``, the only colour syntax pass.json accepts."""
     value = hex_color.lstrip("#")
