@@ -103,6 +103,24 @@ def app(settings: Settings, connection: Connection) -> Iterator[Flask]:
 
 
 @pytest.fixture
+def app_with(settings: Settings, connection: Connection) -> Iterator[Callable[..., Flask]]:
+    """Another app on the test's connection, with some settings changed: ``app_with(apns_url=...)``."""
+    made: list[Flask] = []
+
+    def make(**changes: Any) -> Flask:
+        other = create_app(settings.model_copy(update=changes))
+        other.extensions[SESSIONS] = make_session_factory(
+            connection, dispatch=dispatch_events, join_transaction_mode="create_savepoint"
+        )
+        made.append(other)
+        return other
+
+    yield make
+    for other in made:
+        other.extensions[CHANNELS].close()
+
+
+@pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
 

@@ -17,8 +17,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.channels.registry import DEFAULT_APNS_URL
 from app.models import AppleRegistration, Card, ChannelMessage, OutboxEvent
 from app.settings import Settings
+from tests.conftest import PosClient
 from tests.fakes.apns_h2 import FakeApns
 
 PASS_TYPE = "pass.dev.tallypass.loyalty"
@@ -158,27 +160,16 @@ def test_a_refused_certificate_stays_on_the_event_for_the_operator(
 
 
 def test_without_a_reachable_apns_pushes_go_to_the_channel_outbox(
-    settings: Settings, connection: Any, shop: dict[str, Any], db_session: Session, apns: FakeApns
+    app_with: Callable[..., Any], shop: dict[str, Any], db_session: Session, apns: FakeApns
 ) -> None:
     """Stand-in certificates and Apple's own URL: nothing is sent, the push is recorded instead."""
-    from app import create_app
-    from app.channels.registry import DEFAULT_APNS_URL
-    from app.channels.registry import EXTENSION as CHANNELS
-    from app.database import SESSIONS
-    from app.db import make_session_factory
-    from app.tasks.outbox import dispatch_events
-    from tests.conftest import PosClient
-
-    offline = create_app(settings.model_copy(update={"apns_url": DEFAULT_APNS_URL, "apns_ca_file": None}))
-    offline.extensions[SESSIONS] = make_session_factory(connection, dispatch=dispatch_events,
-                                                        join_transaction_mode="create_savepoint")
+    offline = app_with(apns_url=DEFAULT_APNS_URL, apns_ca_file=None)
     client = offline.test_client()
     card = shop["card"]
     with offline.app_context():
         assert register(client, card) == 201
         PosClient(client, shop["pos"].creds).post("/purchases", {"receipt_id": "R-1", "card": card.barcode,
                                                                  "amount": "10.00"})
-    offline.extensions[CHANNELS].close()
     [message] = db_session.scalars(select(ChannelMessage)).all()
     assert message.channel == "apns" and message.recipient == TOKEN and message.card_id == card.id
     assert message.payload == {"topic": PASS_TYPE, "body": {}, "card_ids": [card.id]}

@@ -24,7 +24,6 @@ from app.channels import dev_credentials as dc
 from app.channels.apple_pass import DESIGN_DIR, MIME_TYPE, PassCache, PassDesign, parse_strings
 from app.channels.registry import EXTENSION as CHANNELS
 from app.loyalty import ledger
-from app.settings import Settings
 
 needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl CLI")
 REQUIRED_KEYS = {"formatVersion", "passTypeIdentifier", "serialNumber", "teamIdentifier", "organizationName",
@@ -200,13 +199,8 @@ def test_unknown_link_is_404(client: FlaskClient) -> None:
     assert response.status_code == 404
 
 
-def test_no_apple_credentials_is_a_clear_503(settings: Settings, connection: Any, shop: dict[str, Any]) -> None:
-    from app import create_app
-    from app.database import SESSIONS
-    from app.db import make_session_factory
-
-    bare = create_app(settings.model_copy(update={"apple_pass_cert": None, "apple_pass_key": None}))
-    bare.extensions[SESSIONS] = make_session_factory(connection, join_transaction_mode="create_savepoint")
+def test_no_apple_credentials_is_a_clear_503(app_with: Callable[..., Flask], shop: dict[str, Any]) -> None:
+    bare = app_with(apple_pass_cert=None, apple_pass_key=None)
     page = download(bare.test_client(), shop["card"])  # a phone's browser gets a page saying so
     assert page.status_code == 503
     assert page.mimetype == "text/html"
@@ -217,14 +211,9 @@ def test_no_apple_credentials_is_a_clear_503(settings: Settings, connection: Any
     assert "Apple Wallet" in api.json["detail"]
 
 
-def test_a_certificate_for_another_pass_type_is_refused(settings: Settings, connection: Any,
-                                                        shop: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
-    from app import create_app
-    from app.database import SESSIONS
-    from app.db import make_session_factory
-
-    wrong = create_app(settings.model_copy(update={"apple_pass_type_id": "pass.com.other.brand"}))
-    wrong.extensions[SESSIONS] = make_session_factory(connection, join_transaction_mode="create_savepoint")
+def test_a_certificate_for_another_pass_type_is_refused(app_with: Callable[..., Flask], shop: dict[str, Any],
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    wrong = app_with(apple_pass_type_id="pass.com.other.brand")
     response = download(wrong.test_client(), shop["card"])
     assert response.status_code == 503
     assert "pass.com.other.brand" not in response.text  # details go to the log, not the public
