@@ -72,7 +72,7 @@ def connection(engine: Engine) -> Iterator[Connection]:
 
 @pytest.fixture(scope="session")
 def apple_certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Stand-in Apple credentials (``dev-certs``) for the default pass type and team of the settings."""
+    """Stand-in credentials (``dev-certs``: Apple for the settings' default pass type and team, Google)."""
     from app.channels.dev_credentials import write_dev_credentials
 
     out = tmp_path_factory.mktemp("apple-certs")
@@ -88,7 +88,7 @@ def settings(database_url: str, apple_certs: Path) -> Settings:
         secret_key=TEST_SECRET_KEY, base_url="https://tallypass.test",
         pos_rate_limit="10000/second",  # the limit has its own test; load tests must not hit it
         apple_pass_cert=apple_certs / "pass-cert.pem", apple_pass_key=apple_certs / "pass-key.pem",
-        apple_wwdr_cert=apple_certs / "wwdr.pem",
+        apple_wwdr_cert=apple_certs / "wwdr.pem", google_service_account=apple_certs / "google-service-account.json",
     )
 
 

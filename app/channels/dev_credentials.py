@@ -51,6 +51,7 @@ __all__ = [
     "WWDR_CERT",
     "WWDR_KEY",
     "is_stand_in",
+    "is_stand_in_project",
     "load_certificate",
     "load_private_key",
     "write_dev_credentials",
@@ -107,6 +108,7 @@ _GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"  # noqa: S105 (a URL)
 _GOOGLE_CERTS_URL = "https://www.googleapis.com/oauth2/v1/certs"
 _GOOGLE_ROBOT_CERTS_URL = "https://www.googleapis.com/robot/v1/metadata/x509/"
 _GOOGLE_SA_DOMAIN = ".iam.gserviceaccount.com"
+_GOOGLE_DEV_PROJECT = "tallypass-dev"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -125,6 +127,11 @@ def is_stand_in(cert: x509.Certificate) -> bool:
     """True for a certificate issued by the ``dev-certs`` chain, which no Apple server accepts."""
     issuer_orgs = cert.issuer.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
     return any(attr.value == _ORGANIZATION for attr in issuer_orgs)
+
+
+def is_stand_in_project(project_id: str) -> bool:
+    """True for the service account ``dev-certs`` writes, which Google does not know."""
+    return project_id == _GOOGLE_DEV_PROJECT
 
 
 def load_private_key(path: str | Path, password: bytes | None = None) -> PrivateKeyTypes:
@@ -395,7 +402,7 @@ def _build_pass_cert(
 def _google_key_file(client_email: str) -> bytes:
     """A service-account key file in the layout the Google Cloud console downloads."""
     domain = client_email.rpartition("@")[2]
-    project_id = domain.removesuffix(_GOOGLE_SA_DOMAIN) if domain.endswith(_GOOGLE_SA_DOMAIN) else "tallypass-dev"
+    project_id = domain.removesuffix(_GOOGLE_SA_DOMAIN) if domain.endswith(_GOOGLE_SA_DOMAIN) else _GOOGLE_DEV_PROJECT
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     info = {
         "type": "service_account",

@@ -1,4 +1,5 @@
-"""The outside services this deployment can reach, built from its settings on first use.
+"""The outside services this deployment can reach (Apple Wallet, Google Wallet), built from its settings
+on first use.
 
 A channel without credentials is None here, and its callers record what they would have sent in
 the channel outbox (``ChannelMessage``) instead. Tests build a ``Channels`` pointing at the local
@@ -16,7 +17,9 @@ from app.channels import dev_credentials as files
 from app.channels.apns import ApnsClient, ApnsConfig, PushResult
 from app.channels.apple_pass import PassFactory
 from app.channels.apple_signer import PassSigner, SigningError
+from app.channels.google_wallet import GoogleWalletClient, GoogleWalletConfig, ServiceAccount
 from app.settings import Settings
+from app.wallet.google import GoogleSetup
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,12 @@ class AppleWallet:
     team_id: str
     passes: PassFactory
     pusher: Pusher | None  # None: pushes are recorded in the channel outbox
+
+
+@dataclass
+class GoogleWallet:
+    setup: GoogleSetup
+    client: GoogleWalletClient | None  # None: calls are recorded in the channel outbox
 
 
 class ChannelUnavailable(Exception):
@@ -86,6 +95,34 @@ def _build_apns(settings: Settings, signer: PassSigner) -> ApnsClient | None:
     return ApnsClient(ApnsConfig(certificate=signer.certificate, private_key=signer.key, **common))  # type: ignore[arg-type]
 
 
+def _default(name: str) -> str:
+    return str(Settings.model_fields[name].default)
+
+
+def build_google(settings: Settings) -> GoogleWallet:
+    """:raise ChannelUnavailable: the service-account file is configured but unusable."""
+    origins = tuple(o.strip().rstrip("/") for o in settings.google_origins.split(",") if o.strip())
+    if not origins:  # the pages that show the save button are our own
+        scheme, _, rest = settings.base_url.partition("://")
+        origins = (f"{scheme}://{rest.split('/')[0]}",)
+    path = settings.credential_file(settings.google_service_account, files.GOOGLE_SERVICE_ACCOUNT)
+    try:
+        account = ServiceAccount.from_file(path) if path is not None else None
+    except (OSError, ValueError) as exc:
+        raise ChannelUnavailable(f"Google Wallet: cannot use the service account key file {path}: {exc}") from exc
+    setup = GoogleSetup(issuer_id=settings.google_issuer_id, base_url=settings.base_url, origins=origins,
+                        account=account)
+    reachable = account is not None and not (
+        files.is_stand_in_project(account.project_id)
+        and settings.google_api_url == _default("google_api_url")
+        and settings.google_token_url == _default("google_token_url")
+    )  # Google knows nothing of the dev-certs stand-in: without a local server its calls go to the outbox
+    client = GoogleWalletClient(GoogleWalletConfig(api_url=settings.google_api_url.rstrip("/"),
+                                                   token_url=settings.google_token_url, account=account)
+                                ) if reachable and account is not None else None
+    return GoogleWallet(setup=setup, client=client)
+
+
 class Channels:
     """The deployment's channels, each built once on first use (CLI commands that never sign a
     pass do not need valid Apple credentials)."""
@@ -96,6 +133,8 @@ class Channels:
         self._apple: AppleWallet | None = None
         self._apple_built = False
         self._apple_error: str | None = None
+        self._google: GoogleWallet | None = None
+        self._google_error: str | None = None
 
     def apple(self) -> AppleWallet | None:
         """The Apple channel, or None without credentials. :raise ChannelUnavailable: misconfigured."""
@@ -112,6 +151,24 @@ class Channels:
             raise ChannelUnavailable(self._apple_error)
         return self._apple
 
+    def google(self) -> GoogleWallet:
+        """The Google channel (its client None without reachable credentials).
+        :raise ChannelUnavailable: misconfigured."""
+        if self._google is None and self._google_error is None:
+            with self._lock:
+                if self._google is None and self._google_error is None:
+                    try:
+                        self._google = build_google(self.settings)
+                    except ChannelUnavailable as exc:
+                        self._google_error = str(exc)
+                        log.error("%s", exc)
+        if self._google_error:
+            raise ChannelUnavailable(self._google_error)
+        assert self._google is not None
+        return self._google
+
     def close(self) -> None:
         if self._apple is not None and self._apple.pusher is not None:
             self._apple.pusher.close()
+        if self._google is not None and self._google.client is not None:
+            self._google.client.close()

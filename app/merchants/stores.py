@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from app import vault
 from app.db import utcnow
 from app.errors import NotFound, Unauthorized
+from app.loyalty import programs
 from app.models import PosCredential, Program, Store
 
 KEY_ID_PREFIX = "pk_"
@@ -55,6 +56,7 @@ def create_store(
                   timezone=timezone or program.timezone)
     session.add(store)
     session.flush()
+    programs.saved(session, program=program)  # the programme's stores show in Google Wallet
     return store
 
 

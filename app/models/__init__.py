@@ -2,6 +2,7 @@
 
 from app.models.customer import CONSENT_CHANNELS, Card, Consent, Customer
 from app.models.devices import AppleDevice, AppleRegistration
+from app.models.google import GoogleClass, GoogleObject
 from app.models.ledger import LEDGER_KINDS, BonusEvent, LedgerEntry, Purchase, Refund, Reward
 from app.models.merchant import USER_ROLES, PosCredential, Store, User
 from app.models.ops import ChannelMessage, IdempotencyRecord, OutboxEvent
@@ -21,6 +22,8 @@ __all__ = [
     "ChannelMessage",
     "Consent",
     "Customer",
+    "GoogleClass",
+    "GoogleObject",
     "IdempotencyRecord",
     "LedgerEntry",
     "OutboxEvent",

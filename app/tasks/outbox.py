@@ -13,16 +13,17 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from celery import shared_task
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.database import sessions
 from app.db import utcnow
-from app.models import OutboxEvent
-from app.tasks.passes import push_changed_cards
+from app.models import ChannelMessage, OutboxEvent
+from app.tasks.passes import create_google_object, push_changed_cards, sync_google_cards, sync_google_class
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +48,11 @@ def _log_enrolled(session: Session, payload: dict[str, Any]) -> None:
 
 HANDLERS: dict[str, list[Handler]] = {
     "card.changed": [_log_card_changed],
-    "customer.enrolled": [_log_enrolled],
+    "customer.enrolled": [_log_enrolled, create_google_object],
+    "program.changed": [sync_google_class],
 }
 BATCH_HANDLERS: dict[str, list[BatchHandler]] = {
-    "card.changed": [push_changed_cards],
+    "card.changed": [push_changed_cards, sync_google_cards],
 }
 
 
@@ -175,3 +177,16 @@ def drain_outbox() -> int:
 def sweep_outbox() -> int:
     """Beat, every 30 s: retry what failed and drain anything a lost poke left behind."""
     return int(drain_outbox())
+
+
+CHANNEL_MESSAGE_TTL_DAYS = 30
+
+
+@shared_task
+def purge_channel_messages() -> int:
+    """Beat, daily: the channel outbox records what a deployment without credentials would have sent;
+    a month of it is plenty to look at, and it must not grow for ever."""
+    cutoff = utcnow() - timedelta(days=CHANNEL_MESSAGE_TTL_DAYS)
+    with sessions().begin() as session:
+        result = session.execute(delete(ChannelMessage).where(ChannelMessage.created_at < cutoff))
+    return result.rowcount or 0

@@ -1,8 +1,12 @@
-"""Telling phones that a card changed: APNs pushes to every device following the card.
+"""Keeping the wallets in step with the cards, as outbox handlers.
 
-Runs as the outbox's batch handler for ``card.changed``: one query finds the devices of all the
-cards in a batch, and their pushes go out together over the one HTTP/2 connection. The phone then
-asks the PassKit web service what changed and downloads the new pass.
+- Apple: ``card.changed`` → APNs pushes to every device following the card. One query finds the
+  devices of all the cards in a batch, and their pushes go out together over the one HTTP/2
+  connection; the phone then asks the PassKit web service what changed and downloads the new pass.
+- Google: ``customer.enrolled`` inserts the card's object, ``program.changed`` the programme's class,
+  and ``card.changed`` PATCHes the object. A Google failure is logged and left to the resync job
+  (each object knows the card version Google has), so it never holds back the Apple pushes of
+  the same events.
 """
 
 from __future__ import annotations
@@ -10,14 +14,18 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from celery import shared_task
 from flask import current_app
-from sqlalchemy.orm import Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
 
 from app.channels.apns import PushOutcome
+from app.channels.google_wallet import GoogleConfigError, GoogleWalletError
 from app.channels.registry import EXTENSION, Channels
+from app.database import sessions
 from app.db import utcnow
-from app.models import ChannelMessage
-from app.wallet import apple
+from app.models import Card, ChannelMessage, GoogleObject, Program
+from app.wallet import apple, google
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +38,15 @@ class PushDeferred(Exception):
     """APNs stayed unavailable through the retries; the outbox sweeper tries again later."""
 
 
+def _channels() -> Channels:
+    return current_app.extensions[EXTENSION]
+
+
 def push_changed_cards(session: Session, payloads: list[dict[str, Any]]) -> None:
     tokens = apple.push_tokens(session, card_ids=[p["card_id"] for p in payloads if "card_id" in p])
     if not tokens:
         return
-    channels: Channels = current_app.extensions[EXTENSION]
+    channels = _channels()
     wallet = channels.apple()  # ChannelUnavailable propagates: misconfiguration is the operator's to see
     if wallet is None or wallet.pusher is None:
         topic = wallet.pass_type_id if wallet else channels.settings.apple_pass_type_id
@@ -61,3 +73,89 @@ def push_changed_cards(session: Session, payloads: list[dict[str, Any]]) -> None
         first = failed[0]
         raise PushDeferred(f"APNs did not take {len(failed)} push(es) after {first.attempts} attempts: "
                            f"{first.status} {first.reason}")
+
+
+# -------------------------------------------------------------------------------------------- Google
+
+
+def _google_failed(what: str, exc: GoogleWalletError) -> None:
+    if isinstance(exc, GoogleConfigError):
+        log.error("google wallet: %s refused, an operator must act: %s", what, exc)
+    else:
+        log.warning("google wallet: %s failed, the resync job will retry: %s", what, exc)
+
+
+def sync_google_cards(session: Session, payloads: list[dict[str, Any]]) -> None:
+    """``card.changed`` batch: PATCH each changed card's object; tier changes and rewards notify."""
+    changes: dict[int, set[str]] = {}
+    for payload in payloads:
+        if "card_id" in payload:
+            changes.setdefault(payload["card_id"], set()).update(payload.get("reasons", []))
+    if not changes:
+        return
+    wallet = _channels().google()
+    now = utcnow()
+    cards = session.scalars(select(Card).where(Card.id.in_(sorted(changes))).order_by(Card.id)
+                            .options(selectinload(Card.program), selectinload(Card.customer), selectinload(Card.tier)))
+    for card in cards:
+        try:
+            with session.begin_nested():
+                google.sync_card(session, setup=wallet.setup, card=card, client=wallet.client, now=now,
+                                 notify=bool(changes[card.id] & google.NOTIFY_REASONS))
+        except GoogleWalletError as exc:
+            _google_failed(f"syncing card {card.id}", exc)
+
+
+def create_google_object(session: Session, payload: dict[str, Any]) -> None:
+    """``customer.enrolled``: the new card's object (and the programme's class) at Google."""
+    card = session.get(Card, payload.get("card_id"))
+    if card is None:
+        return
+    wallet = _channels().google()
+    try:
+        with session.begin_nested():
+            google.ensure_object(session, setup=wallet.setup, card=card, client=wallet.client, now=utcnow())
+    except GoogleWalletError as exc:
+        _google_failed(f"creating the object of card {card.id}", exc)
+
+
+def sync_google_class(session: Session, payload: dict[str, Any]) -> None:
+    """``program.changed``: create or update the programme's class."""
+    program = session.get(Program, payload.get("program_id"))
+    if program is None:
+        return
+    wallet = _channels().google()
+    try:
+        with session.begin_nested():
+            google.ensure_class(session, setup=wallet.setup, program=program, client=wallet.client, now=utcnow())
+    except GoogleWalletError as exc:
+        _google_failed(f"syncing the class of programme {program.id}", exc)
+
+
+RESYNC_BATCH = 500
+
+
+@shared_task
+def resync_google() -> int:
+    """Beat, every 5 minutes: objects behind their card (a failed PATCH, an outage), oldest first."""
+    wallet = _channels().google()
+    if wallet.client is None:
+        return 0
+    done = 0
+    with sessions().begin() as session:
+        lagging = session.scalars(
+            select(Card).join(GoogleObject, GoogleObject.card_id == Card.id)
+            .where((GoogleObject.synced_version < Card.version) | GoogleObject.inserted_at.is_(None))
+            .order_by(GoogleObject.synced_at).limit(RESYNC_BATCH)
+        ).all()
+        for card in lagging:
+            try:
+                with session.begin_nested():
+                    google.sync_card(session, setup=wallet.setup, card=card, client=wallet.client, now=utcnow(),
+                                     notify=False)
+                done += 1
+            except GoogleWalletError as exc:
+                _google_failed(f"resyncing card {card.id}", exc)
+                if isinstance(exc, GoogleConfigError):
+                    break  # every other card would be refused the same way
+    return done

@@ -22,7 +22,7 @@ MAX_REQUEST_ID = 64
 
 
 def init_app(app: Flask) -> None:
-    from app.web import auth, card, health, passkit, pos, ratelimit
+    from app.web import auth, card, health, media, passkit, pos, ratelimit
 
     auth.init_app(app)
     ratelimit.init_app(app)
@@ -30,6 +30,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(pos.bp)
     app.register_blueprint(passkit.bp)
     app.register_blueprint(card.bp)
+    app.register_blueprint(media.bp)
 
     app.before_request(_assign_request_id)
     app.after_request(_security_headers)

@@ -1,4 +1,5 @@
-"""Serving a card's Apple Wallet pass, shared by the PassKit web service and the customer's link."""
+"""The wallet channels as the web layer sees them, and serving a card's Apple Wallet pass (shared by the
+PassKit web service and the customer's link)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from flask import Response, current_app
 from sqlalchemy.orm import Session
 
 from app.channels.apple_pass import MIME_TYPE
-from app.channels.registry import EXTENSION, AppleWallet, Channels, ChannelUnavailable
+from app.channels.registry import EXTENSION, AppleWallet, Channels, ChannelUnavailable, GoogleWallet
 from app.db import utcnow
 from app.errors import Unavailable
 from app.models import Card
@@ -29,6 +30,13 @@ def apple_wallet() -> AppleWallet:
     if wallet is None:
         raise Unavailable("Apple Wallet passes are not set up on this server")
     return wallet
+
+
+def google_wallet() -> GoogleWallet:
+    try:
+        return channels().google()
+    except ChannelUnavailable:  # logged with its reason; the public gets no details
+        raise Unavailable("Google Wallet is not set up on this server") from None
 
 
 def pkpass_response(session: Session, card: Card, *, attachment: bool = False) -> Response:

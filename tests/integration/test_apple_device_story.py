@@ -170,7 +170,7 @@ def test_without_a_reachable_apns_pushes_go_to_the_channel_outbox(
         assert register(client, card) == 201
         PosClient(client, shop["pos"].creds).post("/purchases", {"receipt_id": "R-1", "card": card.barcode,
                                                                  "amount": "10.00"})
-    [message] = db_session.scalars(select(ChannelMessage)).all()
+    [message] = db_session.scalars(select(ChannelMessage).where(ChannelMessage.channel == "apns")).all()
     assert message.channel == "apns" and message.recipient == TOKEN and message.card_id == card.id
     assert message.payload == {"topic": PASS_TYPE, "body": {}, "card_ids": [card.id]}
     assert apns.requests == []

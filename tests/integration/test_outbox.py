@@ -250,3 +250,23 @@ def test_broker_down_loses_nothing(committing_app, settings, engine):
         assert outbox_tasks.sweep_outbox() == len(pending)  # runs the task body here, in this app
     with recovered.extensions[SESSIONS]() as session:
         assert _unprocessed(session) == []
+
+
+def test_the_channel_outbox_keeps_a_month(app, db_session):
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from app.db import utcnow
+    from app.models import ChannelMessage
+    from app.tasks.outbox import purge_channel_messages
+
+    now = utcnow()
+    db_session.add_all([
+        ChannelMessage(channel="sms", recipient="+37369000001", payload={}, created_at=now - timedelta(days=31)),
+        ChannelMessage(channel="sms", recipient="+37369000002", payload={}, created_at=now - timedelta(days=29)),
+    ])
+    db_session.commit()
+    with app.app_context():
+        assert purge_channel_messages.run() == 1
+    assert db_session.scalars(select(ChannelMessage.recipient)).all() == ["+37369000002"]

@@ -9,5 +9,7 @@ def test_every_scheduled_job_is_a_registered_task(app):
         "app.tasks.loyalty.expire_points",
         "app.tasks.loyalty.reevaluate_tiers",
         "app.tasks.loyalty.purge_idempotency",
+        "app.tasks.passes.resync_google",
+        "app.tasks.outbox.purge_channel_messages",
     }
     assert scheduled <= set(celery.tasks)

@@ -1,0 +1,309 @@
+"""Google Wallet, on the domain side: a loyalty class per programme, an object per card, the save
+link, and keeping objects in step with the cards (../shared/reference/google_wallet.md).
+
+Every service takes ``client``: the REST client, or None when this deployment cannot reach Google
+(no credentials, or stand-ins). Without one, what would have been sent is recorded in the channel
+outbox (``ChannelMessage``) and nothing is marked as existing at Google.
+
+Google shows a balance change only if we PATCH the object. Notifications (``NOTIFY_ON_UPDATE``,
+``TEXT_AND_NOTIFY`` messages) are limited to 3 per pass per 24 h, so each object keeps the times of
+the ones it used, under a row lock, and anything beyond the budget goes out silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.channels.google_wallet import (
+    MAX_SAVE_JWT,
+    GoogleNotFound,
+    GoogleQuotaExceeded,
+    GoogleWalletClient,
+    ServiceAccount,
+    save_jwt,
+    save_url,
+)
+from app.models import Card, ChannelMessage, GoogleClass, GoogleObject, Program, Store
+from app.wallet.links import card_links
+
+CHANNEL = "google_wallet"
+NOTIFY_LIMIT = 3  # notifications per pass per 24 h (reference §4)
+NOTIFY_WINDOW = timedelta(hours=24)
+MAX_MESSAGES = 10  # an object holds at most 10 messages (reference §4)
+MAX_LOCATIONS = 10  # merchantLocations on a class (reference §1)
+NOTIFY_REASONS = frozenset({"tier", "reward"})  # a silent PATCH for everything else
+LOGO_PATH = "/media/program-logo.png"
+_SHORT = 20  # Google recommends at most 20 characters for names shown on the card
+_COMPACT_NAMES = (40, _SHORT)  # programme-name lengths tried for a save link, longest first
+
+
+@dataclass(frozen=True)
+class GoogleSetup:
+    """What the services need to know about this deployment's Google Wallet."""
+
+    issuer_id: str
+    base_url: str
+    origins: tuple[str, ...] = ()
+    account: ServiceAccount | None = None  # None: no save links can be signed
+
+
+def class_id(setup: GoogleSetup, program: Program) -> str:
+    return f"{setup.issuer_id}.{program.google_class_suffix or program.slug}"
+
+
+def object_id(setup: GoogleSetup, card: Card) -> str:
+    return f"{setup.issuer_id}.{card.serial}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Resources
+
+
+def _localized(value: str, language: str = "en") -> dict[str, Any]:
+    return {"defaultValue": {"language": language, "value": value}}
+
+
+def class_resource(setup: GoogleSetup, program: Program, stores: Iterable[Store], *, compact: int = 0
+                   ) -> dict[str, Any]:
+    """The programme's loyalty class. ``compact`` (a name length) leaves out what a save link cannot
+    afford: a link has room for a short programme name only, and Google shows about 20 characters."""
+    resource: dict[str, Any] = {
+        "id": class_id(setup, program),
+        "issuerName": (program.logo_text or program.name)[:_SHORT],
+        "programName": program.name[:compact] if compact else program.name,
+        "programLogo": {"sourceUri": {"uri": setup.base_url + LOGO_PATH}},
+        "hexBackgroundColor": program.background_color.lower(),
+        "reviewStatus": "UNDER_REVIEW",  # Google approves it by itself; DRAFT classes cannot hold objects
+    }
+    if compact:
+        return resource
+    resource["programLogo"]["contentDescription"] = _localized(program.name)
+    placed = [s for s in sorted(stores, key=lambda s: s.id) if s.latitude is not None and s.longitude is not None]
+    if placed:
+        resource["merchantLocations"] = [{"latitude": s.latitude, "longitude": s.longitude}
+                                         for s in placed[:MAX_LOCATIONS]]
+    resource.update(accountIdLabel="Card number", accountNameLabel="Member", rewardsTierLabel="Tier",
+                    linksModuleData={"uris": [{"uri": f"{setup.base_url}/join/{program.slug}",
+                                               "description": "Join", "id": "join"}]})
+    if program.terms:
+        resource["textModulesData"] = [{"id": "terms", "header": "Terms", "body": program.terms[:1000]}]
+    return resource
+
+
+def _points(card: Card) -> dict[str, Any]:
+    program = card.program
+    if program.kind == "stamps":
+        shown = f"{card.stamps} / {program.stamps_required}" if program.stamps_required else str(card.stamps)
+        return {"label": "Stamps", "balance": {"string": shown}}
+    return {"label": "Points", "balance": {"int": card.balance}}
+
+
+def changing_fields(card: Card) -> dict[str, Any]:
+    """The object's fields that follow the card. A PATCH replaces top-level fields whole (reference §3),
+    so each is sent complete."""
+    fields: dict[str, Any] = {
+        "state": "INACTIVE" if card.status == "voided" else "ACTIVE",
+        "accountName": card.customer.name[:_SHORT] or card.barcode,
+        "loyaltyPoints": _points(card),
+    }
+    if card.tier is not None:
+        fields["rewardsTier"] = card.tier.name
+    return fields
+
+
+def object_resource(setup: GoogleSetup, card: Card, *, compact: bool = False) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "id": object_id(setup, card),
+        "classId": class_id(setup, card.program),
+        "accountId": card.barcode[:_SHORT],
+        **changing_fields(card),
+        "barcode": {"type": "QR_CODE", "value": card.barcode, "alternateText": card.barcode},
+    }
+    if not compact:
+        resource["linksModuleData"] = {"uris": [{"uri": card_links(card, setup.base_url)["page"],
+                                                 "description": "Your card online", "id": "card"}]}
+    return resource
+
+
+def _digest(resource: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(resource, sort_keys=True).encode()).hexdigest()
+
+
+def _record(session: Session, *, method: str, path: str, body: dict[str, Any], card_id: int | None,
+            recipient: str, now: datetime) -> None:
+    session.add(ChannelMessage(channel=CHANNEL, recipient=recipient, card_id=card_id, created_at=now,
+                               payload={"method": method, "path": path, "body": body}))
+
+
+# --------------------------------------------------------------------------------------------------
+# Class and object lifecycle
+
+
+def ensure_class(session: Session, *, setup: GoogleSetup, program: Program, client: GoogleWalletClient | None,
+                 now: datetime) -> GoogleClass:
+    """Create or update the programme's class when what we would send differs from what we sent."""
+    stores = list(session.scalars(select(Store).where(Store.program_id == program.id)))
+    resource = class_resource(setup, program, stores)
+    row = session.scalar(select(GoogleClass).where(GoogleClass.program_id == program.id).with_for_update())
+    if row is None:
+        row = GoogleClass(program_id=program.id, class_id=resource["id"])
+        session.add(row)
+    digest = _digest(resource)
+    if row.content_digest == digest and (row.inserted_at is not None or client is None):
+        return row
+    if client is None:
+        _record(session, method="POST", path="loyaltyClass", body=resource, card_id=None, recipient=resource["id"],
+                now=now)
+    else:
+        client.insert_or_patch("loyaltyClass", resource)
+        row.inserted_at = row.inserted_at or now
+    row.class_id, row.content_digest, row.synced_at = resource["id"], digest, now
+    session.flush()
+    return row
+
+
+def _object_row(session: Session, card: Card, setup: GoogleSetup) -> GoogleObject:
+    row = session.scalar(select(GoogleObject).where(GoogleObject.card_id == card.id).with_for_update())
+    if row is None:
+        row = GoogleObject(card_id=card.id, object_id=object_id(setup, card), notifications=[])
+        session.add(row)
+        session.flush()
+    return row
+
+
+def ensure_object(session: Session, *, setup: GoogleSetup, card: Card, client: GoogleWalletClient | None,
+                  now: datetime) -> GoogleObject:
+    """The card's object at Google (inserted at enrolment), and the class it needs first."""
+    row = _object_row(session, card, setup)
+    if row.inserted_at is not None or (client is None and row.synced_version > 0):
+        return row  # at Google already, or its insert is in the outbox
+    google_class = ensure_class(session, setup=setup, program=card.program, client=client, now=now)
+    resource = object_resource(setup, card)
+    if client is None:
+        _record(session, method="POST", path="loyaltyObject", body=resource, card_id=card.id,
+                recipient=row.object_id, now=now)
+    else:
+        if google_class.inserted_at is None:
+            raise RuntimeError("the class must exist at Google before its objects")
+        client.insert_or_patch("loyaltyObject", resource)
+        row.inserted_at = now
+    row.synced_version, row.synced_at = card.version, now
+    return row
+
+
+def _recent(row: GoogleObject, now: datetime) -> list[str]:
+    since = now - NOTIFY_WINDOW
+    return [t for t in row.notifications if datetime.fromisoformat(t) > since]
+
+
+def may_notify(row: GoogleObject, now: datetime) -> bool:
+    return len(_recent(row, now)) < NOTIFY_LIMIT
+
+
+def _notified(row: GoogleObject, now: datetime) -> None:
+    row.notifications = [*_recent(row, now), now.isoformat()]
+
+
+def sync_card(session: Session, *, setup: GoogleSetup, card: Card, notify: bool,
+              client: GoogleWalletClient | None, now: datetime) -> bool:
+    """Bring the card's object up to the card's version: a PATCH of the fields that follow the card,
+    notifying only when asked and within the budget. Returns whether the phone was notified."""
+    row = ensure_object(session, setup=setup, card=card, client=client, now=now)
+    if row.synced_version >= card.version:
+        return False
+    body = changing_fields(card)
+    notify = notify and may_notify(row, now)
+    if client is None:
+        _record(session, method="PATCH", path=f"loyaltyObject/{row.object_id}",
+                body={**body, **({"notifyPreference": "NOTIFY_ON_UPDATE"} if notify else {})},
+                card_id=card.id, recipient=row.object_id, now=now)
+    else:
+        full = object_resource(setup, card)
+        try:
+            client.patch_or_insert("loyaltyObject", row.object_id,
+                                   {**body, "notifyPreference": "NOTIFY_ON_UPDATE"} if notify else body, full=full)
+        except GoogleQuotaExceeded:  # Google counted differently (another sender?): the update still goes
+            notify = False
+            client.patch_or_insert("loyaltyObject", row.object_id, body, full=full)
+    if notify:
+        _notified(row, now)
+    row.synced_version, row.synced_at = card.version, now
+    return notify
+
+
+def sync_cards(session: Session, *, setup: GoogleSetup, changes: dict[int, set[str]],
+               client: GoogleWalletClient | None, now: datetime) -> int:
+    """``changes``: card id → the reasons of its ``card.changed`` events. Returns how many notified."""
+    notified = 0
+    cards = session.scalars(select(Card).where(Card.id.in_(sorted(changes))).order_by(Card.id))
+    for card in cards:
+        notified += sync_card(session, setup=setup, card=card, notify=bool(changes[card.id] & NOTIFY_REASONS),
+                              client=client, now=now)
+    return notified
+
+
+def send_message(session: Session, *, setup: GoogleSetup, card: Card, header: str, body: str, message_id: str,
+                 client: GoogleWalletClient | None, now: datetime) -> str:
+    """A campaign message on the card: ``TEXT_AND_NOTIFY`` within the notification budget, else ``TEXT``
+    (shown on the card's details only). Keeps at most 10 messages on the object. Returns the type used."""
+    row = ensure_object(session, setup=setup, card=card, client=client, now=now)
+    kind = "TEXT_AND_NOTIFY" if may_notify(row, now) else "TEXT"
+    message = {"header": header[:200], "body": body[:1000], "id": message_id, "messageType": kind}
+    path = f"loyaltyObject/{row.object_id}"
+    if client is None:
+        _record(session, method="POST", path=f"{path}/addMessage", body={"message": message}, card_id=card.id,
+                recipient=row.object_id, now=now)
+    else:
+        try:
+            existing = client.get("loyaltyObject", row.object_id).get("messages", [])
+        except GoogleNotFound:
+            client.insert("loyaltyObject", object_resource(setup, card))
+            existing = []
+        if len(existing) >= MAX_MESSAGES:  # make room: the oldest go
+            client.patch("loyaltyObject", row.object_id, {"messages": existing[-(MAX_MESSAGES - 1):]})
+        try:
+            client.add_message("loyaltyObject", row.object_id, message)
+        except GoogleQuotaExceeded:
+            kind = message["messageType"] = "TEXT"
+            client.add_message("loyaltyObject", row.object_id, message)
+    if kind == "TEXT_AND_NOTIFY":
+        _notified(row, now)
+    return kind
+
+
+# --------------------------------------------------------------------------------------------------
+# The save link
+
+
+class SaveLinkTooLong(ValueError):
+    """Even the smallest payload is over Google's limit (it would be cut off by browsers)."""
+
+
+def save_link(session: Session, *, setup: GoogleSetup, card: Card, now: datetime) -> str:
+    """The "Save to Google Wallet" URL: the object's id alone when Google has it, else the class (when
+    Google does not have it either) and the object themselves, compact; always under 1800 characters."""
+    if setup.account is None:
+        raise ValueError("no Google service account to sign the save link")
+    row = session.scalar(select(GoogleObject).where(GoogleObject.card_id == card.id))
+    google_class = session.scalar(select(GoogleClass).where(GoogleClass.program_id == card.program_id))
+    payloads: list[dict[str, Any]]
+    if row is not None and row.inserted_at is not None:
+        payloads = [{"loyaltyObjects": [{"id": row.object_id, "classId": class_id(setup, card.program)}]}]
+    elif google_class is not None and google_class.inserted_at is not None:
+        payloads = [{"loyaltyObjects": [object_resource(setup, card, compact=True)]}]
+    else:
+        payloads = [{"loyaltyClasses": [class_resource(setup, card.program, [], compact=length)],
+                     "loyaltyObjects": [object_resource(setup, card, compact=True)]} for length in _COMPACT_NAMES]
+    for payload in payloads:
+        token = save_jwt(setup.account, payload, origins=list(setup.origins), now=int(now.timestamp()))
+        if len(token) <= MAX_SAVE_JWT:
+            return save_url(token)
+    raise SaveLinkTooLong(f"the save link's JWT has {len(token)} characters, over Google's {MAX_SAVE_JWT}")

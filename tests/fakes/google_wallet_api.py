@@ -1,0 +1,739 @@
+"""A local stand-in for Google Wallet's REST API and Google's OAuth 2.0 token endpoint, holding state in memory
+(../shared/reference/google_wallet.md §6b, option 3: "Local Flask stub", here plain werkzeug).
+
+It answers the way the reference says Google does, so the client is tested against behaviour, not a mock:
+
+- ``POST /token`` (§3 "OAuth2 with pyjwt + httpx only"): the JWT-bearer grant. The assertion must verify
+  (RS256, the service account's public key, ``kid`` when the fake knows it), with ``aud`` = this URL,
+  ``iss`` = the client e-mail, a ``scope`` holding ``wallet_object.issuer``, ``iat`` at most 60 s ahead and
+  ``exp - iat`` ≤ 3600; else 400 ``invalid_grant`` (``invalid_scope``, ``unsupported_grant_type``) in OAuth's
+  ``{"error", "error_description"}`` shape. Tokens live ``token_expires_in`` seconds (tests lower it to force
+  refreshes); ``revoke_tokens()`` forgets them all.
+- ``/walletobjects/v1/{loyaltyClass,loyaltyObject}[/<id>[/addMessage]]`` (§3 table): every call needs
+  ``Authorization: Bearer <a live token it issued>``, else 401. Insert (POST), get, patch, update (PUT),
+  addMessage, and list (GET with ``issuerId`` / ``classId``). Field rules of §1: ids ``<issuerId>.<suffix>``
+  with suffix ``[A-Za-z0-9._-]+`` (another numeric issuer's prefix is 403, as for a service account that is
+  not a user of that issuer); a class needs ``issuerName``, ``programName``, ``programLogo`` (an image with a
+  ``sourceUri.uri`` that has a scheme, or a ``privateImageId``) and a ``reviewStatus`` Tallypass may send
+  (``DRAFT``/``UNDER_REVIEW`` or the camelCase aliases; ``UNDER_REVIEW`` is stored as ``APPROVED``, as
+  Google approves it); an object needs an existing class that is not a draft (404 otherwise), a ``state``,
+  and a ``loyaltyPoints.balance`` with exactly one of ``int``/``string``/``double``/``money``; known barcode
+  types; at most 10 ``merchantLocations`` and 10 ``messages``; ``#rrggbb``/``#rgb`` colours. 409 when an
+  inserted id exists, 404 when a read or change finds none.
+- PATCH replaces whole top-level fields, no deep merge (§3: the sample sends the whole list); PUT replaces
+  the resource, keeping its id. ``notifyPreference`` is honoured per request and never stored (§4).
+- Notifications (§4): a PATCH/PUT with ``notifyPreference: NOTIFY_ON_UPDATE`` or an addMessage with
+  ``TEXT_AND_NOTIFY`` counts for that resource in ``notifications`` (id → clock times). A fourth within 24 h
+  is refused with 429, status ``RESOURCE_EXHAUSTED``, reason ``QuotaExceededException``, and nothing is
+  stored. An 11th message is 400 (§4 leaves the real answer open).
+- Errors in Google's JSON shape ``{"error": {"code", "message", "status", "errors": [{"message", "domain",
+  "reason"}]}}`` with the exception names of §3's table as reasons; unknown paths 404, wrong methods 405.
+
+Where the reference is silent the fake makes a choice and says so (the reason for a draft class, the
+11th message, notification counting for classes under the class id). ``fail()`` scripts faults (status,
+reason, Retry-After) for a method and path prefix, answered before authentication; ``clock`` moves time for
+token expiry and the 24 h window.
+
+Two ways to use it: in process, ``httpx.Client(transport=httpx.WSGITransport(app=google.wsgi_app))`` with
+``google.api_url`` / ``google.token_url`` on ``http://localhost``; or over real HTTP/1.1 on 127.0.0.1 with
+keep-alive, ``with FakeGoogleWallet(...) as google:``. werkzeug's own request handler closes the connection
+after every response (and waits 10 ms for stray input), so the server keeps werkzeug's threaded server and
+``make_environ`` but answers with a handler of its own that reads exactly the request body and keeps the
+connection open; ``connections`` counts TCP connections accepted.
+
+``python -m tests.fakes.google_wallet_api --public-key PEM --client-email E --issuer-id N`` runs it in its own
+process (for the benchmark): it prints ``{"api_url", "token_url"}`` as one JSON line, answers each ``stats``
+line on stdin with ``{"connections", "requests", "classes", "objects"}``, and stops at end of input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import re
+import secrets
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, Rule
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
+from werkzeug.wrappers import Request, Response
+from werkzeug.wsgi import LimitedStream
+
+__all__ = ["FakeGoogleWallet", "RecordedRequest"]
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/walletobjects/v1"
+TOKEN_PATH = "/token"  # noqa: S105 (a path)
+SCOPE = "https://www.googleapis.com/auth/wallet_object.issuer"
+GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+NOTIFY_LIMIT, NOTIFY_WINDOW = 3, 24 * 3600.0  # notifications per pass per 24 h (§4)
+MAX_MESSAGES, MAX_LOCATIONS = 10, 10
+
+_SUFFIX = re.compile(r"[A-Za-z0-9._-]+")
+_HEX_COLOUR = re.compile(r"#(?:[0-9a-fA-F]{6}|[0-9a-fA-F]{3})")
+_REVIEW_STATUS = {"DRAFT": "DRAFT", "draft": "DRAFT", "UNDER_REVIEW": "APPROVED", "underReview": "APPROVED"}
+_STATES = frozenset({"ACTIVE", "COMPLETED", "EXPIRED", "INACTIVE"})
+_BARCODE_TYPES = frozenset({
+    "AZTEC", "CODE_39", "CODE_128", "CODABAR", "DATA_MATRIX", "EAN_8", "EAN_13", "ITF_14", "PDF_417", "QR_CODE",
+    "UPC_A", "TEXT_ONLY",
+})
+_NOTIFY_PREFERENCES = frozenset({"NOTIFY_ON_UPDATE", "NOTIFICATION_SETTINGS_FOR_UPDATES_UNSPECIFIED"})
+_MESSAGE_TYPES = frozenset({"TEXT", "TEXT_AND_NOTIFY"})
+_BALANCE_KINDS = ("int", "string", "double", "money")
+_SHORT_LIVED = (
+    "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and "
+    "exp values in the JWT claim."
+)
+_STATUS_NAMES = {
+    400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED", 409: "ALREADY_EXISTS", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
+    501: "NOT_IMPLEMENTED", 502: "UNAVAILABLE", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED",
+}
+_DEFAULT_REASONS = {
+    400: "BadRequestException", 401: "authError", 403: "PermissionDeniedException", 404: "NotFoundException",
+    405: "MethodNotAllowed", 409: "AlreadyExistsException", 429: "rateLimitExceeded", 500: "backendError",
+    502: "backendError", 503: "backendError", 504: "backendError",
+}
+
+_KIND = "any(loyaltyClass,loyaltyObject):kind"
+_ROUTES = Map(
+    [
+        Rule(TOKEN_PATH, endpoint="token", methods=["POST"]),
+        Rule(f"{API_PREFIX}/<{_KIND}>", endpoint="collection", methods=["GET", "POST"]),
+        Rule(f"{API_PREFIX}/<{_KIND}>/<resource_id>", endpoint="resource", methods=["GET", "PATCH", "PUT"]),
+        Rule(f"{API_PREFIX}/<{_KIND}>/<resource_id>/addMessage", endpoint="add_message", methods=["POST"]),
+    ]
+)
+
+
+class RecordedRequest(NamedTuple):
+    method: str
+    path: str
+    body: Any  # the parsed JSON body; the form (a dict) for the token endpoint; None when absent or unreadable
+    headers: dict[str, str]  # lower-case names
+
+
+@dataclass
+class _Fault:
+    method: str  # "*" for any
+    path_prefix: str
+    status: int
+    remaining: int
+    reason: str | None
+    message: str | None
+    retry_after: str | None
+
+
+class _ApiError(Exception):
+    def __init__(self, status: int, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.reason = status, message, reason
+
+
+class FakeGoogleWallet:
+    """Google Wallet's loyalty REST API and the token endpoint (see the module docstring)."""
+
+    def __init__(
+        self,
+        account_public_key: rsa.RSAPublicKey | rsa.RSAPrivateKey,
+        client_email: str,
+        issuer_id: str,
+        *,
+        key_id: str | None = None,
+        clock: Callable[[], float] = time.time,
+        token_expires_in: int = 3600,
+    ) -> None:
+        if isinstance(account_public_key, rsa.RSAPrivateKey):
+            account_public_key = account_public_key.public_key()
+        if not str(issuer_id).isdigit():
+            raise ValueError(f"Google issuer ids are numeric, not {issuer_id!r}")
+        self.public_key = account_public_key
+        self.client_email = client_email
+        self.issuer_id = str(issuer_id)
+        self.key_id = key_id
+        self.clock = clock
+        self.token_expires_in = token_expires_in
+        self.classes: dict[str, dict] = {}
+        self.objects: dict[str, dict] = {}
+        self.notifications: dict[str, list[float]] = {}
+        self.requests: list[RecordedRequest] = []
+        self.tokens: dict[str, float] = {}  # access token → clock time it expires
+        self.connections = 0
+        self.base_url = "http://localhost"  # in process; http://127.0.0.1:<port> once started
+        self._faults: list[_Fault] = []
+        self._lock = threading.RLock()
+        self._live: set[socket.socket] = set()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---------------------------------------------------------------------------- public API
+
+    @property
+    def api_url(self) -> str:
+        return self.base_url + API_PREFIX
+
+    @property
+    def token_url(self) -> str:
+        return self.base_url + TOKEN_PATH
+
+    def fail(
+        self,
+        method: str,
+        path_prefix: str,
+        status: int,
+        times: int = 1,
+        reason: str | None = None,
+        *,
+        message: str | None = None,
+        retry_after: str | float | None = None,
+    ) -> None:
+        """Answer the next ``times`` requests whose method is ``method`` ("*": any) and whose path starts with
+        ``path_prefix`` (e.g. ``/walletobjects/v1/loyaltyObject/`` or ``/token``) with ``status``, in Google's
+        error shape (OAuth's on the token endpoint), before any other check."""
+        with self._lock:
+            self._faults.append(_Fault(
+                method.upper(), path_prefix, status, times, reason, message,
+                None if retry_after is None else str(retry_after),
+            ))
+
+    def revoke_tokens(self) -> None:
+        """Forget every access token issued, as when Google revokes them: the next API call gets 401."""
+        with self._lock:
+            self.tokens.clear()
+
+    def wsgi_app(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        return self._respond(Request(environ))(environ, start_response)
+
+    def __enter__(self) -> FakeGoogleWallet:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        server = _Server("127.0.0.1", 0, self.wsgi_app, handler=_Handler)
+        server.fake = self
+        self._server = server
+        self.base_url = f"http://127.0.0.1:{server.port}"
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="fake-google-wallet", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop accepting, close every kept-alive connection, and wait for their threads."""
+        if self._server is None:
+            return
+        self._server.shutdown()
+        with self._lock:
+            live = list(self._live)
+        for sock in live:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None:
+            self._thread.join(timeout=10)  # serve_forever ends with server_close(), which joins the handlers
+        self._server, self._thread = None, None
+
+    # ---------------------------------------------------------------------------- dispatch
+
+    def _respond(self, request: Request) -> Response:
+        body = _parsed_body(request)
+        with self._lock:
+            self.requests.append(RecordedRequest(
+                request.method, request.path, body, {k.lower(): v for k, v in request.headers.items()}
+            ))
+            fault = self._take_fault(request.method, request.path)
+        if fault is not None:
+            return self._fault_response(request.path, fault)
+        try:
+            endpoint, args = _ROUTES.bind_to_environ(request.environ).match()
+        except HTTPException as exc:
+            code = exc.code or 404
+            what = "Method not allowed" if code == 405 else f"Not found: {request.path}"
+            return _google_error(code, what)
+        if endpoint == "token":
+            return self._token(request, body)
+        if not self._authorized(request.headers.get("Authorization", "")):
+            response = _google_error(
+                401,
+                "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or "
+                "other valid authentication credential.",
+            )
+            response.headers["WWW-Authenticate"] = 'Bearer realm="https://accounts.google.com/"'
+            return response
+        try:
+            if request.method in ("POST", "PATCH", "PUT") and not isinstance(body, dict):
+                raise _ApiError(400, "Invalid JSON payload received: expected a JSON object.")
+            with self._lock:  # serialised under the lock too: another thread may be changing the resource
+                return _json_response(200, self._api(endpoint, request, args, body))
+        except _ApiError as exc:
+            return _google_error(exc.status, exc.message, exc.reason)
+
+    def _take_fault(self, method: str, path: str) -> _Fault | None:
+        for fault in self._faults:
+            if fault.remaining > 0 and fault.method in ("*", method) and path.startswith(fault.path_prefix):
+                fault.remaining -= 1
+                return fault
+        return None
+
+    def _fault_response(self, path: str, fault: _Fault) -> Response:
+        if path.startswith(TOKEN_PATH):
+            response = _json_response(
+                fault.status, {"error": fault.reason or "server_error", "error_description": fault.message or ""}
+            )
+        else:
+            response = _google_error(fault.status, fault.message or _phrase(fault.status), fault.reason)
+        if fault.retry_after is not None:
+            response.headers["Retry-After"] = fault.retry_after
+        return response
+
+    def _api(self, endpoint: str, request: Request, args: dict[str, str], body: Any) -> Any:
+        kind: str = args["kind"]
+        store = self.classes if kind == "loyaltyClass" else self.objects
+        if endpoint == "collection":
+            return self._list(kind, store, request) if request.method == "GET" else self._insert(kind, store, body)
+        resource_id = args["resource_id"]
+        self._check_id(resource_id)
+        stored = store.get(resource_id)
+        if stored is None:
+            raise _ApiError(404, f"Resource not found: {kind} {resource_id}", "NotFoundException")
+        if endpoint == "add_message":
+            return {"resource": self._add_message(resource_id, stored, body)}
+        if request.method == "GET":
+            return stored
+        return self._change(kind, store, resource_id, stored, body, replace=request.method == "PUT")
+
+    # ---------------------------------------------------------------------------- the token endpoint
+
+    def _token(self, request: Request, form: Any) -> Response:
+        form = form if isinstance(form, dict) else {}
+        if form.get("grant_type") != GRANT_TYPE:
+            return _oauth_error("unsupported_grant_type", f"Invalid grant_type: {form.get('grant_type', '')}")
+        assertion = form.get("assertion")
+        if not assertion:
+            return _oauth_error("invalid_request", "Missing required parameter: assertion")
+        try:
+            header = jwt.get_unverified_header(assertion)
+            claims = jwt.decode(
+                assertion,
+                self.public_key,
+                algorithms=["RS256"],
+                audience=request.base_url,
+                options={
+                    "verify_exp": False, "verify_iat": False, "verify_nbf": False,  # against self.clock below
+                    "require": ["iss", "aud", "iat", "exp", "scope"],
+                },
+            )
+        except jwt.InvalidSignatureError:
+            return _oauth_error("invalid_grant", "Invalid JWT Signature.")
+        except jwt.InvalidAudienceError:
+            return _oauth_error("invalid_grant", f"Invalid JWT: aud must be {request.base_url}")
+        except jwt.PyJWTError as exc:
+            return _oauth_error("invalid_grant", f"Invalid JWT: {exc}")
+        if self.key_id is not None and header.get("kid") != self.key_id:
+            return _oauth_error("invalid_grant", "Invalid JWT Signature.")
+        if claims["iss"] != self.client_email:
+            return _oauth_error("invalid_grant", "Invalid email or User ID")
+        if not isinstance(claims["scope"], str) or SCOPE not in claims["scope"].split():
+            return _oauth_error("invalid_scope", "Invalid OAuth scope or ID token audience provided.")
+        iat, exp, now = claims["iat"], claims["exp"], self.clock()
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (iat, exp)):
+            return _oauth_error("invalid_grant", _SHORT_LIVED)
+        if iat > now + 60 or exp <= now or exp <= iat or exp - iat > 3600:
+            return _oauth_error("invalid_grant", _SHORT_LIVED)
+        token = "ya29.fake-" + secrets.token_urlsafe(32)
+        with self._lock:
+            self.tokens[token] = now + self.token_expires_in
+        return _json_response(200, {"access_token": token, "expires_in": self.token_expires_in, "token_type": "Bearer"})
+
+    def _authorized(self, authorization: str) -> bool:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return False
+        with self._lock:
+            expires = self.tokens.get(token.strip())
+        return expires is not None and self.clock() < expires
+
+    # ---------------------------------------------------------------------------- resources
+
+    def _list(self, kind: str, store: dict[str, dict], request: Request) -> dict:
+        key, field = ("issuerId", None) if kind == "loyaltyClass" else ("classId", "classId")
+        value = request.args.get(key)
+        if not value:
+            raise _ApiError(400, f"Missing required parameter: {key}")
+        if field is None:
+            found = [r for r in store.values() if r["id"].partition(".")[0] == value]
+        else:
+            found = [r for r in store.values() if r.get(field) == value]
+        return {"resources": found, "pagination": {"kind": "walletobjects#pagination", "resultsPerPage": len(found)}}
+
+    def _insert(self, kind: str, store: dict[str, dict], body: dict) -> dict:
+        resource = {k: v for k, v in body.items() if k != "notifyPreference"}
+        self._check_id(resource.get("id"))
+        self._validate(kind, resource, full=True, review_status_sent=True)
+        if resource["id"] in store:
+            raise _ApiError(409, f"Resource already exists: {kind} {resource['id']}", "AlreadyExistsException")
+        stored = _stored(kind, resource)
+        store[resource["id"]] = stored
+        return stored
+
+    def _change(
+        self, kind: str, store: dict[str, dict], resource_id: str, stored: dict, body: dict, *, replace: bool
+    ) -> dict:
+        """PATCH (``replace`` False: each top-level field replaced whole) or PUT (the whole resource)."""
+        if body.get("id", resource_id) != resource_id:
+            raise _ApiError(400, f"The id in the body ({body['id']}) does not match the resource id {resource_id}")
+        notify = body.get("notifyPreference")
+        if notify is not None and notify not in _NOTIFY_PREFERENCES:
+            raise _ApiError(400, f"Invalid value for notifyPreference: {notify!r}")
+        fields = {k: v for k, v in body.items() if k != "notifyPreference"}
+        merged = {**fields, "id": resource_id} if replace else {**stored, **fields}
+        self._validate(kind, merged, full=True, review_status_sent=replace or "reviewStatus" in fields)
+        if notify == "NOTIFY_ON_UPDATE":
+            self._notify(resource_id)
+        new = _stored(kind, merged)
+        store[resource_id] = new
+        return new
+
+    def _add_message(self, resource_id: str, stored: dict, body: dict) -> dict:
+        message = body.get("message")
+        if not isinstance(message, dict):
+            raise _ApiError(400, "addMessage needs a message object: {\"message\": {...}}")
+        _check_message(message, "message")
+        if len(stored.get("messages") or []) >= MAX_MESSAGES:
+            raise _ApiError(400, f"A resource can hold at most {MAX_MESSAGES} messages; remove some first")
+        if message.get("messageType", "TEXT") == "TEXT_AND_NOTIFY":
+            self._notify(resource_id)
+        stored["messages"] = [*(stored.get("messages") or []), json.loads(json.dumps(message))]
+        return stored
+
+    def _notify(self, resource_id: str) -> None:
+        """Count one notification, or refuse it (429 QuotaExceededException) when 3 were sent in 24 h."""
+        now = self.clock()
+        recent = [t for t in self.notifications.get(resource_id, []) if now - t < NOTIFY_WINDOW]
+        if len(recent) >= NOTIFY_LIMIT:
+            raise _ApiError(
+                429,
+                f"QuotaExceededException: at most {NOTIFY_LIMIT} notifications per pass in 24 hours "
+                f"({resource_id})",
+                "QuotaExceededException",
+            )
+        self.notifications.setdefault(resource_id, []).append(now)
+
+    # ---------------------------------------------------------------------------- validation (§1)
+
+    def _check_id(self, value: Any, field: str = "id") -> None:
+        if not isinstance(value, str) or not value:
+            raise _ApiError(400, f"Missing required field: {field}")
+        issuer, dot, suffix = value.partition(".")
+        if not dot or not issuer.isdigit() or not _SUFFIX.fullmatch(suffix):
+            raise _ApiError(400, f"Invalid resource ID: {value!r} (<issuerId>.<suffix>, suffix [A-Za-z0-9._-])")
+        if issuer != self.issuer_id:
+            raise _ApiError(403, f"The caller does not have permission for issuer {issuer}",
+                            "PermissionDeniedException")
+
+    def _validate(self, kind: str, resource: dict, *, full: bool, review_status_sent: bool) -> None:
+        if kind == "loyaltyClass":
+            self._validate_class(resource, review_status_sent=review_status_sent)
+        else:
+            self._validate_object(resource)
+        _check_list(resource, "merchantLocations", MAX_LOCATIONS)
+        for location in resource.get("merchantLocations") or []:
+            if not isinstance(location, dict) or not all(
+                isinstance(location.get(k), int | float) and not isinstance(location.get(k), bool)
+                for k in ("latitude", "longitude")
+            ):
+                raise _ApiError(400, "merchantLocations[] needs numeric latitude and longitude")
+        _check_list(resource, "messages", MAX_MESSAGES)
+        for i, message in enumerate(resource.get("messages") or []):
+            _check_message(message, f"messages[{i}]")
+        if "heroImage" in resource:
+            _check_image(resource["heroImage"], "heroImage")
+
+    def _validate_class(self, resource: dict, *, review_status_sent: bool) -> None:
+        for name in ("issuerName", "programName"):
+            if not isinstance(resource.get(name), str) or not resource[name]:
+                raise _ApiError(400, f"Missing required field: {name}")
+        if "programLogo" not in resource:
+            raise _ApiError(400, "Missing required field: programLogo")
+        _check_image(resource["programLogo"], "programLogo")
+        status = resource.get("reviewStatus")
+        if status is None:
+            raise _ApiError(400, "Missing required field: reviewStatus")
+        if review_status_sent and status not in _REVIEW_STATUS:
+            raise _ApiError(400, f"reviewStatus may only be set to DRAFT or UNDER_REVIEW, not {status!r}")
+        colour = resource.get("hexBackgroundColor")
+        if colour is not None and not (isinstance(colour, str) and _HEX_COLOUR.fullmatch(colour)):
+            raise _ApiError(400, f"Invalid hexBackgroundColor {colour!r}: expected #rrggbb or #rgb")
+
+    def _validate_object(self, resource: dict) -> None:
+        class_id = resource.get("classId")
+        self._check_id(class_id, "classId")
+        cls = self.classes.get(class_id)
+        if cls is None:
+            raise _ApiError(404, f"Class {class_id} not found", "IssuerClassNotFoundException")
+        if cls.get("reviewStatus") == "DRAFT":  # the reason is the fake's choice; §1 only says "cannot be used"
+            raise _ApiError(404, f"Class {class_id} is a DRAFT: objects need an approved class",
+                            "IssuerClassNotFoundException")
+        state = resource.get("state")
+        if state not in _STATES:
+            raise _ApiError(400, f"Invalid state {state!r}: one of {', '.join(sorted(_STATES))} is required")
+        for name in ("loyaltyPoints", "secondaryLoyaltyPoints"):
+            if name in resource:
+                _check_points(resource[name], name)
+        barcode = resource.get("barcode")
+        if barcode is not None:
+            if not isinstance(barcode, dict):
+                raise _ApiError(400, "barcode must be an object")
+            if barcode.get("type") not in _BARCODE_TYPES:
+                raise _ApiError(400, f"Invalid barcode type {barcode.get('type')!r}")
+            if "value" in barcode and not isinstance(barcode["value"], str):
+                raise _ApiError(400, "barcode.value must be a string")
+
+
+# -------------------------------------------------------------------------------- validation helpers
+
+
+def _check_list(resource: dict, name: str, limit: int) -> None:
+    value = resource.get(name)
+    if value is None:
+        return
+    if not isinstance(value, list):
+        raise _ApiError(400, f"{name} must be a list")
+    if len(value) > limit:
+        raise _ApiError(400, f"{name} holds at most {limit} entries, not {len(value)}")
+
+
+def _check_image(image: Any, name: str) -> None:
+    if not isinstance(image, dict) or ("sourceUri" in image) == ("privateImageId" in image):
+        raise _ApiError(400, f"{name} needs exactly one of sourceUri or privateImageId")
+    if "sourceUri" in image:
+        uri = image["sourceUri"].get("uri") if isinstance(image["sourceUri"], dict) else None
+        if not isinstance(uri, str) or not urlsplit(uri).scheme or not urlsplit(uri).netloc:
+            raise _ApiError(400, f"{name}.sourceUri.uri must be an absolute URI with a scheme, not {uri!r}")
+
+
+def _check_points(points: Any, name: str) -> None:
+    if not isinstance(points, dict) or not isinstance(points.get("balance"), dict):
+        raise _ApiError(400, f"{name}.balance is required")
+    balance = points["balance"]
+    present = [k for k in _BALANCE_KINDS if k in balance]
+    if len(present) != 1:
+        raise _ApiError(400, f"{name}.balance needs exactly one of int, string, double or money, not {present}")
+    kind, value = present[0], balance[present[0]]
+    ok = {
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "string": isinstance(value, str),
+        "double": isinstance(value, int | float) and not isinstance(value, bool),
+        "money": isinstance(value, dict) and isinstance(value.get("currencyCode"), str)
+        and re.fullmatch(r"-?\d+", str(value.get("micros", ""))) is not None,
+    }[kind]
+    if not ok:
+        raise _ApiError(400, f"Invalid {name}.balance.{kind}: {value!r}")
+
+
+def _check_message(message: Any, name: str) -> None:
+    if not isinstance(message, dict):
+        raise _ApiError(400, f"{name} must be an object")
+    for part in ("header", "body"):
+        if not isinstance(message.get(part), str) or not message[part]:
+            raise _ApiError(400, f"{name}.{part} is required")
+    kind = message.get("messageType", "TEXT")
+    if kind not in _MESSAGE_TYPES:
+        raise _ApiError(400, f"{name}.messageType {kind!r} is not supported (TEXT or TEXT_AND_NOTIFY)")
+
+
+def _stored(kind: str, resource: dict) -> dict:
+    """A deep copy as Google keeps it: the review status a class moves to, nothing ephemeral."""
+    stored = json.loads(json.dumps(resource))
+    stored.pop("notifyPreference", None)
+    if kind == "loyaltyClass":
+        stored["reviewStatus"] = _REVIEW_STATUS.get(stored["reviewStatus"], stored["reviewStatus"])
+    return stored
+
+
+# -------------------------------------------------------------------------------- responses
+
+
+def _parsed_body(request: Request) -> Any:
+    if request.mimetype == "application/x-www-form-urlencoded":
+        return request.form.to_dict()
+    data = request.get_data(cache=True)
+    if not data:
+        return None
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
+
+
+def _json_response(status: int, data: Any) -> Response:
+    return Response(json.dumps(data), status=status, content_type="application/json; charset=UTF-8")
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _google_error(status: int, message: str, reason: str | None = None) -> Response:
+    reason = reason or _DEFAULT_REASONS.get(status, _phrase(status).replace(" ", ""))
+    return _json_response(status, {
+        "error": {
+            "code": status,
+            "message": message,
+            "errors": [{"message": message, "domain": "global", "reason": reason}],
+            "status": _STATUS_NAMES.get(status, "UNKNOWN"),
+        }
+    })
+
+
+def _oauth_error(error: str, description: str, status: int = 400) -> Response:
+    return _json_response(status, {"error": error, "error_description": description})
+
+
+# -------------------------------------------------------------------------------- HTTP/1.1 keep-alive server
+
+
+class _Server(ThreadedWSGIServer):
+    daemon_threads = False  # server_close() (end of serve_forever) joins the connection threads
+    fake: FakeGoogleWallet
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.fake._lock:
+            self.fake.connections += 1
+            self.fake._live.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.fake._lock:
+            self.fake._live.discard(request)
+        super().shutdown_request(request)
+
+
+class _Handler(WSGIRequestHandler):
+    """werkzeug's handler with a ``run_wsgi`` that keeps HTTP/1.1 connections open: it reads exactly the
+    request body (Content-Length or chunked), buffers the (small) answer, sends it with a Content-Length, and
+    closes only when the client asked or something went wrong."""
+
+    protocol_version = "HTTP/1.1"
+    timeout = 120  # an idle kept-alive connection is closed after two minutes
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def run_wsgi(self) -> None:
+        if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        environ = self.environ = self.make_environ()
+        if environ.get("wsgi.input_terminated"):  # chunked: werkzeug's DechunkedInput reads to the last chunk
+            stream = environ["wsgi.input"]
+        else:
+            try:
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = -1
+            if length < 0:
+                self.send_error(400, "Bad Content-Length")
+                self.close_connection = True
+                return
+            stream = LimitedStream(self.rfile, length)
+            environ["wsgi.input"], environ["wsgi.input_terminated"] = stream, True
+        started: list[Any] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable:
+            started[:] = [status, headers]
+            return lambda data: None  # the fake's app never writes imperatively
+
+        try:
+            result = self.server.app(environ, start_response)
+            try:
+                body = b"".join(result)
+            finally:
+                if hasattr(result, "close"):
+                    result.close()
+            while stream.read(65536):  # whatever the app left unread, so the next request starts clean
+                pass
+        except HTTPException:  # ClientDisconnected while reading the body
+            self.close_connection = True
+            return
+        except Exception:
+            log.exception("fake Google Wallet: unhandled error")
+            self.close_connection = True
+            started[:] = ["500 INTERNAL SERVER ERROR", [("Content-Type", "text/plain")]]
+            body = b"internal error"
+        status, headers = started
+        code, _, phrase = status.partition(" ")
+        self.send_response(int(code), phrase)
+        names = set()
+        for name, value in headers:
+            if name.lower() not in ("connection", "transfer-encoding"):
+                self.send_header(name, value)
+                names.add(name.lower())
+        if "content-length" not in names:
+            self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        # Head and body in one write: two small writes would meet Nagle's algorithm and the client's delayed
+        # ACK, 40 ms a request on a kept-alive connection.
+        self._headers_buffer.append(b"\r\n")
+        if self.command != "HEAD":
+            self._headers_buffer.append(body)
+        self.flush_headers()
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass  # one line per request would drown the tests' and the benchmark's output
+
+    def log(self, type: str, message: str, *args: Any) -> None:
+        log.debug("fake Google Wallet: " + message, *args)
+
+
+# -------------------------------------------------------------------------------- own process (benchmark)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description="Run the fake Google Wallet API until stdin closes.")
+    ap.add_argument("--public-key", required=True, type=Path, help="PEM public (or private) key of the account")
+    ap.add_argument("--client-email", required=True)
+    ap.add_argument("--issuer-id", required=True)
+    ap.add_argument("--key-id", default=None)
+    args = ap.parse_args()
+    pem = args.public_key.read_bytes()
+    key: Any
+    if b"PRIVATE KEY" in pem:
+        key = serialization.load_pem_private_key(pem, password=None)
+    else:
+        key = serialization.load_pem_public_key(pem)
+    with FakeGoogleWallet(key, args.client_email, args.issuer_id, key_id=args.key_id) as google:
+        print(json.dumps({"api_url": google.api_url, "token_url": google.token_url}), flush=True)
+        for line in sys.stdin:
+            if line.strip() == "stats":
+                with google._lock:
+                    stats = {"connections": google.connections, "requests": len(google.requests),
+                             "classes": len(google.classes), "objects": len(google.objects)}
+                print(json.dumps(stats), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
