@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from app.channels.apns import PushOutcome
 from app.channels.google_wallet import GoogleConfigError, GoogleWalletError
-from app.channels.registry import EXTENSION, Channels
+from app.channels.registry import EXTENSION, Channels, ChannelUnavailable, GoogleWallet
 from app.database import sessions
 from app.db import utcnow
 from app.models import Card, ChannelMessage, GoogleObject, Program
@@ -78,6 +78,15 @@ def push_changed_cards(session: Session, payloads: list[dict[str, Any]]) -> None
 # -------------------------------------------------------------------------------------------- Google
 
 
+def _google() -> GoogleWallet | None:
+    """The Google channel, or None when its configuration is broken (logged when it was built): a
+    broken Google set-up must not fail the events that Apple's pushes ride on."""
+    try:
+        return _channels().google()
+    except ChannelUnavailable:
+        return None
+
+
 def _google_failed(what: str, exc: GoogleWalletError) -> None:
     if isinstance(exc, GoogleConfigError):
         log.error("google wallet: %s refused, an operator must act: %s", what, exc)
@@ -91,9 +100,9 @@ def sync_google_cards(session: Session, payloads: list[dict[str, Any]]) -> None:
     for payload in payloads:
         if "card_id" in payload:
             changes.setdefault(payload["card_id"], set()).update(payload.get("reasons", []))
-    if not changes:
+    wallet = _google()
+    if not changes or wallet is None:
         return
-    wallet = _channels().google()
     now = utcnow()
     cards = session.scalars(select(Card).where(Card.id.in_(sorted(changes))).order_by(Card.id)
                             .options(selectinload(Card.program), selectinload(Card.customer), selectinload(Card.tier)))
@@ -109,9 +118,9 @@ def sync_google_cards(session: Session, payloads: list[dict[str, Any]]) -> None:
 def create_google_object(session: Session, payload: dict[str, Any]) -> None:
     """``customer.enrolled``: the new card's object (and the programme's class) at Google."""
     card = session.get(Card, payload.get("card_id"))
-    if card is None:
+    wallet = _google()
+    if card is None or wallet is None:
         return
-    wallet = _channels().google()
     try:
         with session.begin_nested():
             google.ensure_object(session, setup=wallet.setup, card=card, client=wallet.client, now=utcnow())
@@ -122,9 +131,9 @@ def create_google_object(session: Session, payload: dict[str, Any]) -> None:
 def sync_google_class(session: Session, payload: dict[str, Any]) -> None:
     """``program.changed``: create or update the programme's class."""
     program = session.get(Program, payload.get("program_id"))
-    if program is None:
+    wallet = _google()
+    if program is None or wallet is None:
         return
-    wallet = _channels().google()
     try:
         with session.begin_nested():
             google.ensure_class(session, setup=wallet.setup, program=program, client=wallet.client, now=utcnow())
@@ -138,8 +147,8 @@ RESYNC_BATCH = 500
 @shared_task
 def resync_google() -> int:
     """Beat, every 5 minutes: objects behind their card (a failed PATCH, an outage), oldest first."""
-    wallet = _channels().google()
-    if wallet.client is None:
+    wallet = _google()
+    if wallet is None or wallet.client is None:
         return 0
     done = 0
     with sessions().begin() as session:

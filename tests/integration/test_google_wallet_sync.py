@@ -229,3 +229,18 @@ def test_without_google_the_calls_go_to_the_channel_outbox(
     assert calls == [("POST", "loyaltyClass"), ("POST", "loyaltyObject"), ("PATCH", "loyaltyObject")]
     assert messages[-1].payload["body"]["loyaltyPoints"]["balance"] == {"int": 5}
     assert fake.requests == []
+
+
+def test_a_broken_google_key_file_does_not_hold_back_the_events(
+    app_with: Callable[..., Flask], make_program: Callable[..., Any], make_store: Callable[..., Any],
+    db_session: Session, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.conftest import PosClient
+
+    broken = tmp_path / "google-service-account.json"
+    broken.write_text('{"type": "service_account"}')
+    program = make_program(tiers=[("Only", "0", "10")])
+    pos = PosClient(app_with(google_service_account=broken).test_client(), make_store(program, "Till"))
+    buy(pos, enrol(pos)["card"]["barcode"], "R-1")
+    assert db_session.scalar(select(OutboxEvent).where(OutboxEvent.processed_at.is_(None))) is None
+    assert any("google-service-account.json" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
