@@ -1,10 +1,11 @@
 """All models, imported here so Alembic and ``Base.metadata`` see every table."""
 
 from app.models.customer import CONSENT_CHANNELS, Card, Consent, Customer
-from app.models.devices import AppleDevice, AppleRegistration
+from app.models.devices import AppleDevice, AppleRegistration, WebPushSubscription
 from app.models.google import GoogleClass, GoogleObject
 from app.models.ledger import LEDGER_KINDS, BonusEvent, LedgerEntry, Purchase, Refund, Reward
 from app.models.merchant import USER_ROLES, PosCredential, Store, User
+from app.models.messaging import SmsMessage, SmsOptOut
 from app.models.ops import ChannelMessage, IdempotencyRecord, OutboxEvent
 from app.models.program import BONUS_PERIODS, CARD_KINDS, BonusRule, Program, Tier
 
@@ -32,7 +33,10 @@ __all__ = [
     "Purchase",
     "Refund",
     "Reward",
+    "SmsMessage",
+    "SmsOptOut",
     "Store",
     "Tier",
     "User",
+    "WebPushSubscription",
 ]

@@ -37,3 +37,19 @@ class AppleRegistration(Base):
     device_id: Mapped[int] = mapped_column(ForeignKey("apple_device.id", ondelete="CASCADE"))
     card_id: Mapped[int] = mapped_column(ForeignKey("card.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WebPushSubscription(Base):
+    """A browser's push subscription (Push API ``PushSubscription.toJSON()``), for a customer who
+    opted in on the card page. Deleted when the push service answers 404 or 410."""
+
+    __tablename__ = "web_push_subscription"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"), index=True)
+    endpoint: Mapped[str] = mapped_column(String(1000), unique=True)
+    p256dh: Mapped[str] = mapped_column(String(200))  # the browser's ECDH public key, base64url
+    auth: Mapped[str] = mapped_column(String(100))  # the 16-byte auth secret, base64url
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failures: Mapped[int] = mapped_column(default=0)

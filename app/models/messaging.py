@@ -1,0 +1,38 @@
+"""Text messages: each SMS we handed to the gateway with its delivery status, and the numbers that
+told a sender STOP (carriers require honouring it per sender number)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, UTCDateTime, utcnow
+
+
+class SmsMessage(Base):
+    __tablename__ = "sms_message"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customer.id", ondelete="SET NULL"), index=True)
+    to: Mapped[str] = mapped_column(String(20))  # E.164
+    sender: Mapped[str] = mapped_column(String(20))
+    body: Mapped[str] = mapped_column(String(1600))
+    provider_sid: Mapped[str | None] = mapped_column(String(64), unique=True)  # the gateway's message id
+    status: Mapped[str] = mapped_column(String(20), default="queued")  # queued, sent, delivered, failed, ...
+    error_code: Mapped[str | None] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SmsOptOut(Base):
+    """``phone`` sent STOP to ``sender``; removed by START."""
+
+    __tablename__ = "sms_opt_out"
+    __table_args__ = (UniqueConstraint("phone", "sender"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20), index=True)
+    sender: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
