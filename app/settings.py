@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     # Requests per POS key (a "limits" string such as "50/second" or "20/second;600/minute"); counted in
     # Redis when the broker is Redis (shared by every process), else in each process's memory.
     pos_rate_limit: str = "50/second"
+    # Public form posts (sign-up, one-time codes) per client address.
+    form_rate_limit: str = "10/minute;60/hour"
 
     apple_pass_type_id: str = "pass.dev.tallypass.loyalty"  # noqa: S105 (an identifier)
     apple_team_id: str = "TALLYDEV01"

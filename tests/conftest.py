@@ -87,8 +87,10 @@ def settings(database_url: str, apple_certs: Path) -> Settings:
         _env_file=None, env="testing", database_url=database_url, broker_url="",
         secret_key=TEST_SECRET_KEY, base_url="https://tallypass.test",
         pos_rate_limit="10000/second",  # the limit has its own test; load tests must not hit it
+        form_rate_limit="10000/minute",
         apple_pass_cert=apple_certs / "pass-cert.pem", apple_pass_key=apple_certs / "pass-key.pem",
         apple_wwdr_cert=apple_certs / "wwdr.pem", google_service_account=apple_certs / "google-service-account.json",
+        vapid_private_key=apple_certs / "vapid-private.pem", vapid_subject="mailto:ops@tallypass.test",
     )
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from app.channels import dev_credentials as files
 from app.channels.apns import ApnsClient, ApnsConfig, PushResult
@@ -20,6 +21,10 @@ from app.channels.apple_signer import PassSigner, SigningError
 from app.channels.google_wallet import GoogleWalletClient, GoogleWalletConfig, ServiceAccount
 from app.settings import Settings
 from app.wallet.google import GoogleSetup
+
+if TYPE_CHECKING:
+    from app.channels.sms import SmsClient
+    from app.channels.webpush import WebPusher
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +140,7 @@ class Channels:
         self._apple_error: str | None = None
         self._google: GoogleWallet | None = None
         self._google_error: str | None = None
+        self._built: dict[str, Any] = {}
 
     def apple(self) -> AppleWallet | None:
         """The Apple channel, or None without credentials. :raise ChannelUnavailable: misconfigured."""
@@ -167,7 +173,35 @@ class Channels:
         assert self._google is not None
         return self._google
 
+    def _once(self, name: str, build: Callable[[], Any]) -> Any:
+        """Build a channel once; a configuration it cannot use is logged once and the channel is off
+        (its messages go to the outbox)."""
+        if name not in self._built:
+            with self._lock:
+                if name not in self._built:
+                    try:
+                        self._built[name] = build()
+                    except ValueError as exc:
+                        log.error("%s channel is off, its configuration is unusable: %s", name, exc)
+                        self._built[name] = None
+        return self._built[name]
+
+    def sms(self) -> SmsClient | None:
+        """The SMS gateway client, or None: messages are recorded in the channel outbox."""
+        from app.channels.sms import build_sms_client
+
+        return self._once("sms", lambda: build_sms_client(self.settings))
+
+    def web_push(self) -> WebPusher | None:
+        """The web-push sender, or None without a VAPID key: pushes are recorded in the channel outbox."""
+        from app.channels.webpush import build_web_pusher
+
+        return self._once("web_push", lambda: build_web_pusher(self.settings))
+
     def close(self) -> None:
+        for client in self._built.values():
+            if client is not None:
+                client.close()
         if self._apple is not None and self._apple.pusher is not None:
             self._apple.pusher.close()
         if self._google is not None and self._google.client is not None:

@@ -179,7 +179,7 @@ def _debit(
     return entry
 
 
-def _touch(session: Session, card: Card, *, now: datetime, reasons: list[str], **payload: Any) -> None:
+def touch(session: Session, card: Card, *, now: datetime, reasons: list[str], **payload: Any) -> None:
     """Record a visible change: new pass version, and a ``card.changed`` event for the channels."""
     _bump(card, now)
     session.flush()
@@ -188,9 +188,9 @@ def _touch(session: Session, card: Card, *, now: datetime, reasons: list[str], *
 
 def _settle(session: Session, card: Card, *, now: datetime, actor: str, reasons: list[str],
             **payload: Any) -> list[Reward]:
-    """The end of every change that may raise the balance: threshold rewards, then ``_touch``."""
+    """The end of every change that may raise the balance: threshold rewards, then ``touch``."""
     rewards = _issue_threshold_rewards(session, card, card.program, now=now, actor=actor)
-    _touch(session, card, now=now, reasons=[*reasons, "reward"] if rewards else reasons, **payload)
+    touch(session, card, now=now, reasons=[*reasons, "reward"] if rewards else reasons, **payload)
     return rewards
 
 
@@ -595,7 +595,7 @@ def expire_due(session: Session, *, now: datetime | None = None, limit: int = 50
         if expired:
             card.balance -= expired
             total += expired
-            _touch(session, card, now=now, reasons=["expire"], expired=expired)
+            touch(session, card, now=now, reasons=["expire"], expired=expired)
     return total
 
 
@@ -612,7 +612,7 @@ def reevaluate_tiers(session: Session, *, now: datetime | None = None, after_id:
         card = lock_card(session, card_id)
         if _reevaluate_tier(session, card, card.program, now):
             changed += 1
-            _touch(session, card, now=now, reasons=["tier"])
+            touch(session, card, now=now, reasons=["tier"])
     return (ids[-1] if ids else after_id), changed
 
 

@@ -5,7 +5,7 @@ from app.models.devices import AppleDevice, AppleRegistration, WebPushSubscripti
 from app.models.google import GoogleClass, GoogleObject
 from app.models.ledger import LEDGER_KINDS, BonusEvent, LedgerEntry, Purchase, Refund, Reward
 from app.models.merchant import USER_ROLES, PosCredential, Store, User
-from app.models.messaging import SmsMessage, SmsOptOut
+from app.models.messaging import PhoneCheck, SmsMessage, SmsOptOut
 from app.models.ops import ChannelMessage, IdempotencyRecord, OutboxEvent
 from app.models.program import BONUS_PERIODS, CARD_KINDS, BonusRule, Program, Tier
 
@@ -28,6 +28,7 @@ __all__ = [
     "IdempotencyRecord",
     "LedgerEntry",
     "OutboxEvent",
+    "PhoneCheck",
     "PosCredential",
     "Program",
     "Purchase",

@@ -36,3 +36,19 @@ class SmsOptOut(Base):
     phone: Mapped[str] = mapped_column(String(20), index=True)
     sender: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PhoneCheck(Base):
+    """A one-time code sent by SMS to prove someone holds a phone (signing up with a number that
+    already has a card). Stored as a keyed hash; a few attempts, a few minutes."""
+
+    __tablename__ = "phone_check"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20), index=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("program.id", ondelete="CASCADE"))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -23,7 +23,13 @@ from sqlalchemy.orm import Session
 from app.database import sessions
 from app.db import utcnow
 from app.models import ChannelMessage, OutboxEvent
-from app.tasks.passes import create_google_object, push_changed_cards, sync_google_cards, sync_google_class
+from app.tasks.passes import (
+    create_google_object,
+    push_changed_cards,
+    push_purchases_to_browsers,
+    sync_google_cards,
+    sync_google_class,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +58,7 @@ HANDLERS: dict[str, list[Handler]] = {
     "program.changed": [sync_google_class],
 }
 BATCH_HANDLERS: dict[str, list[BatchHandler]] = {
-    "card.changed": [push_changed_cards, sync_google_cards],
+    "card.changed": [push_changed_cards, sync_google_cards, push_purchases_to_browsers],
 }
 
 

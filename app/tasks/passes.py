@@ -168,3 +168,31 @@ def resync_google() -> int:
                 if isinstance(exc, GoogleConfigError):
                     break  # every other card would be refused the same way
     return done
+
+
+# -------------------------------------------------------------------------------------------- Web push
+
+
+def push_purchases_to_browsers(session: Session, payloads: list[dict[str, Any]]) -> None:
+    """``card.changed`` batch: "+N points, balance M" to the browsers of customers who opted in."""
+    from app.messaging import webpush
+
+    earned = [p for p in payloads if "purchase" in p.get("reasons", []) and p.get("earned", 0) > 0]
+    if not earned:
+        return
+    cards = {c.id: c for c in session.scalars(select(Card).where(Card.id.in_({p["card_id"] for p in earned}))
+                                              .options(selectinload(Card.customer)))}
+    pusher = _channels().web_push()
+    now = utcnow()
+    for payload in earned:
+        card = cards.get(payload["card_id"])
+        if card is None or not _consents(card.customer).get("push"):
+            continue
+        message = webpush.purchase_message(earned=payload["earned"], balance=payload["balance"],
+                                           locale=card.customer.locale)
+        webpush.notify_customer(session, customer_id=card.customer_id, payload=message, pusher=pusher, now=now,
+                                urgency="normal", topic="balance", card_id=card.id)
+
+
+def _consents(customer: Any) -> dict[str, bool]:
+    return {c.channel: c.granted for c in customer.consents}

@@ -16,21 +16,25 @@ from app.web.problems import from_http_exception, from_validation_error, problem
 
 log = logging.getLogger(__name__)
 
-JSON_BLUEPRINTS = {"pos", "api", "passkit", "health"}
+JSON_BLUEPRINTS = {"pos", "api", "passkit", "health", "sms"}
 JSON_PREFIXES = ("/api/", "/passkit/")
 MAX_REQUEST_ID = 64
 
 
 def init_app(app: Flask) -> None:
-    from app.web import auth, card, health, media, passkit, pos, ratelimit
+    from app.web import auth, card, forms, health, i18n, join, media, passkit, pos, ratelimit, sms
 
     auth.init_app(app)
     ratelimit.init_app(app)
+    forms.init_app(app)
+    i18n.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(pos.bp)
     app.register_blueprint(passkit.bp)
     app.register_blueprint(card.bp)
     app.register_blueprint(media.bp)
+    app.register_blueprint(join.bp)
+    app.register_blueprint(sms.bp)
 
     app.before_request(_assign_request_id)
     app.after_request(_security_headers)

@@ -13,6 +13,7 @@ from limits import RateLimitItem, parse_many, storage, strategies
 from app.errors import RateLimited
 
 EXTENSION = "tallypass.ratelimit"
+IP_EXTENSION = "tallypass.ratelimit.ip"
 log = logging.getLogger(__name__)
 
 
@@ -47,7 +48,13 @@ def init_app(app: Flask) -> None:
     broker = settings.broker_url
     storage_uri = broker if broker.startswith(("redis://", "rediss://")) else "memory://"
     app.extensions[EXTENSION] = Limiter(settings.pos_rate_limit, storage_uri)
+    app.extensions[IP_EXTENSION] = Limiter(settings.form_rate_limit, storage_uri)
 
 
 def check(scope: str, key: str) -> None:
     current_app.extensions[EXTENSION].check(scope, key)
+
+
+def check_ip(scope: str, address: str) -> None:
+    """The limit for public forms (sign-up, one-time codes), per client address."""
+    current_app.extensions[IP_EXTENSION].check(scope, address)

@@ -39,6 +39,10 @@ def google_wallet() -> GoogleWallet:
         raise Unavailable("Google Wallet is not set up on this server") from None
 
 
+def web_pusher():  # noqa: ANN201 (WebPusher | None; imported lazily with the channel)
+    return channels().web_push()
+
+
 def pkpass_response(session: Session, card: Card, *, attachment: bool = False) -> Response:
     wallet = apple_wallet()
     settings = current_app.config["TALLYPASS"]

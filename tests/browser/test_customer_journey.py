@@ -1,0 +1,93 @@
+"""A real phone browser: headless Chromium (Debian's /usr/bin/chromium, driven by Playwright) on a
+390-px viewport signs up, reaches the card page, sees the wallet buttons, and the service worker
+registers. The screenshots go to docs/screenshots/ (linked from the README)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from werkzeug.serving import make_server
+
+from app.database import SESSIONS
+from app.models import Program, Tier
+
+pytestmark = [pytest.mark.browser, pytest.mark.committing]
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+          "Version/18.0 Mobile/15E148 Safari/604.1")
+
+
+def _browser_available() -> bool:
+    if shutil.which(CHROMIUM) and _playwright() is not None:
+        return True
+    if os.environ.get("TALLYPASS_REQUIRE_BROWSER"):
+        pytest.fail(f"the browser test must run here, but {CHROMIUM} or playwright is missing")
+    return False
+
+
+def _playwright() -> Any:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return None
+    return sync_playwright
+
+
+@pytest.fixture
+def live_server(committing_app: Any) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, committing_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.port}"
+    server.shutdown()
+    thread.join(5)
+
+
+def test_sign_up_on_a_phone_reaches_the_card_page(committing_app: Any, live_server: str) -> None:
+    if not _browser_available():
+        pytest.skip(f"needs {CHROMIUM} and playwright (installed by .ci/run)")
+    with committing_app.extensions[SESSIONS].begin() as session:
+        program = Program(slug="cafea", name="Cafea & Co.", logo_text="Cafea & Co.", welcome_bonus=50,
+                          background_color="#0F766E", terms="Points last a year.")
+        session.add(program)
+        session.flush()
+        session.add_all([Tier(program_id=program.id, name="Bronze", qualifying_spend=0, earn_percent=5),
+                         Tier(program_id=program.id, name="Silver", qualifying_spend=1000, earn_percent=7)])
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    with _playwright()() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                             args=["--no-sandbox", "--disable-dev-shm-usage"])
+        context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2,
+                                      is_mobile=True, has_touch=True, user_agent=IPHONE, locale="en-US")
+        page = context.new_page()
+        page.goto(f"{live_server}/join/cafea")
+        assert page.get_by_role("heading", level=1).inner_text() == "Get your Cafea & Co. card"
+        page.get_by_label("Your name").fill("Ana Popescu")
+        page.get_by_label("Mobile number").fill("+373 69 123 456")
+        page.get_by_label("Send me offers and news by SMS.").check()
+        page.screenshot(path=str(SCREENSHOTS / "sign-up.png"), full_page=True)
+        page.get_by_role("button", name="Get my card").click()
+        page.wait_for_url("**/c/**")
+        assert page.locator(".balance .figure").inner_text() == "50"
+        assert page.get_by_role("link", name="Add to Apple Wallet").is_visible()
+        page.wait_for_function("document.documentElement.dataset.serviceWorker === 'registered'", timeout=10_000)
+        registrations = page.evaluate("navigator.serviceWorker.getRegistrations().then(r => r.length)")
+        assert registrations == 1
+        page.screenshot(path=str(SCREENSHOTS / "card-page.png"), full_page=True)
+        # The same card seen from Android offers Google Wallet instead.
+        android = browser.new_context(viewport={"width": 390, "height": 844}, user_agent=(
+            "Mozilla/5.0 (Linux; Android 15; Pixel 9) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/131.0 Mobile Safari/537.36"))
+        other = android.new_page()
+        other.goto(page.url)
+        assert other.get_by_role("link", name="Add to Google Wallet").is_visible()
+        assert other.get_by_role("link", name="Add to Apple Wallet").count() == 0
+        browser.close()

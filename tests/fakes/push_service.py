@@ -1,0 +1,377 @@
+"""A local stand-in for a web push service (RFC 8030), holding its subscriptions in memory.
+
+It plays the browser's side too: ``new_subscription()`` makes what ``pushManager.subscribe()`` would (an
+endpoint on this service, a fresh ECDH P-256 key pair whose public half is ``p256dh``, a 16-byte ``auth``
+secret) and keeps the private key, so that it can decrypt what it receives. The application server is thus
+tested against behaviour, not a mock:
+
+- ``POST /push/<id>``, checked in this order: a scripted fault (``fail()``), an unknown id (404), an expired
+  subscription (``expire()``: 410, as Mozilla and web.dev describe an unsubscribed endpoint); then VAPID
+  (RFC 8292): ``Authorization: vapid t=<JWT>, k=<public key>``. A missing or unreadable header is 401 with
+  ``WWW-Authenticate: vapid``; a JWT that does not verify with ``k`` (ES256), whose ``aud`` is not this
+  service's origin, whose ``exp`` is past or more than 24 h ahead, or whose ``sub`` is neither ``mailto:``
+  nor ``https:`` is 403 (§4.2 "MAY reject … with a 403"), as is a ``k`` other than the
+  ``application_server_key`` a subscription was made with (§4.2 "MUST"). Like Apple's service, a ``sub`` of
+  ``mailto:…@localhost`` is 403 ``BadJwtToken``.
+- Then RFC 8030: ``TTL`` required (a whole number of seconds, else 400), ``Urgency`` one of the four values
+  and ``Topic`` at most 32 base64url characters when present (else 400), a body of at most 4096 bytes
+  (§7.2; else 413), ``Content-Encoding: aes128gcm`` on a non-empty body (else 400). The body is decrypted
+  with http_ece (RFC 8291) with the subscription's private key and auth secret (a body that does not
+  decrypt is 400), stored in ``received[id]``, and answered 201 with a ``Location`` and the ``TTL`` kept
+  (at most 28 days, as FCM).
+
+Errors are JSON in Mozilla autopush's shape ``{"code", "errno", "error", "message"}`` (Apple's ``reason``
+for the localhost subject). ``requests`` records every request with its status; ``clock`` moves time for
+the ``exp`` checks.
+
+Over real HTTP/1.1 on 127.0.0.1 with keep-alive, ``with FakePushService() as push:``, on the threaded
+server of ``tests/fakes/google_wallet_api.py`` (its handler reads exactly the request body and keeps the
+connection open); ``connections`` counts TCP connections accepted. Or in process through
+``httpx.WSGITransport(app=push.wsgi_app)`` on ``http://localhost``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import json
+import logging
+import os
+import re
+import secrets
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any, NamedTuple
+
+import http_ece
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from werkzeug.wrappers import Request, Response
+
+from tests.fakes.google_wallet_api import _Handler as _KeepAliveHandler
+from tests.fakes.google_wallet_api import _Server as _KeepAliveServer
+
+__all__ = ["FakePushService", "RecordedPush"]
+
+log = logging.getLogger(__name__)
+
+PUSH_PREFIX = "/push/"
+MAX_BODY = 4096
+MAX_TTL = 28 * 24 * 3600
+VAPID_MAX_LIFETIME = 24 * 3600
+URGENCIES = frozenset({"very-low", "low", "normal", "high"})
+
+_PATH = re.compile(r"/push/([A-Za-z0-9_-]+)")
+_TOPIC = re.compile(r"[A-Za-z0-9_-]{1,32}")
+_TTL = re.compile(r"[0-9]{1,10}")
+_ERRNO = {400: 110, 401: 109, 403: 109, 404: 102, 410: 106, 413: 104, 429: 999, 500: 999, 502: 999, 503: 201}
+
+
+class RecordedPush(NamedTuple):
+    method: str
+    path: str
+    status: int
+    headers: dict[str, str]  # lower-case names
+
+
+@dataclass
+class _Subscription:
+    private_key: ec.EllipticCurvePrivateKey = field(repr=False)
+    auth: bytes = field(repr=False)
+    application_server_key: bytes | None  # the VAPID key the subscription is bound to, when one was given
+    expired: bool = False
+
+
+@dataclass
+class _Fault:
+    status: int
+    remaining: int
+    retry_after: str | None
+    message: str | None
+
+
+class _Refusal(Exception):
+    def __init__(self, status: int, message: str, *, apple_reason: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.apple_reason = status, message, apple_reason
+
+
+class FakePushService:
+    """A push service and the browsers subscribed to it (see the module docstring)."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.subscriptions: dict[str, _Subscription] = {}
+        self.received: dict[str, list[dict[str, Any]]] = {}
+        self.requests: list[RecordedPush] = []
+        self.connections = 0
+        self.base_url = "http://localhost"  # in process; http://127.0.0.1:<port> once started
+        self._faults: dict[str, list[_Fault]] = {}
+        self._lock = threading.RLock()
+        self._live: set[socket.socket] = set()
+        self._server: _KeepAliveServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---------------------------------------------------------------------------- public API
+
+    @property
+    def origin(self) -> str:
+        """The VAPID ``aud`` this service expects."""
+        return self.base_url
+
+    def new_subscription(self, *, application_server_key: str | None = None) -> dict[str, str]:
+        """A browser subscribing: ``{"endpoint", "p256dh", "auth"}`` as ``PushSubscription.toJSON()`` gives them
+        (keys flattened, base64url without padding). With ``application_server_key`` the subscription only
+        accepts pushes signed by that VAPID key (403 otherwise)."""
+        sub_id = secrets.token_urlsafe(24)
+        private_key = ec.generate_private_key(ec.SECP256R1())
+        auth = os.urandom(16)
+        bound = _b64decode(application_server_key) if application_server_key is not None else None
+        with self._lock:
+            self.subscriptions[sub_id] = _Subscription(private_key, auth, bound)
+            self.received[sub_id] = []
+        point = private_key.public_key().public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+        return {"endpoint": self.endpoint(sub_id), "p256dh": _b64url(point), "auth": _b64url(auth)}
+
+    def endpoint(self, sub_id: str) -> str:
+        return f"{self.base_url}{PUSH_PREFIX}{sub_id}"
+
+    @staticmethod
+    def id_of(endpoint_or_id: str) -> str:
+        return endpoint_or_id.rsplit("/", 1)[-1]
+
+    def expire(self, endpoint_or_id: str) -> None:
+        """The user unsubscribed (or the subscription expired): 410 from now on."""
+        with self._lock:
+            self.subscriptions[self.id_of(endpoint_or_id)].expired = True
+
+    def fail(
+        self,
+        endpoint_or_id: str,
+        status: int,
+        times: int = 1,
+        *,
+        retry_after: str | float | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Answer the next ``times`` pushes to this subscription with ``status`` (and ``Retry-After``), before any
+        other check."""
+        with self._lock:
+            self._faults.setdefault(self.id_of(endpoint_or_id), []).append(
+                _Fault(status, times, None if retry_after is None else str(retry_after), message)
+            )
+
+    def messages(self, endpoint_or_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.received[self.id_of(endpoint_or_id)])
+
+    def statuses(self) -> list[int]:
+        with self._lock:
+            return [r.status for r in self.requests]
+
+    def wsgi_app(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        request = Request(environ)
+        response = self._respond(request)
+        with self._lock:
+            self.requests.append(RecordedPush(
+                request.method, request.path, response.status_code,
+                {k.lower(): v for k, v in request.headers.items()},
+            ))
+        return response(environ, start_response)
+
+    def __enter__(self) -> FakePushService:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        server = _KeepAliveServer("127.0.0.1", 0, self.wsgi_app, handler=_Handler)
+        server.fake = self  # type: ignore[assignment]  # the server only uses _lock, connections and _live
+        self._server = server
+        self.base_url = f"http://127.0.0.1:{server.port}"
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="fake-push-service", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop accepting, close every kept-alive connection, and wait for their threads."""
+        if self._server is None:
+            return
+        self._server.shutdown()
+        with self._lock:
+            live = list(self._live)
+        for sock in live:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._server, self._thread = None, None
+
+    # ---------------------------------------------------------------------------- one request
+
+    def _respond(self, request: Request) -> Response:
+        match = _PATH.fullmatch(request.path)
+        if match is None:
+            return _error(404, f"Not found: {request.path}")
+        if request.method != "POST":
+            response = _error(405, "Method not allowed")
+            response.headers["Allow"] = "POST"
+            return response
+        sub_id = match.group(1)
+        body = request.get_data()  # read whatever happens, so the kept-alive connection stays in step
+        with self._lock:
+            fault = self._take_fault(sub_id)
+            subscription = self.subscriptions.get(sub_id)
+        if fault is not None:
+            response = _error(fault.status, fault.message or HTTPStatus(fault.status).phrase)
+            if fault.retry_after is not None:
+                response.headers["Retry-After"] = fault.retry_after
+            return response
+        if subscription is None:
+            return _error(404, "Subscription not found")
+        if subscription.expired:
+            return _error(410, "Push subscription is no longer available")
+        try:
+            claims = self._check_vapid(request.headers.get("Authorization"), subscription)
+            ttl, urgency, topic = _check_headers(request)
+            plaintext = _decrypt(request, body, subscription)
+        except _Refusal as refusal:
+            if refusal.apple_reason is not None:
+                return _json(refusal.status, {"reason": refusal.apple_reason})
+            response = _error(refusal.status, refusal.message)
+            if refusal.status == 401:
+                response.headers["WWW-Authenticate"] = "vapid"
+            return response
+        message_id = uuid.uuid4().hex
+        with self._lock:
+            self.received[sub_id].append({
+                "plaintext": plaintext, "ttl": ttl, "urgency": urgency, "topic": topic, "vapid": claims,
+                "headers": {k.lower(): v for k, v in request.headers.items()}, "id": message_id,
+            })
+        response = Response(b"", status=201)
+        response.headers["Location"] = f"{self.base_url}/message/{message_id}"
+        response.headers["TTL"] = str(min(ttl, MAX_TTL))
+        return response
+
+    def _take_fault(self, sub_id: str) -> _Fault | None:
+        faults = self._faults.get(sub_id) or []
+        if not faults:
+            return None
+        fault = faults[0]
+        fault.remaining -= 1
+        if fault.remaining <= 0:
+            faults.pop(0)
+        return fault
+
+    def _check_vapid(self, header: str | None, subscription: _Subscription) -> dict[str, Any]:
+        """RFC 8292 §3: ``vapid t=<JWT>, k=<base64url public key>``; returns the verified claims."""
+        if not header:
+            raise _Refusal(401, "Missing Authorization header: this service requires VAPID")
+        scheme, _, rest = header.strip().partition(" ")
+        if scheme.lower() != "vapid":
+            raise _Refusal(401, f"Unsupported authorization scheme {scheme!r}: expected vapid")
+        params: dict[str, str] = {}
+        for part in rest.split(","):
+            name, sep, value = part.strip().partition("=")
+            if sep:
+                params[name.strip().lower()] = value.strip().strip('"')
+        if "t" not in params or "k" not in params:
+            raise _Refusal(401, "The vapid authorization needs both t and k")
+        try:
+            raw_key = _b64decode(params["k"])
+            public_key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw_key)
+        except ValueError:
+            raise _Refusal(401, "k is not a base64url P-256 public key") from None
+        if subscription.application_server_key is not None and raw_key != subscription.application_server_key:
+            raise _Refusal(403, "The VAPID key does not match the one the subscription was made with")
+        try:
+            header_fields = jwt.get_unverified_header(params["t"])
+            claims = jwt.decode(
+                params["t"], public_key, algorithms=["ES256"], audience=self.origin,
+                options={"verify_exp": False, "require": ["aud", "exp", "sub"]},
+            )
+        except jwt.InvalidTokenError as exc:
+            raise _Refusal(403, f"Invalid VAPID token: {exc}") from None
+        if header_fields.get("typ", "JWT").upper() != "JWT":
+            raise _Refusal(403, "The VAPID token's typ must be JWT")
+        exp, now = claims["exp"], self.clock()
+        if not isinstance(exp, int) or exp <= now:
+            raise _Refusal(403, "The VAPID token has expired")
+        if exp > now + VAPID_MAX_LIFETIME:
+            raise _Refusal(403, "The VAPID token's exp is more than 24 hours ahead")
+        sub = claims["sub"]
+        if not isinstance(sub, str) or not (re.fullmatch(r"mailto:[^@\s]+@[^@\s]+", sub) or sub.startswith("https:")):
+            raise _Refusal(403, "The VAPID sub must be a mailto: or https: URI")
+        if sub.lower().endswith("@localhost"):
+            raise _Refusal(403, "BadJwtToken", apple_reason="BadJwtToken")
+        return claims
+
+
+class _Handler(_KeepAliveHandler):
+    def log(self, type: str, message: str, *args: Any) -> None:
+        log.debug("fake push service: " + message, *args)
+
+
+def _check_headers(request: Request) -> tuple[int, str, str | None]:
+    ttl_header = request.headers.get("TTL")
+    if ttl_header is None:
+        raise _Refusal(400, "Missing TTL header")
+    if not _TTL.fullmatch(ttl_header.strip()):
+        raise _Refusal(400, f"Invalid TTL header {ttl_header!r}")
+    urgency = request.headers.get("Urgency", "normal")
+    if urgency not in URGENCIES:
+        raise _Refusal(400, f"Invalid Urgency header {urgency!r}")
+    topic = request.headers.get("Topic")
+    if topic is not None and not _TOPIC.fullmatch(topic):
+        raise _Refusal(400, f"Invalid Topic header {topic!r}")
+    return int(ttl_header), urgency, topic
+
+
+def _decrypt(request: Request, body: bytes, subscription: _Subscription) -> bytes:
+    if len(body) > MAX_BODY:
+        raise _Refusal(413, f"Message body too large ({len(body)} bytes, at most {MAX_BODY})")
+    if not body:
+        return b""
+    encoding = request.headers.get("Content-Encoding", "")
+    if encoding.lower() != "aes128gcm":
+        raise _Refusal(400, f"Unsupported Content-Encoding {encoding!r}: expected aes128gcm")
+    try:
+        return bytes(http_ece.decrypt(
+            body, private_key=subscription.private_key, auth_secret=subscription.auth, version="aes128gcm"
+        ))
+    except (http_ece.ECEException, ValueError, TypeError) as exc:
+        message = getattr(exc, "message", None) or str(exc)
+        raise _Refusal(400, f"The body does not decrypt: {message}") from None
+
+
+def _error(status: int, message: str) -> Response:
+    return _json(status, {"code": status, "errno": _ERRNO.get(status, 999), "error": HTTPStatus(status).phrase,
+                          "message": message})
+
+
+def _json(status: int, data: dict[str, Any]) -> Response:
+    return Response(json.dumps(data), status=status, content_type="application/json")
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(value: str) -> bytes:
+    value = value.strip().rstrip("=")
+    try:
+        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError):
+        raise ValueError("not base64url") from None
