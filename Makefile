@@ -6,7 +6,7 @@ FLASK  := $(VENV)/bin/flask --app app
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: run test install install-dev serve worker beat lint bench-pos bench-pkpass clean
+.PHONY: run test install install-dev serve worker beat lint bench-pos bench-pkpass screenshots clean
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Tallypass needs Python 3.11 or newer")'
@@ -62,6 +62,10 @@ bench-pos: install
 bench-pkpass: install
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) bench/pkpass.py
+
+## screenshots: retake docs/screenshots/ with headless Chromium (needs PostgreSQL, TALLYPASS_TEST_DATABASE_URL)
+screenshots: install-dev
+	TALLYPASS_UPDATE_SCREENSHOTS=1 $(VENV)/bin/pytest -q tests/browser
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

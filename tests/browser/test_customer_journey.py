@@ -1,6 +1,7 @@
 """A real phone browser: headless Chromium (Debian's /usr/bin/chromium, driven by Playwright) on a
 390-px viewport signs up, reaches the card page, sees the wallet buttons, and the service worker
-registers. The screenshots go to docs/screenshots/ (linked from the README)."""
+registers. It takes screenshots of both pages; ``make screenshots`` (TALLYPASS_UPDATE_SCREENSHOTS=1)
+writes them to docs/screenshots/, which the README shows, instead of the test's temporary folder."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def live_server(committing_app: Any) -> Iterator[str]:
     thread.join(5)
 
 
-def test_sign_up_on_a_phone_reaches_the_card_page(committing_app: Any, live_server: str) -> None:
+def test_sign_up_on_a_phone_reaches_the_card_page(committing_app: Any, live_server: str, tmp_path: Path) -> None:
     if not _browser_available():
         pytest.skip(f"needs {CHROMIUM} and playwright (installed by .ci/run)")
     with committing_app.extensions[SESSIONS].begin() as session:
@@ -61,7 +62,8 @@ def test_sign_up_on_a_phone_reaches_the_card_page(committing_app: Any, live_serv
         session.flush()
         session.add_all([Tier(program_id=program.id, name="Bronze", qualifying_spend=0, earn_percent=5),
                          Tier(program_id=program.id, name="Silver", qualifying_spend=1000, earn_percent=7)])
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shots = SCREENSHOTS if os.environ.get("TALLYPASS_UPDATE_SCREENSHOTS") else tmp_path
+    shots.mkdir(parents=True, exist_ok=True)
     with _playwright()() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
                                              args=["--no-sandbox", "--disable-dev-shm-usage"])
@@ -73,7 +75,7 @@ def test_sign_up_on_a_phone_reaches_the_card_page(committing_app: Any, live_serv
         page.get_by_label("Your name").fill("Ana Popescu")
         page.get_by_label("Mobile number").fill("+373 69 123 456")
         page.get_by_label("Send me offers and news by SMS.").check()
-        page.screenshot(path=str(SCREENSHOTS / "sign-up.png"), full_page=True)
+        page.screenshot(path=str(shots / "sign-up.png"), full_page=True)
         page.get_by_role("button", name="Get my card").click()
         page.wait_for_url("**/c/**")
         assert page.locator(".balance .figure").inner_text() == "50"
@@ -81,7 +83,7 @@ def test_sign_up_on_a_phone_reaches_the_card_page(committing_app: Any, live_serv
         page.wait_for_function("document.documentElement.dataset.serviceWorker === 'registered'", timeout=10_000)
         registrations = page.evaluate("navigator.serviceWorker.getRegistrations().then(r => r.length)")
         assert registrations == 1
-        page.screenshot(path=str(SCREENSHOTS / "card-page.png"), full_page=True)
+        page.screenshot(path=str(shots / "card-page.png"), full_page=True)
         # The same card seen from Android offers Google Wallet instead.
         android = browser.new_context(viewport={"width": 390, "height": 844}, user_agent=(
             "Mozilla/5.0 (Linux; Android 15; Pixel 9) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -91,3 +93,4 @@ def test_sign_up_on_a_phone_reaches_the_card_page(committing_app: Any, live_serv
         assert other.get_by_role("link", name="Add to Google Wallet").is_visible()
         assert other.get_by_role("link", name="Add to Apple Wallet").count() == 0
         browser.close()
+    assert (shots / "sign-up.png").stat().st_size > 10_000 and (shots / "card-page.png").stat().st_size > 10_000
