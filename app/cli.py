@@ -77,7 +77,10 @@ def demo(customers: int) -> None:
     click.echo(f"POS key for store '{summary.stores[0].name}': key_id={credential.credential.key_id} "
                f"secret={credential.secret}  (shown once)")
     click.echo(f"health: {base}/healthz   POS API: {base}/api/v1/pos/")
+    click.echo(f"sign-up page: {base}/join/{summary.program.slug}   counter poster: "
+               f"{base}/join/{summary.program.slug}/poster")
     if sample_pass:
+        click.echo(f"a demo card's page: {sample_pass.removesuffix('/apple.pkpass')}")
         click.echo(f"a demo card's Apple Wallet pass: {sample_pass}")
 
 

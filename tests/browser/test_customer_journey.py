@@ -72,6 +72,16 @@ def test_sign_up_on_a_phone_reaches_the_card_page(committing_app: Any, live_serv
         page = context.new_page()
         page.goto(f"{live_server}/join/cafea")
         assert page.get_by_role("heading", level=1).inner_text() == "Get your Cafea & Co. card"
+        # Keyboard only: from the name field, Tab reaches every field and the button, in reading order.
+        page.get_by_label("Your name").focus()
+        visited = []
+        for _ in range(16):
+            focused = page.evaluate("document.activeElement.id || document.activeElement.tagName")
+            if not visited or visited[-1] != focused:  # a date input takes a Tab per part (mm/dd/yyyy)
+                visited.append(focused)
+            page.keyboard.press("Tab")
+        assert visited[:5] == ["name", "phone", "email", "birthday", "referral_code"]
+        assert "BUTTON" in visited
         page.get_by_label("Your name").fill("Ana Popescu")
         page.get_by_label("Mobile number").fill("+373 69 123 456")
         page.get_by_label("Send me offers and news by SMS.").check()
