@@ -30,6 +30,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         TALLYPASS=settings,
         JSON_SORT_KEYS=False,
     )
+    if settings.proxy_hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = settings.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     app.extensions[EXTENSION] = Channels(settings)
     tasks.celery_init_app(app, settings)
     database.init_app(app, settings)

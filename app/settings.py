@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     # Requests per POS key (a "limits" string such as "50/second" or "20/second;600/minute"); counted in
     # Redis when the broker is Redis (shared by every process), else in each process's memory.
     pos_rate_limit: str = "50/second"
+    # Reverse proxies in front of the service that set X-Forwarded-For/-Proto/-Host (0: none). Without
+    # it, behind a proxy every shopper has the proxy's address (one shared sign-up limit).
+    proxy_hops: int = Field(default=0, ge=0, le=5)
     # Public form posts (sign-up, one-time codes) per client address.
     form_rate_limit: str = "10/minute;60/hour"
 

@@ -127,6 +127,15 @@ def test_sign_ups_are_limited_per_address(app_with: Callable[..., Flask], progra
     assert statuses == [303, 303, 429]
 
 
+def test_behind_a_proxy_each_shopper_has_their_own_limit(app_with: Callable[..., Flask], program: Any) -> None:
+    client = app_with(form_rate_limit="1/minute", proxy_hops=1).test_client()
+    first = sign_up(client, program, phone="+37369123451")  # csrf() and sign_up share one browser session
+    client.environ_base["HTTP_X_FORWARDED_FOR"] = "203.0.113.7"
+    other = sign_up(client, program, phone="+37369123452")
+    again = sign_up(client, program, phone="+37369123453")
+    assert (first.status_code, other.status_code, again.status_code) == (303, 303, 429)
+
+
 @pytest.mark.parametrize(("header", "text"), [
     ("ru-RU,ru;q=0.9", "Получите карту Cafea &amp; Co."),
     ("ro", "Obține cardul Cafea &amp; Co."),
