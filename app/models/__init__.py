@@ -8,6 +8,7 @@ from app.models.merchant import USER_ROLES, PosCredential, Store, User
 from app.models.messaging import PhoneCheck, SmsMessage, SmsOptOut
 from app.models.ops import ChannelMessage, IdempotencyRecord, OutboxEvent
 from app.models.program import BONUS_PERIODS, CARD_KINDS, BonusRule, Program, Tier
+from app.models.segments import SEGMENT_KINDS, Segment, SegmentMember
 
 __all__ = [
     "BONUS_PERIODS",
@@ -34,6 +35,9 @@ __all__ = [
     "Purchase",
     "Refund",
     "Reward",
+    "SEGMENT_KINDS",
+    "Segment",
+    "SegmentMember",
     "SmsMessage",
     "SmsOptOut",
     "Store",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Numeric, String, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base, UTCDateTime, utcnow
@@ -55,6 +55,12 @@ class Program(Base):
     reward_threshold: Mapped[int | None]
     reward_name: Mapped[str | None] = mapped_column(String(120))
     reward_value: Mapped[Decimal | None] = mapped_column(MONEY)
+
+    # RFM: "quintile" scores (relative to the other customers) or "fixed" thresholds for small merchants:
+    # rfm_thresholds = {"recency_days": [r5, r4, r3, r2], "frequency": [f2, f3, f4, f5], "monetary": [m2, m3, m4, m5]}
+    rfm_mode: Mapped[str] = mapped_column(String(16), default="quintile")
+    rfm_window_days: Mapped[int] = mapped_column(default=365)
+    rfm_thresholds: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     terms: Mapped[str] = mapped_column(Text, default="")
     background_color: Mapped[str] = mapped_column(String(7), default="#1F2937")
