@@ -1,5 +1,13 @@
 """All models, imported here so Alembic and ``Base.metadata`` see every table."""
 
+from app.models.campaigns import (
+    CAMPAIGN_CHANNELS,
+    CAMPAIGN_STATES,
+    DELIVERY_STATES,
+    Campaign,
+    CampaignVariant,
+    Delivery,
+)
 from app.models.customer import CONSENT_CHANNELS, Card, Consent, Customer
 from app.models.devices import AppleDevice, AppleRegistration, WebPushSubscription
 from app.models.google import GoogleClass, GoogleObject
@@ -11,6 +19,12 @@ from app.models.program import BONUS_PERIODS, CARD_KINDS, BonusRule, Program, Ti
 from app.models.segments import SEGMENT_KINDS, Segment, SegmentMember
 
 __all__ = [
+    "CAMPAIGN_CHANNELS",
+    "CAMPAIGN_STATES",
+    "DELIVERY_STATES",
+    "Campaign",
+    "CampaignVariant",
+    "Delivery",
     "BONUS_PERIODS",
     "CARD_KINDS",
     "CONSENT_CHANNELS",
