@@ -1,0 +1,177 @@
+"""Delivering a running campaign, batch by batch (ARCHITECTURE.md "Campaigns").
+
+A sender claims up to ``limit`` queued deliveries with ``FOR UPDATE SKIP LOCKED`` and leases them; any
+number of workers can send side by side, and a crashed worker's rows come back when the lease runs out.
+For each delivery, in order: the campaign must still be running; quiet hours in the customer's time zone
+defer it; the weekly cap skips it; then the campaign's channels are tried in order and the first
+reachable one sends (consent, opt-outs and subscriptions decide reachability). Every outcome is written
+on the row: ``sent`` with the channel and provider id, ``skipped`` with the reason, ``failed`` with the
+error (or back to ``queued`` with a later ``not_before`` when retrying may help).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session, selectinload
+
+from app.campaigns import templating
+from app.campaigns.channels import Channel, SendFailed
+from app.errors import InvalidInput
+from app.models import Campaign, CampaignVariant, Card, Customer, Delivery
+
+LEASE = timedelta(minutes=5)
+MAX_ATTEMPTS = 3
+RETRY_AFTER = timedelta(minutes=10)
+CAP_WINDOW = timedelta(days=7)
+MIN_FOR_AUTO_PAUSE = 20  # attempts before the error rate may pause a campaign
+
+
+@dataclass
+class BatchResult:
+    claimed: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)  # "sent", "skipped:<reason>", "failed", "deferred"
+
+
+def claim(session: Session, *, campaign_id: int, limit: int, now: datetime) -> list[Delivery]:
+    """Lease up to ``limit`` deliveries that are due: queued (and past their ``not_before``), or left in
+    ``sending`` by a worker whose lease ran out."""
+    due = or_(
+        (Delivery.status == "queued") & or_(Delivery.not_before.is_(None), Delivery.not_before <= now),
+        (Delivery.status == "sending") & (Delivery.lease_until < now),
+    )
+    rows = list(session.scalars(
+        select(Delivery).where(Delivery.campaign_id == campaign_id, due).order_by(Delivery.id).limit(limit)
+        .with_for_update(skip_locked=True)
+    ))
+    for row in rows:
+        row.status, row.lease_until, row.updated_at = "sending", now + LEASE, now
+    session.flush()
+    return rows
+
+
+def quiet_until(customer: Customer, campaign: Campaign, now: datetime) -> datetime | None:
+    """When the customer's quiet hours end, if ``now`` falls inside them (their local time)."""
+    start, end = campaign.quiet_start_hour, campaign.quiet_end_hour
+    if start == end:
+        return None
+    try:
+        zone = ZoneInfo(customer.timezone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    local = now.astimezone(zone)
+    inside = (start <= local.hour or local.hour < end) if start > end else (start <= local.hour < end)
+    if not inside:
+        return None
+    day = local.date() if local.hour < end else local.date() + timedelta(days=1)
+    return datetime.combine(day, time(end), tzinfo=zone).astimezone(now.tzinfo)
+
+
+def _over_cap(session: Session, campaign: Campaign, customer_id: int, now: datetime) -> bool:
+    if not campaign.max_per_week:
+        return False
+    recent = session.scalar(select(func.count()).select_from(Delivery).where(
+        Delivery.customer_id == customer_id, Delivery.status.in_(("sent", "delivered")),
+        Delivery.sent_at > now - CAP_WINDOW))
+    return (recent or 0) >= campaign.max_per_week
+
+
+def _skip(row: Delivery, reason: str, now: datetime) -> str:
+    row.status, row.reason, row.lease_until, row.updated_at = "skipped", reason, None, now
+    return f"skipped:{reason}"
+
+
+def deliver_one(session: Session, *, campaign: Campaign, row: Delivery, card: Card,
+                variants: Mapping[int, CampaignVariant], channels: Mapping[str, Channel], base_url: str,
+                now: datetime) -> str:
+    customer = card.customer
+    if customer.anonymized_at is not None or card.status != "active":
+        return _skip(row, "card-inactive", now)
+    if (later := quiet_until(customer, campaign, now)) is not None:
+        row.status, row.not_before, row.lease_until, row.updated_at = "queued", later, None, now
+        return "deferred"
+    if _over_cap(session, campaign, customer.id, now):
+        return _skip(row, "frequency-cap", now)
+    channel = next((channels[name] for name in campaign.channels
+                    if name in channels and channels[name].reachable(session, card)), None)
+    if channel is None:
+        return _skip(row, "unreachable", now)
+    variant = variants[row.variant_id] if row.variant_id is not None else None
+    if variant is None:
+        return _skip(row, "no-variant", now)
+    try:
+        message = templating.render(variant.title, variant.body, templating.context(card, base_url=base_url))
+    except InvalidInput as exc:
+        row.status, row.error, row.lease_until = "failed", exc.detail[:500], None
+        return "failed"
+    row.attempts += 1
+    try:
+        with session.begin_nested():
+            provider_id = channel.send(session, delivery=row, card=card, message=message, now=now)
+    except SendFailed as exc:
+        row.channel, row.error, row.lease_until, row.updated_at = channel.name, exc.reason[:500], None, now
+        if exc.retry and row.attempts < MAX_ATTEMPTS:
+            row.status, row.not_before = "queued", now + RETRY_AFTER
+            return "deferred"
+        row.status = "failed"
+        return "failed"
+    row.status, row.channel, row.provider_id = "sent", channel.name, provider_id
+    row.sent_at, row.lease_until, row.error, row.updated_at = now, None, None, now
+    return "sent"
+
+
+def send_batch(session: Session, *, campaign_id: int, channels: Mapping[str, Channel], base_url: str,
+               now: datetime, limit: int = 200) -> BatchResult:
+    """Claim and deliver one batch in the caller's transaction (which should commit right after)."""
+    result = BatchResult()
+    campaign = session.get(Campaign, campaign_id)
+    if campaign is None or campaign.state != "running":
+        return result
+    rows = claim(session, campaign_id=campaign_id, limit=limit, now=now)
+    result.claimed = len(rows)
+    if not rows:
+        return result
+    cards = {c.id: c for c in session.scalars(
+        select(Card).where(Card.id.in_([r.card_id for r in rows]))
+        .options(selectinload(Card.customer).selectinload(Customer.consents), selectinload(Card.tier),
+                 selectinload(Card.program)))}
+    variants = {v.id: v for v in campaign.variants}
+    for row in rows:
+        result.outcomes[deliver_one(session, campaign=campaign, row=row, card=cards[row.card_id], variants=variants,
+                                    channels=channels, base_url=base_url, now=now)] += 1
+    session.flush()
+    return result
+
+
+def settle(session: Session, *, campaign: Campaign, now: datetime) -> str:
+    """After a batch: pause on a high error rate, finish when nothing is left to send. Returns the state."""
+    counts = dict(session.execute(select(Delivery.status, func.count()).where(Delivery.campaign_id == campaign.id)
+                                  .group_by(Delivery.status)).all())
+    attempted = counts.get("sent", 0) + counts.get("delivered", 0) + counts.get("failed", 0)
+    failed = counts.get("failed", 0)
+    if (campaign.state == "running" and attempted >= MIN_FOR_AUTO_PAUSE
+            and failed * 100 > campaign.error_threshold_percent * attempted):
+        campaign.state = "paused"
+        campaign.pause_reason = f"{failed} of {attempted} deliveries failed (over {campaign.error_threshold_percent}%)"
+    elif campaign.state == "running" and not counts.get("queued") and not counts.get("sending"):
+        campaign.state, campaign.finished_at = "finished", now
+    campaign.updated_at = now
+    session.flush()
+    return campaign.state
+
+
+def retry_failed(session: Session, *, campaign: Campaign, now: datetime) -> int:
+    """Put the failed deliveries back in the queue (the marketer's "retry" in the log)."""
+    result = session.execute(
+        update(Delivery).where(Delivery.campaign_id == campaign.id, Delivery.status == "failed")
+        .values(status="queued", attempts=0, not_before=None, error=None, updated_at=now)
+    )
+    if result.rowcount and campaign.state in ("finished", "paused"):
+        campaign.state, campaign.finished_at, campaign.pause_reason = "running", None, None
+    session.flush()
+    return result.rowcount or 0
