@@ -185,3 +185,24 @@ def test_templates_are_sandboxed_and_checked(program: Any, db_session: Session) 
 ])
 def test_sms_segments(text: str, parts: int) -> None:
     assert templating.sms_segments(text) == parts
+
+
+def test_the_tasks_start_and_finish_a_campaign(app: Any, db_session: Session, make_card: Callable[..., Any],
+                                               program: Any) -> None:
+    from app.tasks.campaigns import start_campaign, tick_campaigns
+
+    for _ in range(12):
+        customer(db_session, make_card, program, consents={"sms": True})
+    campaign = lifecycle.create(db_session, program=program, name="Tasks", channels=["sms"], quiet_start_hour=0,
+                                quiet_end_hour=0, variants=[VariantSpec("A", "Hello {{ first_name }}")],
+                                now=NOON_UTC)
+    db_session.commit()
+    with app.app_context():
+        assert start_campaign.delay(campaign.id).get() == 12  # eager: the senders ran inline
+        assert tick_campaigns.delay().get() == 0  # nothing left to do
+    db_session.refresh(campaign)
+    assert campaign.state == "finished"
+    statuses = Counter(db_session.scalars(select(Delivery.status).where(Delivery.campaign_id == campaign.id)))
+    assert statuses == Counter(sent=12)
+    assert db_session.scalar(select(func.count()).select_from(ChannelMessage)
+                             .where(ChannelMessage.channel == "sms")) == 12

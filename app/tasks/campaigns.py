@@ -1,0 +1,103 @@
+"""Campaign work for Celery: start a campaign (materialise its audience) and send its deliveries.
+
+``kick(campaign_id)`` fans out ``SENDERS`` batch senders; each claims leased batches until none is left,
+so two or more workers share a campaign, and a crashed worker's batch comes back when its lease runs out
+(then the beat's ``tick_campaigns`` kicks the campaign again). Deliveries deferred by quiet hours or a
+retry wait in the table with their ``not_before``; the same beat picks them up when they are due.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import shared_task
+from flask import current_app
+from sqlalchemy import exists, or_, select
+
+from app.campaigns import lifecycle, send
+from app.campaigns.channels import Channel, PushChannel, SmsChannel, WalletChannel
+from app.channels.registry import EXTENSION, Channels, ChannelUnavailable
+from app.database import sessions
+from app.db import utcnow
+from app.models import Campaign, Delivery
+
+log = logging.getLogger(__name__)
+
+SENDERS = 4  # batch senders started per kick; more workers simply take more of them
+BATCH = 200
+
+
+def campaign_channels() -> dict[str, Channel]:
+    registry: Channels = current_app.extensions[EXTENSION]
+    settings = current_app.config["TALLYPASS"]
+    try:
+        google = registry.google()
+    except ChannelUnavailable:
+        google = None
+    sms_client = registry.sms()
+    return {
+        "wallet": WalletChannel(google_setup=google.setup if google else None,
+                                google_client=google.client if google else None),
+        "push": PushChannel(pusher=registry.web_push()),
+        "sms": SmsChannel(client=sms_client, sender=sms_client.sender if sms_client else (settings.sms_from or
+                                                                                         "Tallypass")),
+    }
+
+
+def kick(campaign_id: int, senders: int = SENDERS) -> None:
+    for _ in range(senders):
+        send_campaign.delay(campaign_id)
+
+
+@shared_task
+def start_campaign(campaign_id: int) -> int:
+    """Materialise and run a draft or scheduled campaign; returns its audience size."""
+    settings = current_app.config["TALLYPASS"]
+    with sessions().begin() as session:
+        campaign = session.get(Campaign, campaign_id, with_for_update=True)
+        if campaign is None or campaign.state not in ("draft", "scheduled"):
+            return 0
+        size = lifecycle.start(session, campaign=campaign, now=utcnow(), sms_sender=settings.sms_from)
+    kick(campaign_id)
+    return size
+
+
+@shared_task
+def send_campaign(campaign_id: int) -> dict[str, Any]:
+    """Send batches until none is due; one transaction per batch."""
+    base_url = current_app.config["TALLYPASS"].base_url
+    channels = campaign_channels()
+    totals: dict[str, int] = {}
+    while True:
+        with sessions().begin() as session:
+            result = send.send_batch(session, campaign_id=campaign_id, channels=channels, base_url=base_url,
+                                     now=utcnow(), limit=BATCH)
+            campaign = session.get(Campaign, campaign_id)
+            state = send.settle(session, campaign=campaign, now=utcnow()) if campaign else "gone"
+        for outcome, n in result.outcomes.items():
+            totals[outcome] = totals.get(outcome, 0) + n
+        if result.claimed < BATCH or state != "running":
+            if state == "paused":
+                log.warning("campaign %s paused: %s", campaign_id, campaign.pause_reason if campaign else "")
+            return totals
+
+
+@shared_task
+def tick_campaigns() -> int:
+    """Beat, every minute: start scheduled campaigns that are due, and kick running campaigns with due
+    deliveries (deferred by quiet hours or retries, or left by a crashed worker)."""
+    now = utcnow()
+    with sessions().begin() as session:
+        due = list(session.scalars(select(Campaign.id).where(Campaign.state == "scheduled",
+                                                             Campaign.scheduled_at <= now)))
+        waiting = list(session.scalars(select(Campaign.id).where(
+            Campaign.state == "running",
+            exists().where(Delivery.campaign_id == Campaign.id, or_(
+                (Delivery.status == "queued") & or_(Delivery.not_before.is_(None), Delivery.not_before <= now),
+                (Delivery.status == "sending") & (Delivery.lease_until < now))))))
+    for campaign_id in due:
+        start_campaign.delay(campaign_id)
+    for campaign_id in waiting:
+        kick(campaign_id, senders=1)
+    return len(due) + len(waiting)
