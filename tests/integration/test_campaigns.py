@@ -206,3 +206,39 @@ def test_the_tasks_start_and_finish_a_campaign(app: Any, db_session: Session, ma
     assert statuses == Counter(sent=12)
     assert db_session.scalar(select(func.count()).select_from(ChannelMessage)
                              .where(ChannelMessage.channel == "sms")) == 12
+
+
+def test_results_compare_conversions_with_the_holdout(db_session: Session, make_card: Callable[..., Any],
+                                                      make_store: Callable[..., Any], program: Any) -> None:
+    from app.campaigns.results import results
+    from app.models import Purchase
+
+    store = make_store(program, "Till").store
+    cards = [customer(db_session, make_card, program, consents={"sms": True}) for _ in range(200)]
+    campaign = lifecycle.create(db_session, program=program, name="R", channels=["sms"], now=NOON_UTC,
+                                holdout_percent=Decimal("25"), variants=[VariantSpec("A", "Come back!")])
+    lifecycle.start(db_session, campaign=campaign, now=NOON_UTC)
+    run(db_session, campaign)
+    rows = {d.card_id: d for d in db_session.scalars(select(Delivery).where(Delivery.campaign_id == campaign.id))}
+    # Half of those messaged buy within the week, a tenth of the holdout does; one buys too late to count.
+    for n, card in enumerate(cards):
+        messaged = rows[card.id].status == "sent"
+        if (messaged and n % 2 == 0) or (not messaged and n % 10 == 0):
+            db_session.add(Purchase(store_id=store.id, receipt_id=f"R{n}", card_id=card.id, amount=Decimal("10"),
+                                    amount_due=Decimal("10"), occurred_at=NOON_UTC + timedelta(days=2)))
+        elif n == 1:
+            db_session.add(Purchase(store_id=store.id, receipt_id="late", card_id=card.id, amount=Decimal("10"),
+                                    amount_due=Decimal("10"), occurred_at=NOON_UTC + timedelta(days=8)))
+    db_session.flush()
+    report = results(db_session, campaign=campaign)
+    holdout, sent = report.holdout["customers"], report.by_variant["A"]["sent"]
+    assert holdout + sent == 200 and report.by_status == {"sent": sent, "holdout": holdout}
+    assert report.by_channel == {"sms": sent}
+    expected_sent = sum(1 for n, c in enumerate(cards) if rows[c.id].status == "sent" and n % 2 == 0)
+    expected_hold = sum(1 for n, c in enumerate(cards) if rows[c.id].status == "holdout" and n % 10 == 0)
+    assert report.by_variant["A"]["converted"] == expected_sent
+    assert report.holdout["converted"] == expected_hold
+    uplift = report.uplift
+    assert uplift is not None
+    assert uplift.difference == pytest.approx(expected_sent / sent - expected_hold / holdout)
+    assert uplift.low < uplift.difference < uplift.high and uplift.low > 0  # a clear effect
