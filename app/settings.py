@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     # Reverse proxies in front of the service that set X-Forwarded-For/-Proto/-Host (0: none). Without
     # it, behind a proxy every shopper has the proxy's address (one shared sign-up limit).
     proxy_hops: int = Field(default=0, ge=0, le=5)
+    # How long a campaign sender holds the deliveries it claimed; a crashed worker's are sent after that.
+    campaign_lease_seconds: int = Field(default=300, ge=5, le=3600)
     # Public form posts (sign-up, one-time codes) per client address.
     form_rate_limit: str = "10/minute;60/hour"
 

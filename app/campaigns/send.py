@@ -38,7 +38,8 @@ class BatchResult:
     outcomes: Counter[str] = field(default_factory=Counter)  # "sent", "skipped:<reason>", "failed", "deferred"
 
 
-def claim(session: Session, *, campaign_id: int, limit: int, now: datetime) -> list[Delivery]:
+def claim(session: Session, *, campaign_id: int, limit: int, now: datetime, lease: timedelta = LEASE
+          ) -> list[Delivery]:
     """Lease up to ``limit`` deliveries that are due: queued (and past their ``not_before``), or left in
     ``sending`` by a worker whose lease ran out."""
     due = or_(
@@ -50,7 +51,7 @@ def claim(session: Session, *, campaign_id: int, limit: int, now: datetime) -> l
         .with_for_update(skip_locked=True)
     ))
     for row in rows:
-        row.status, row.lease_until, row.updated_at = "sending", now + LEASE, now
+        row.status, row.lease_until, row.updated_at = "sending", now + lease, now
     session.flush()
     return rows
 
@@ -126,13 +127,13 @@ def deliver_one(session: Session, *, campaign: Campaign, row: Delivery, card: Ca
 
 
 def send_batch(session: Session, *, campaign_id: int, channels: Mapping[str, Channel], base_url: str,
-               now: datetime, limit: int = 200) -> BatchResult:
+               now: datetime, limit: int = 200, lease: timedelta = LEASE) -> BatchResult:
     """Claim and deliver one batch in the caller's transaction (which should commit right after)."""
     result = BatchResult()
     campaign = session.get(Campaign, campaign_id)
     if campaign is None or campaign.state != "running":
         return result
-    rows = claim(session, campaign_id=campaign_id, limit=limit, now=now)
+    rows = claim(session, campaign_id=campaign_id, limit=limit, now=now, lease=lease)
     result.claimed = len(rows)
     if not rows:
         return result

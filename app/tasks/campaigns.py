@@ -9,9 +9,12 @@ retry wait in the table with their ``not_before``; the same beat picks them up w
 from __future__ import annotations
 
 import logging
+import threading
+from datetime import timedelta
 from typing import Any
 
 from celery import shared_task
+from celery.signals import worker_shutting_down
 from flask import current_app
 from sqlalchemy import exists, or_, select
 
@@ -25,7 +28,18 @@ from app.models import Campaign, Delivery
 log = logging.getLogger(__name__)
 
 SENDERS = 4  # batch senders started per kick; more workers simply take more of them
-BATCH = 200
+# Deliveries per transaction. Sending happens before the commit, so a worker killed outright may repeat
+# at most this many messages when its lease runs out (web-push topics and pass updates collapse repeats;
+# an SMS would arrive twice). Small enough to bound that, large enough not to pay a commit per message.
+BATCH = 25
+
+_stopping = threading.Event()
+
+
+@worker_shutting_down.connect
+def _stop_sending(**_: Any) -> None:
+    """A warm shutdown (SIGTERM) lets the current batch commit, then the senders return."""
+    _stopping.set()
 
 
 def campaign_channels() -> dict[str, Channel]:
@@ -66,18 +80,19 @@ def start_campaign(campaign_id: int) -> int:
 @shared_task
 def send_campaign(campaign_id: int) -> dict[str, Any]:
     """Send batches until none is due; one transaction per batch."""
-    base_url = current_app.config["TALLYPASS"].base_url
+    settings = current_app.config["TALLYPASS"]
+    base_url, lease = settings.base_url, timedelta(seconds=settings.campaign_lease_seconds)
     channels = campaign_channels()
     totals: dict[str, int] = {}
     while True:
         with sessions().begin() as session:
             result = send.send_batch(session, campaign_id=campaign_id, channels=channels, base_url=base_url,
-                                     now=utcnow(), limit=BATCH)
+                                     now=utcnow(), limit=BATCH, lease=lease)
             campaign = session.get(Campaign, campaign_id)
             state = send.settle(session, campaign=campaign, now=utcnow()) if campaign else "gone"
         for outcome, n in result.outcomes.items():
             totals[outcome] = totals.get(outcome, 0) + n
-        if result.claimed < BATCH or state != "running":
+        if result.claimed < BATCH or state != "running" or _stopping.is_set():
             if state == "paused":
                 log.warning("campaign %s paused: %s", campaign_id, campaign.pause_reason if campaign else "")
             return totals
