@@ -19,10 +19,11 @@ from app.models import Program
 db_cli = AppGroup("db", help="Database schema (Alembic).")
 store_cli = AppGroup("store", help="Stores and their POS credentials.")
 user_cli = AppGroup("user", help="Dashboard users.")
+token_cli = AppGroup("token", help="Bearer tokens for the JSON API.")
 
 
 def init_app(app: Flask) -> None:
-    for group in (db_cli, store_cli, user_cli):
+    for group in (db_cli, store_cli, user_cli, token_cli):
         app.cli.add_command(group)
     app.cli.add_command(demo)
     app.cli.add_command(dev_certs)
@@ -158,3 +159,21 @@ def dev_certs(out_dir: str) -> None:
                                     team_id=settings.apple_team_id)
     for path, created in written.items():
         click.echo(f"{'created' if created else 'kept   '} {path}")
+
+
+@token_cli.command("create")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["admin", "marketer", "viewer"]), default="marketer", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help='Print {"id", "name", "role", "token"} as JSON.')
+def token_create(name: str, role: str, as_json: bool) -> None:
+    """A bearer token for /api/v1 (shown once; only its hash is stored)."""
+    from app.db import utcnow
+    from app.merchants import tokens
+
+    with sessions().begin() as session:
+        row, token = tokens.issue(session, name=name, role=role, now=utcnow())
+        result = {"id": row.id, "name": row.name, "role": row.role, "token": token}
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        click.echo(f"token for {name} ({role}): {token}  (shown once)")

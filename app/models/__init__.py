@@ -12,7 +12,7 @@ from app.models.customer import CONSENT_CHANNELS, Card, Consent, Customer
 from app.models.devices import AppleDevice, AppleRegistration, WebPushSubscription
 from app.models.google import GoogleClass, GoogleObject
 from app.models.ledger import LEDGER_KINDS, BonusEvent, LedgerEntry, Purchase, Refund, Reward
-from app.models.merchant import USER_ROLES, PosCredential, Store, User
+from app.models.merchant import USER_ROLES, ApiToken, PosCredential, Store, User
 from app.models.messaging import PhoneCheck, SmsMessage, SmsOptOut
 from app.models.ops import ChannelMessage, IdempotencyRecord, OutboxEvent
 from app.models.program import BONUS_PERIODS, CARD_KINDS, BonusRule, Program, Tier
@@ -30,6 +30,7 @@ __all__ = [
     "CONSENT_CHANNELS",
     "LEDGER_KINDS",
     "USER_ROLES",
+    "ApiToken",
     "AppleDevice",
     "AppleRegistration",
     "BonusEvent",
