@@ -90,7 +90,7 @@ def materialise(session: Session, *, campaign: Campaign, now: datetime, sms_send
         insert(Delivery)
         .from_select(["campaign_id", "customer_id", "card_id", "variant_id", "status", "created_at", "updated_at"],
                      source)
-        .on_conflict_do_nothing(index_elements=[Delivery.campaign_id, Delivery.customer_id])
+        .on_conflict_do_nothing(index_elements=[Delivery.campaign_id, Delivery.customer_id, Delivery.occurrence])
     )
     size = session.scalar(select(func.count()).select_from(Delivery).where(Delivery.campaign_id == campaign.id))
     campaign.audience_size, campaign.materialised_at = size, now

@@ -105,8 +105,14 @@ def deliver_one(session: Session, *, campaign: Campaign, row: Delivery, card: Ca
     variant = variants[row.variant_id] if row.variant_id is not None else None
     if variant is None:
         return _skip(row, "no-variant", now)
+    values = templating.context(card, base_url=base_url)
+    if "expir" in variant.body or "expir" in variant.title:  # one more query, only where it is used
+        from app.campaigns.automations import expiring
+
+        values["expiring_points"], first = expiring(session, card=card, now=now)
+        values["expiry_date"] = first.isoformat() if first else ""
     try:
-        message = templating.render(variant.title, variant.body, templating.context(card, base_url=base_url))
+        message = templating.render(variant.title, variant.body, values)
     except InvalidInput as exc:
         row.status, row.error, row.lease_until = "failed", exc.detail[:500], None
         return "failed"

@@ -1,7 +1,8 @@
 """Personalising a campaign's message: a sandboxed Jinja environment (marketers write templates, so
 templates must not reach Python objects), the variables a message may use, and the limits of each channel.
 
-Variables: ``first_name``, ``name``, ``balance``, ``stamps``, ``tier``, ``programme``, ``card_url``.
+Variables: ``first_name``, ``name``, ``balance``, ``stamps``, ``tier``, ``programme``, ``card_url``, and
+``expiring_points`` / ``expiry_date`` (points expiring within a week; filled when a message uses them).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from app.errors import FieldError, InvalidInput
 from app.models import Card
 from app.wallet.links import card_links
 
-VARIABLES = ("first_name", "name", "balance", "stamps", "tier", "programme", "card_url")
+VARIABLES = ("first_name", "name", "balance", "stamps", "tier", "programme", "card_url", "expiring_points",
+             "expiry_date")
 MAX_TEMPLATE = 2000
 # What each channel can show: the pass's offer field is the card's offer_text (255), a browser shows about
 # 200 characters of a notification, and an SMS beyond 3 segments costs more than it earns.
@@ -69,6 +71,8 @@ def context(card: Card, *, base_url: str) -> dict[str, Any]:
         "tier": card.tier.name if card.tier else "",
         "programme": card.program.name,
         "card_url": card_links(card, base_url)["page"],
+        "expiring_points": 0,
+        "expiry_date": "",
     }
 
 

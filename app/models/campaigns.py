@@ -77,7 +77,8 @@ class Delivery(Base):
 
     __tablename__ = "delivery"
     __table_args__ = (
-        UniqueConstraint("campaign_id", "customer_id"),
+        # An automation messages a customer again on each occurrence (a birthday's year, a tier change...).
+        UniqueConstraint("campaign_id", "customer_id", "occurrence"),
         Index("ix_delivery_campaign_status", "campaign_id", "status"),
         Index("ix_delivery_customer_sent", "customer_id", "sent_at"),
     )
@@ -87,6 +88,7 @@ class Delivery(Base):
     customer_id: Mapped[int] = mapped_column(ForeignKey("customer.id", ondelete="CASCADE"))
     card_id: Mapped[int] = mapped_column(ForeignKey("card.id", ondelete="CASCADE"))
     variant_id: Mapped[int | None] = mapped_column(ForeignKey("campaign_variant.id", ondelete="SET NULL"))
+    occurrence: Mapped[str] = mapped_column(String(40), default="", server_default="")
     status: Mapped[str] = mapped_column(String(16), default="queued")
     reason: Mapped[str | None] = mapped_column(String(64))  # why skipped or failed
     channel: Mapped[str | None] = mapped_column(String(16))

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from app.database import sessions
 from app.db import utcnow
 from app.models import ChannelMessage, OutboxEvent
+from app.tasks.automations import card_events, welcome
 from app.tasks.passes import (
     create_google_object,
     push_changed_cards,
@@ -54,11 +55,11 @@ def _log_enrolled(session: Session, payload: dict[str, Any]) -> None:
 
 HANDLERS: dict[str, list[Handler]] = {
     "card.changed": [_log_card_changed],
-    "customer.enrolled": [_log_enrolled, create_google_object],
+    "customer.enrolled": [_log_enrolled, create_google_object, welcome],
     "program.changed": [sync_google_class],
 }
 BATCH_HANDLERS: dict[str, list[BatchHandler]] = {
-    "card.changed": [push_changed_cards, sync_google_cards, push_purchases_to_browsers],
+    "card.changed": [push_changed_cards, sync_google_cards, push_purchases_to_browsers, card_events],
 }
 
 

@@ -199,13 +199,13 @@ def test_the_tasks_start_and_finish_a_campaign(app: Any, db_session: Session, ma
     db_session.commit()
     with app.app_context():
         assert start_campaign.delay(campaign.id).get() == 12  # eager: the senders ran inline
-        assert tick_campaigns.delay().get() == 0  # nothing left to do
+        tick_campaigns.delay().get()  # the welcome automation's messages for these new customers go out too
     db_session.refresh(campaign)
     assert campaign.state == "finished"
     statuses = Counter(db_session.scalars(select(Delivery.status).where(Delivery.campaign_id == campaign.id)))
     assert statuses == Counter(sent=12)
-    assert db_session.scalar(select(func.count()).select_from(ChannelMessage)
-                             .where(ChannelMessage.channel == "sms")) == 12
+    texts = db_session.scalars(select(ChannelMessage).where(ChannelMessage.channel == "sms")).all()
+    assert sum(t.payload["body"].startswith("Hello") for t in texts) == 12  # (welcome messages may go too)
 
 
 def test_results_compare_conversions_with_the_holdout(db_session: Session, make_card: Callable[..., Any],
