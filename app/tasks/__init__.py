@@ -42,7 +42,7 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
     celery.set_default()
     app.extensions["celery"] = celery
     # Importing the task modules registers their @shared_task functions with this app.
-    from app.tasks import automations, campaigns, loyalty, outbox, passes  # noqa: F401
+    from app.tasks import automations, campaigns, loyalty, outbox, passes, segments  # noqa: F401
 
     return celery
 
@@ -54,6 +54,7 @@ def _beat_schedule() -> dict[str, dict[str, Any]]:
         "reevaluate-tiers": {"task": "app.tasks.loyalty.reevaluate_tiers", "schedule": timedelta(hours=24)},
         "purge-idempotency": {"task": "app.tasks.loyalty.purge_idempotency", "schedule": timedelta(hours=1)},
         "resync-google": {"task": "app.tasks.passes.resync_google", "schedule": timedelta(minutes=5)},
+        "recompute-rfm": {"task": "app.tasks.segments.recompute_rfm", "schedule": timedelta(hours=24)},
         "automations": {"task": "app.tasks.automations.daily_automations", "schedule": timedelta(hours=1)},
         "tick-campaigns": {"task": "app.tasks.campaigns.tick_campaigns", "schedule": timedelta(minutes=1)},
         "purge-channel-messages": {"task": "app.tasks.outbox.purge_channel_messages",

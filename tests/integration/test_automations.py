@@ -84,3 +84,30 @@ def test_a_tier_change_at_the_till_queues_its_message(make_program: Callable[...
     [row] = deliveries(db_session, "tier_change")
     assert row.card_id == card.id and row.status == "queued"
     assert [d.card_id for d in deliveries(db_session, "welcome")] == [card.id]
+
+
+def test_entering_at_risk_queues_a_win_back(app: Any, db_session: Session, make_program: Callable[..., Any],
+                                            make_store: Callable[..., Any], make_card: Callable[..., Any]) -> None:
+    from decimal import Decimal
+
+    from app.db import utcnow
+    from app.models import Purchase
+    from app.tasks.segments import recompute_rfm
+
+    program = make_program(rfm_mode="fixed", rfm_thresholds={
+        "recency_days": [30, 60, 90, 180], "frequency": [2, 4, 8, 12], "monetary": [50, 100, 200, 400]})
+    store = make_store(program, "Till").store
+    lapsing, regular = make_card(program), make_card(program)
+    now = utcnow()
+    for card, days_ago in ((lapsing, 120), (regular, 10)):
+        for n in range(5):  # five visits: F = 3
+            db_session.add(Purchase(store_id=store.id, receipt_id=f"{card.id}-{n}", card_id=card.id,
+                                    amount=Decimal("20"), amount_due=Decimal("20"),
+                                    occurred_at=now - timedelta(days=days_ago + n)))
+    db_session.commit()
+    with app.app_context():
+        recompute_rfm.run()
+        recompute_rfm.run()  # still At Risk, not newly: nothing more
+    db_session.expire_all()
+    assert lapsing.customer.rfm_segment == "At Risk" and regular.customer.rfm_segment != "At Risk"
+    assert [d.card_id for d in deliveries(db_session, "win_back")] == [lapsing.id]

@@ -13,5 +13,6 @@ def test_every_scheduled_job_is_a_registered_task(app):
         "app.tasks.outbox.purge_channel_messages",
         "app.tasks.campaigns.tick_campaigns",
         "app.tasks.automations.daily_automations",
+        "app.tasks.segments.recompute_rfm",
     }
     assert scheduled <= set(celery.tasks)
