@@ -51,13 +51,16 @@ clears them. Scores per programme would need them on ``Card`` (a model change).
 SQLAlchemy Core, the same statement on PostgreSQL and SQLite (≥ 3.33 for ``UPDATE … FROM``, ≥ 3.25
 for window functions), followed by one ``GROUP BY`` for the counts. It writes only the rows whose
 scores or segment change. It flushes, never commits. The UPDATE holds the row locks of the customers it
-changes until the caller commits.
+changes until the caller commits. The customers without a purchase come out of the same outer join as the
+others (``card LEFT JOIN purchase … GROUP BY``), not from a second outer join to the scored rows: SQLite
+scans such a materialised subquery once per outer row (100,000 customers took 387 s that way, 2.5 s this).
 
 Cost (``bench/rfm.py``: 1,000,000 customers, 10,000,000 purchases over two years, PostgreSQL 15, 2 cores):
-about 25 s when every scored customer's row changes (the first run), about 13 s a day later when 1 % do.
-PostgreSQL never runs a data-modifying statement with parallel workers, so the reading half runs in one
-process (about 3× the parallel bare aggregate of the same rows, 2× that aggregate in one process); the rest
-is writing the rows and their five customer indexes. A larger ``work_mem`` measured slower, so none is set.
+23–28 s when every scored customer's row changes (the first run), 11–17 s a day later when 1 % of them do
+(the nightly case). PostgreSQL never runs a data-modifying statement with parallel workers, so the reading
+half runs in one process (2–3× the parallel bare aggregate of the same rows, about 2× that aggregate in one
+process); the rest is writing the rows and their five customer indexes. A larger ``work_mem`` measured
+slower, so none is set.
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
@@ -195,8 +198,9 @@ def recompute(session: Session, *, program: Program, now: datetime | None = None
     session.flush()
     dialect = session.get_bind().dialect.name
 
-    # One row per customer with a counted purchase: last purchase, number of purchases, net spend.
-    # A customer has at most one card per programme (unique program_id, customer_id).
+    # One row per customer of the programme (a customer has at most one card per programme): last counted
+    # purchase, number of counted purchases (0 for none) and net spend. Outer-joining the purchases keeps
+    # the customers without any, so no second pass over the cards is needed to clear their scores.
     net = func.sum(Purchase.amount - Purchase.refunded_amount)
     if dialect == "sqlite":  # SQLite sums NUMERIC as binary floats: keep cents exact for ties and thresholds
         net = func.round(net, 2)
@@ -204,31 +208,40 @@ def recompute(session: Session, *, program: Program, now: datetime | None = None
         select(
             Card.customer_id.label("customer_id"),
             func.max(Purchase.occurred_at).label("last_at"),
-            func.count().label("frequency"),
+            func.count(Purchase.id).label("frequency"),
             net.label("monetary"),
         )
-        .select_from(Purchase)
-        .join(Card, Card.id == Purchase.card_id)
-        .where(
-            Card.program_id == program.id,
-            Purchase.occurred_at >= start,
-            Purchase.occurred_at <= now,
-            or_(Purchase.refunded_amount < Purchase.amount, Purchase.amount == 0),
+        .select_from(Card)
+        .outerjoin(
+            Purchase,
+            and_(
+                Purchase.card_id == Card.id,
+                Purchase.occurred_at >= start,
+                Purchase.occurred_at <= now,
+                or_(Purchase.refunded_amount < Purchase.amount, Purchase.amount == 0),
+            ),
         )
+        .where(Card.program_id == program.id)
         .group_by(Card.customer_id)
         .subquery("activity")
     )
     a = activity.c
     if thresholds is None:
-        n = func.count().over()
-
-        def spread(*order_by: Any) -> ColumnElement[int]:
-            # ceil(5 * rank / n) in integers: rank 1..n → score 1..5
-            return (5 * func.row_number().over(order_by=order_by) + n - 1) // n
-
-        r = spread(a.last_at, a.customer_id)
-        f = spread(a.frequency, a.last_at, a.customer_id)
-        m = spread(a.monetary, a.customer_id)
+        # Ranks 1..n (1 = worst) within the customers with purchases; those without are ranked apart and
+        # their ranks are not used.
+        idle = a.frequency == 0
+        ranked = select(
+            a.customer_id,
+            a.frequency,
+            func.count().over(partition_by=idle).label("n"),
+            func.row_number().over(partition_by=idle, order_by=(a.last_at, a.customer_id)).label("rank_r"),
+            func.row_number().over(partition_by=idle, order_by=(a.frequency, a.last_at, a.customer_id))
+            .label("rank_f"),
+            func.row_number().over(partition_by=idle, order_by=(a.monetary, a.customer_id)).label("rank_m"),
+        ).subquery("ranked")
+        a = ranked.c
+        # ceil(5 * rank / n) in integers: rank 1..n → score 1..5
+        r, f, m = ((5 * rank + a.n - 1) // a.n for rank in (a.rank_r, a.rank_f, a.rank_m))
     else:
         # days ≤ t ⇔ floor(elapsed / 24 h) ≤ t ⇔ the last purchase is later than now - (t + 1) days
         r = case(
@@ -246,20 +259,22 @@ def recompute(session: Session, *, program: Program, now: datetime | None = None
               for score, t in zip((5, 4, 3, 2), reversed(thresholds.monetary), strict=True)),
             else_=1,
         )
-    scores = select(a.customer_id, r.label("r"), f.label("f"), m.label("m")).subquery("scores")
+    active = a.frequency > 0
+    scores = (
+        select(
+            a.customer_id,
+            case((active, r), else_=None).label("r"),
+            case((active, f), else_=None).label("f"),
+            case((active, m), else_=None).label("m"),
+        )
+        .subquery("scores")
+    )
     s = scores.c
     segment = case(
         *((and_(s.r.in_(rs), s.f.in_(fs)), name) for name, rs, fs in SEGMENT_RULES),
         else_=None,
     )
-    # Every customer of the programme: those without a counted purchase get NULLs from the outer join.
-    target = (
-        select(Card.customer_id.label("customer_id"), s.r, s.f, s.m, segment.label("segment"))
-        .select_from(Card)
-        .outerjoin(scores, s.customer_id == Card.customer_id)
-        .where(Card.program_id == program.id)
-        .subquery("target")
-    )
+    target = select(s.customer_id, s.r, s.f, s.m, segment.label("segment")).subquery("target")
     t = target.c
     customer = Customer.__table__.c
     result = session.execute(

@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery import Celery, Task
+from celery.schedules import crontab
 from celery.signals import setup_logging, task_postrun, task_prerun
 from flask import Flask
 
@@ -54,7 +55,7 @@ def _beat_schedule() -> dict[str, dict[str, Any]]:
         "reevaluate-tiers": {"task": "app.tasks.loyalty.reevaluate_tiers", "schedule": timedelta(hours=24)},
         "purge-idempotency": {"task": "app.tasks.loyalty.purge_idempotency", "schedule": timedelta(hours=1)},
         "resync-google": {"task": "app.tasks.passes.resync_google", "schedule": timedelta(minutes=5)},
-        "recompute-rfm": {"task": "app.tasks.segments.recompute_rfm", "schedule": timedelta(hours=24)},
+        "recompute-rfm": {"task": "app.tasks.segments.recompute_rfm", "schedule": crontab(hour=3, minute=0)},
         "automations": {"task": "app.tasks.automations.daily_automations", "schedule": timedelta(hours=1)},
         "tick-campaigns": {"task": "app.tasks.campaigns.tick_campaigns", "schedule": timedelta(minutes=1)},
         "purge-channel-messages": {"task": "app.tasks.outbox.purge_channel_messages",

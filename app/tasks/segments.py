@@ -38,12 +38,10 @@ def recompute_rfm() -> dict[str, Any]:
                 if program is None:  # deleted since the list was read
                     continue
                 at_risk_before = _at_risk(session, program_id)
+                scored_before = _ever_scored(session, program_id)
                 summary = rfm.recompute(session, program=program, now=now)
-                for card in session.scalars(select(Card).where(
-                        Card.program_id == program_id, Card.status == "active",
-                        Card.customer_id.in_(_at_risk(session, program_id) - at_risk_before))):
-                    automations.trigger(session, automation="win_back", card=card,
-                                        occurrence=f"at-risk-{now.date()}", now=now)
+                if scored_before:  # the very first scoring would "move" every At Risk customer at once
+                    _win_back(session, program_id, sorted(_at_risk(session, program_id) - at_risk_before), now)
         except Exception:
             log.exception("RFM recompute failed for programme %d", program_id)
             failed.append(program_id)
@@ -58,6 +56,23 @@ def recompute_rfm() -> dict[str, Any]:
     log.info("RFM recomputed for %d programmes (%d failed): %d customers, %d changed",
              len(program_ids) - len(failed), len(failed), customers, changed)
     return {"programs": len(program_ids), "failed": failed, "customers": customers, "changed": changed}
+
+
+WIN_BACK_CHUNK = 5000  # ids per IN (...) list: PostgreSQL takes at most 65,535 parameters per statement
+
+
+def _win_back(session: Any, program_id: int, customer_ids: list[int], now: Any) -> None:
+    for start in range(0, len(customer_ids), WIN_BACK_CHUNK):
+        chunk = customer_ids[start:start + WIN_BACK_CHUNK]
+        for card in session.scalars(select(Card).where(Card.program_id == program_id, Card.status == "active",
+                                                       Card.customer_id.in_(chunk))):
+            automations.trigger(session, automation="win_back", card=card, occurrence=f"at-risk-{now.date()}",
+                                now=now)
+
+
+def _ever_scored(session: Any, program_id: int) -> bool:
+    return session.scalar(select(Customer.id).join(Card, Card.customer_id == Customer.id).where(
+        Card.program_id == program_id, Customer.rfm_segment.is_not(None)).limit(1)) is not None
 
 
 def _at_risk(session: Any, program_id: int) -> set[int]:

@@ -104,6 +104,7 @@ def test_entering_at_risk_queues_a_win_back(app: Any, db_session: Session, make_
             db_session.add(Purchase(store_id=store.id, receipt_id=f"{card.id}-{n}", card_id=card.id,
                                     amount=Decimal("20"), amount_due=Decimal("20"),
                                     occurred_at=now - timedelta(days=days_ago + n)))
+    regular.customer.rfm_segment = "Champions"  # scored before: this is not the first run
     db_session.commit()
     with app.app_context():
         recompute_rfm.run()
@@ -111,3 +112,26 @@ def test_entering_at_risk_queues_a_win_back(app: Any, db_session: Session, make_
     db_session.expire_all()
     assert lapsing.customer.rfm_segment == "At Risk" and regular.customer.rfm_segment != "At Risk"
     assert [d.card_id for d in deliveries(db_session, "win_back")] == [lapsing.id]
+
+
+def test_the_first_scoring_sends_no_win_back(app: Any, db_session: Session, make_program: Callable[..., Any],
+                                             make_store: Callable[..., Any], make_card: Callable[..., Any]) -> None:
+    from decimal import Decimal
+
+    from app.db import utcnow
+    from app.models import Purchase
+    from app.tasks.segments import recompute_rfm
+
+    program = make_program(rfm_mode="fixed", rfm_thresholds={
+        "recency_days": [30, 60, 90, 180], "frequency": [2, 4, 8, 12], "monetary": [50, 100, 200, 400]})
+    store = make_store(program, "Till").store
+    card = make_card(program)
+    for n in range(5):
+        db_session.add(Purchase(store_id=store.id, receipt_id=f"x{n}", card_id=card.id, amount=Decimal("20"),
+                                amount_due=Decimal("20"), occurred_at=utcnow() - timedelta(days=120 + n)))
+    db_session.commit()
+    with app.app_context():
+        recompute_rfm.run()
+    db_session.expire_all()
+    assert card.customer.rfm_segment == "At Risk"
+    assert deliveries(db_session, "win_back") == []
