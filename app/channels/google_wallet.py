@@ -33,7 +33,6 @@ logged and never part of an exception.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import os
@@ -44,7 +43,6 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 from urllib.parse import quote, urlsplit
@@ -53,6 +51,8 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from app.channels.http import retry_after as _retry_after
 
 __all__ = [
     "MAX_SAVE_JWT",
@@ -664,23 +664,6 @@ def _oauth_error(response: httpx.Response | None) -> tuple[str | None, str | Non
         status, message, reasons = _google_error(response)
         return (reasons[0] if reasons else status), message
     return (error if isinstance(error, str) else None), (description if isinstance(description, str) else None)
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), None if absent or unreadable."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
 
 
 class _MaskBearer(logging.Filter):

@@ -29,7 +29,6 @@ masked to their last four digits.
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import hmac
 import logging
@@ -39,11 +38,12 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
+
+from app.channels.http import retry_after as _retry_after
 
 if TYPE_CHECKING:
     from app.settings import Settings
@@ -424,18 +424,3 @@ def _twilio_error(response: httpx.Response | None) -> tuple[int | None, str | No
             more_info if isinstance(more_info, str) else None)
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), None if absent or unreadable."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())

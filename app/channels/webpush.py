@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
 import json
 import logging
 import os
@@ -47,7 +46,6 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, NamedTuple
@@ -59,6 +57,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02, VapidException
 
 from app.channels.dev_credentials import VAPID_PRIVATE_KEY
+from app.channels.http import retry_after as _retry_after
 
 if TYPE_CHECKING:
     from app.settings import Settings
@@ -544,23 +543,6 @@ def _hint(status: int) -> str:
     if status == 413:
         return f"the message must stay under {MAX_PLAINTEXT} bytes"
     return "the push service found the request malformed"
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date), None if absent or unreadable."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
 
 
 # -------------------------------------------------------------------------------- log masking
