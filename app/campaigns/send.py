@@ -182,3 +182,19 @@ def retry_failed(session: Session, *, campaign: Campaign, now: datetime) -> int:
         campaign.state, campaign.finished_at, campaign.pause_reason = "running", None, None
     session.flush()
     return result.rowcount or 0
+
+
+def record_provider_status(session: Session, *, channel: str, provider_id: str, status: str,
+                           error: str | None, now: datetime) -> int:
+    """A gateway's delivery report reaches the campaign log: ``sent`` becomes ``delivered``, or ``failed``
+    with the gateway's error when the message could not be delivered. Returns the rows changed."""
+    if status == "delivered":
+        values: dict[str, object] = {"status": "delivered", "updated_at": now}
+    elif status in ("undelivered", "failed"):
+        values = {"status": "failed", "error": f"{channel} {status}: {error or 'no error code'}"[:500],
+                  "updated_at": now}
+    else:
+        return 0
+    result = session.execute(update(Delivery).where(Delivery.channel == channel, Delivery.provider_id == provider_id,
+                                                    Delivery.status == "sent").values(**values))
+    return result.rowcount or 0

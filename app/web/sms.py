@@ -20,6 +20,7 @@ import logging
 from flask import Blueprint, Response, current_app, request
 from werkzeug.datastructures import MultiDict
 
+from app.campaigns import send as campaign_send
 from app.channels.sms import SIGNATURE_HEADER, mask_phone, valid_signature
 from app.database import get_session
 from app.db import utcnow
@@ -86,6 +87,8 @@ def status_callback() -> Response:
     error_code = _field(form, "ErrorCode", required=False) or None
     session = get_session()
     known = sms.record_status(session, sid=sid, status=status, error_code=error_code, now=utcnow())
+    campaign_send.record_provider_status(session, channel="sms", provider_id=sid, status=status, error=error_code,
+                                         now=utcnow())
     session.commit()
     if not known:
         log.info("sms status %s for unknown message %s", status[:20], sid)

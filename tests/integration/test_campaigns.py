@@ -242,3 +242,23 @@ def test_results_compare_conversions_with_the_holdout(db_session: Session, make_
     assert uplift is not None
     assert uplift.difference == pytest.approx(expected_sent / sent - expected_hold / holdout)
     assert uplift.low < uplift.difference < uplift.high and uplift.low > 0  # a clear effect
+
+
+def test_delivery_reports_reach_the_campaign_log(db_session: Session, make_card: Callable[..., Any],
+                                                 program: Any) -> None:
+    cards = [customer(db_session, make_card, program, consents={"sms": True}) for _ in range(2)]
+    campaign = lifecycle.create(db_session, program=program, name="DLR", channels=["sms"],
+                                variants=[VariantSpec("A", "Hello")], now=NOON_UTC)
+    lifecycle.start(db_session, campaign=campaign, now=NOON_UTC)
+    run(db_session, campaign)
+    rows = db_session.scalars(select(Delivery).where(Delivery.campaign_id == campaign.id).order_by(Delivery.id)).all()
+    ok, bad = (row.provider_id for row in rows)
+    assert send.record_provider_status(db_session, channel="sms", provider_id=ok, status="delivered", error=None,
+                                       now=NOON_UTC) == 1
+    assert send.record_provider_status(db_session, channel="sms", provider_id=bad, status="undelivered",
+                                       error="30003", now=NOON_UTC) == 1
+    assert send.record_provider_status(db_session, channel="sms", provider_id=ok, status="sent", error=None,
+                                       now=NOON_UTC) == 0  # never backwards
+    db_session.expire_all()
+    assert [(r.status, r.error) for r in rows] == [("delivered", None), ("failed", "sms undelivered: 30003")]
+    assert len(cards) == 2
