@@ -36,7 +36,6 @@ import ssl
 import tempfile
 import threading
 import time
-import weakref
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
@@ -51,6 +50,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
+from app.channels.http import reset_after_fork
 from app.channels.http import retry_after as _retry_after
 
 __all__ = ["ApnsClient", "ApnsConfig", "PushOutcome", "PushResult"]
@@ -129,7 +129,7 @@ class ApnsClient:
             )
         self._lock = threading.Lock()
         self._conn: _Connection | None = None
-        _CLIENTS.add(self)
+        reset_after_fork(self)
 
     # ---------------------------------------------------------------------------- public API
 
@@ -456,15 +456,5 @@ _BEARER = re.compile(r"(bearer )[\w.-]+", re.IGNORECASE)
 for _name in ("httpx", "hpack.hpack", "hpack.table"):
     logging.getLogger(_name).addFilter(_MaskSecrets())
 
-# Clients of this process, so a forked child can drop what it inherited (see ApnsClient._forget_connection).
-_CLIENTS: weakref.WeakSet[ApnsClient] = weakref.WeakSet()
+# What forked children inherited and must neither use nor close (see ApnsClient._forget_connection).
 _ABANDONED: list[_Connection] = []
-
-
-def _after_fork_in_child() -> None:
-    for client in list(_CLIENTS):
-        client._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)

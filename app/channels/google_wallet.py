@@ -35,12 +35,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import re
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +50,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from app.channels.http import reset_after_fork
 from app.channels.http import retry_after as _retry_after
 
 __all__ = [
@@ -288,7 +287,7 @@ class GoogleWalletClient:
         self._http = http if http is not None else _new_http(config)
         self._token: _Token | None = None
         self._token_lock = threading.Lock()
-        _CLIENTS.add(self)
+        reset_after_fork(self)
 
     # ---------------------------------------------------------------------------- public API
 
@@ -683,15 +682,5 @@ _BEARER = re.compile(r"(bearer\s+)[\w.~+/=-]+", re.IGNORECASE)
 for _name in ("hpack.hpack", "hpack.table"):
     logging.getLogger(_name).addFilter(_MaskBearer())
 
-# Clients of this process, so a forked child can drop what it inherited (see _after_fork_in_child).
-_CLIENTS: weakref.WeakSet[GoogleWalletClient] = weakref.WeakSet()
+# What forked children inherited and must neither use nor close.
 _ABANDONED: list[httpx.Client] = []
-
-
-def _after_fork_in_child() -> None:
-    for client in list(_CLIENTS):
-        client._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,9 +1,12 @@
-"""Small HTTP pieces every outbound client shares."""
+"""Small pieces every outbound client shares: reading ``Retry-After``, and resetting after a fork."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import weakref
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 
 def retry_after(value: str | None) -> float | None:
@@ -21,3 +24,21 @@ def retry_after(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+
+
+_FORK_AWARE: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def reset_after_fork(client: Any) -> None:
+    """Have ``client._after_fork_in_child()`` called in a forked child: Celery's prefork workers fork after
+    import, and a child must never use the connections, event loops or locks its parent holds."""
+    _FORK_AWARE.add(client)
+
+
+def _after_fork_in_child() -> None:
+    for client in list(_FORK_AWARE):
+        client._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -38,12 +38,10 @@ import base64
 import binascii
 import json
 import logging
-import os
 import random
 import re
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -57,6 +55,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid02, VapidException
 
 from app.channels.dev_credentials import VAPID_PRIVATE_KEY
+from app.channels.http import reset_after_fork
 from app.channels.http import retry_after as _retry_after
 
 if TYPE_CHECKING:
@@ -238,7 +237,7 @@ class WebPusher:
         self._http = http if http is not None else _new_http(config)
         self._vapid: dict[str, _VapidHeader] = {}
         self._vapid_lock = threading.Lock()
-        _PUSHERS.add(self)
+        reset_after_fork(self)
 
     @property
     def config(self) -> WebPushConfig:
@@ -573,15 +572,5 @@ class _MaskEndpoints(logging.Filter):
 for _name in ("httpx", "hpack.hpack", "hpack.table"):
     logging.getLogger(_name).addFilter(_MaskEndpoints())
 
-# Pushers of this process, so a forked child can drop the connections it inherited.
-_PUSHERS: weakref.WeakSet[WebPusher] = weakref.WeakSet()
+# What forked children inherited and must neither use nor close.
 _ABANDONED: list[httpx.Client] = []
-
-
-def _after_fork_in_child() -> None:
-    for pusher in list(_PUSHERS):
-        pusher._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)

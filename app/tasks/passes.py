@@ -12,6 +12,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from celery import shared_task
@@ -94,6 +96,17 @@ def _google_failed(what: str, exc: GoogleWalletError) -> None:
         log.warning("google wallet: %s failed, the resync job will retry: %s", what, exc)
 
 
+@contextmanager
+def _at_google(session: Session, what: str) -> Iterator[None]:
+    """One Google call in its own savepoint: a failure undoes only that call's writes, is logged, and is left
+    to the resync job (each object records the card version Google has)."""
+    try:
+        with session.begin_nested():
+            yield
+    except GoogleWalletError as exc:
+        _google_failed(what, exc)
+
+
 def sync_google_cards(session: Session, payloads: list[dict[str, Any]]) -> None:
     """``card.changed`` batch: PATCH each changed card's object; tier changes and rewards notify."""
     changes: dict[int, set[str]] = {}
@@ -107,12 +120,9 @@ def sync_google_cards(session: Session, payloads: list[dict[str, Any]]) -> None:
     cards = session.scalars(select(Card).where(Card.id.in_(sorted(changes))).order_by(Card.id)
                             .options(selectinload(Card.program), selectinload(Card.customer), selectinload(Card.tier)))
     for card in cards:
-        try:
-            with session.begin_nested():
-                google.sync_card(session, setup=wallet.setup, card=card, client=wallet.client, now=now,
-                                 notify=bool(changes[card.id] & google.NOTIFY_REASONS))
-        except GoogleWalletError as exc:
-            _google_failed(f"syncing card {card.id}", exc)
+        with _at_google(session, f"syncing card {card.id}"):
+            google.sync_card(session, setup=wallet.setup, card=card, client=wallet.client, now=now,
+                             notify=bool(changes[card.id] & google.NOTIFY_REASONS))
 
 
 def create_google_object(session: Session, payload: dict[str, Any]) -> None:
@@ -121,11 +131,8 @@ def create_google_object(session: Session, payload: dict[str, Any]) -> None:
     wallet = _google()
     if card is None or wallet is None:
         return
-    try:
-        with session.begin_nested():
-            google.ensure_object(session, setup=wallet.setup, card=card, client=wallet.client, now=utcnow())
-    except GoogleWalletError as exc:
-        _google_failed(f"creating the object of card {card.id}", exc)
+    with _at_google(session, f"creating the object of card {card.id}"):
+        google.ensure_object(session, setup=wallet.setup, card=card, client=wallet.client, now=utcnow())
 
 
 def sync_google_class(session: Session, payload: dict[str, Any]) -> None:
@@ -134,11 +141,8 @@ def sync_google_class(session: Session, payload: dict[str, Any]) -> None:
     wallet = _google()
     if program is None or wallet is None:
         return
-    try:
-        with session.begin_nested():
-            google.ensure_class(session, setup=wallet.setup, program=program, client=wallet.client, now=utcnow())
-    except GoogleWalletError as exc:
-        _google_failed(f"syncing the class of programme {program.id}", exc)
+    with _at_google(session, f"syncing the class of programme {program.id}"):
+        google.ensure_class(session, setup=wallet.setup, program=program, client=wallet.client, now=utcnow())
 
 
 RESYNC_BATCH = 500

@@ -239,17 +239,6 @@ def sync_card(session: Session, *, setup: GoogleSetup, card: Card, notify: bool,
     return notify
 
 
-def sync_cards(session: Session, *, setup: GoogleSetup, changes: dict[int, set[str]],
-               client: GoogleWalletClient | None, now: datetime) -> int:
-    """``changes``: card id → the reasons of its ``card.changed`` events. Returns how many notified."""
-    notified = 0
-    cards = session.scalars(select(Card).where(Card.id.in_(sorted(changes))).order_by(Card.id))
-    for card in cards:
-        notified += sync_card(session, setup=setup, card=card, notify=bool(changes[card.id] & NOTIFY_REASONS),
-                              client=client, now=now)
-    return notified
-
-
 def send_message(session: Session, *, setup: GoogleSetup, card: Card, header: str, body: str, message_id: str,
                  client: GoogleWalletClient | None, now: datetime) -> str:
     """A campaign message on the card: ``TEXT_AND_NOTIFY`` within the notification budget, else ``TEXT``

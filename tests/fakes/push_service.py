@@ -34,14 +34,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import json
 import logging
 import os
 import re
 import secrets
-import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -55,8 +52,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from werkzeug.wrappers import Request, Response
 
-from tests.fakes.google_wallet_api import _Handler as _KeepAliveHandler
-from tests.fakes.google_wallet_api import _Server as _KeepAliveServer
+from tests.fakes.live_http import LiveHttpFake
 
 __all__ = ["FakePushService", "RecordedPush"]
 
@@ -103,21 +99,18 @@ class _Refusal(Exception):
         self.status, self.message, self.apple_reason = status, message, apple_reason
 
 
-class FakePushService:
+class FakePushService(LiveHttpFake):
     """A push service and the browsers subscribed to it (see the module docstring)."""
+
+    LABEL = "fake push service"
 
     def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         self.subscriptions: dict[str, _Subscription] = {}
         self.received: dict[str, list[dict[str, Any]]] = {}
         self.requests: list[RecordedPush] = []
-        self.connections = 0
-        self.base_url = "http://localhost"  # in process; http://127.0.0.1:<port> once started
         self._faults: dict[str, list[_Fault]] = {}
-        self._lock = threading.RLock()
-        self._live: set[socket.socket] = set()
-        self._server: _KeepAliveServer | None = None
-        self._thread: threading.Thread | None = None
+        self._init_live()
 
     # ---------------------------------------------------------------------------- public API
 
@@ -187,37 +180,6 @@ class FakePushService:
                 {k.lower(): v for k, v in request.headers.items()},
             ))
         return response(environ, start_response)
-
-    def __enter__(self) -> FakePushService:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        server = _KeepAliveServer("127.0.0.1", 0, self.wsgi_app, handler=_Handler)
-        server.fake = self  # type: ignore[assignment]  # the server only uses _lock, connections and _live
-        self._server = server
-        self.base_url = f"http://127.0.0.1:{server.port}"
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="fake-push-service", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop accepting, close every kept-alive connection, and wait for their threads."""
-        if self._server is None:
-            return
-        self._server.shutdown()
-        with self._lock:
-            live = list(self._live)
-        for sock in live:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server, self._thread = None, None
 
     # ---------------------------------------------------------------------------- one request
 
@@ -317,11 +279,6 @@ class FakePushService:
         if sub.lower().endswith("@localhost"):
             raise _Refusal(403, "BadJwtToken", apple_reason="BadJwtToken")
         return claims
-
-
-class _Handler(_KeepAliveHandler):
-    def log(self, type: str, message: str, *args: Any) -> None:
-        log.debug("fake push service: " + message, *args)
 
 
 def _check_headers(request: Request) -> tuple[int, str, str | None]:

@@ -35,14 +35,11 @@ connections accepted. In process: ``httpx.Client(transport=httpx.WSGITransport(a
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
 import re
 import secrets
-import socket
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -56,7 +53,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from tests.fakes.google_wallet_api import _Handler, _Server
+from tests.fakes.live_http import LiveHttpFake
 
 __all__ = ["Delivery", "FakeSmsGateway", "FakeSmsMessage", "RecordedRequest", "twilio_signature"]
 
@@ -155,8 +152,10 @@ def _post_with_httpx(url: str, form: dict[str, str], headers: dict[str, str]) ->
     return httpx.post(url, data=form, headers=headers, timeout=10.0).status_code
 
 
-class FakeSmsGateway:
+class FakeSmsGateway(LiveHttpFake):
     """A Twilio-compatible Messages API and its webhooks (see the module docstring)."""
+
+    LABEL = "fake SMS gateway"
 
     def __init__(
         self,
@@ -176,13 +175,8 @@ class FakeSmsGateway:
         self.opt_outs: set[tuple[str, str]] = set()  # (phone, sender)
         self.requests: list[RecordedRequest] = []
         self.deliveries: list[Delivery] = []
-        self.connections = 0
-        self.base_url = "http://localhost"  # in process; http://127.0.0.1:<port> once started
         self._faults: list[_Fault] = []
-        self._lock = threading.RLock()
-        self._live: set[socket.socket] = set()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._init_live()
 
     # ---------------------------------------------------------------------------- public API
 
@@ -262,37 +256,6 @@ class FakeSmsGateway:
 
     def wsgi_app(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         return self._respond(Request(environ))(environ, start_response)
-
-    def __enter__(self) -> FakeSmsGateway:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        server = _Server("127.0.0.1", 0, self.wsgi_app, handler=_Handler)
-        server.fake = self  # type: ignore[assignment]  # the server only uses _lock, connections and _live
-        self._server = server
-        self.base_url = f"http://127.0.0.1:{server.port}"
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="fake-sms-gateway", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop accepting, close every kept-alive connection, and wait for their threads."""
-        if self._server is None:
-            return
-        self._server.shutdown()
-        with self._lock:
-            live = list(self._live)
-        for sock in live:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server, self._thread = None, None
 
     # ---------------------------------------------------------------------------- webhooks
 
@@ -396,7 +359,6 @@ class FakeSmsGateway:
                                  status_callback=callback)
         self.messages[message.sid] = message
         return message
-
 
 # -------------------------------------------------------------------------------- responses
 

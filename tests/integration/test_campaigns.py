@@ -125,7 +125,8 @@ def test_quiet_hours_defer_to_the_customers_morning(db_session: Session, make_ca
     assert waiting.status == "queued" and waiting.not_before == datetime(2026, 11, 24, 0, 0, tzinfo=UTC)  # 9:00 JST
     assert run(db_session, campaign, now=NOON_UTC + timedelta(hours=11)) == Counter()  # still night in Tokyo
     assert run(db_session, campaign, now=NOON_UTC + timedelta(hours=12)) == Counter({"sent": 1})
-    assert day.id != night.id
+    sent_first = db_session.scalars(select(Delivery).where(Delivery.card_id == day.id)).one()
+    assert sent_first.sent_at == NOON_UTC and waiting.sent_at == NOON_UTC + timedelta(hours=12)
 
 
 def test_the_weekly_cap_skips_with_its_reason(db_session: Session, make_card: Callable[..., Any],
@@ -261,4 +262,19 @@ def test_delivery_reports_reach_the_campaign_log(db_session: Session, make_card:
                                        now=NOON_UTC) == 0  # never backwards
     db_session.expire_all()
     assert [(r.status, r.error) for r in rows] == [("delivered", None), ("failed", "sms undelivered: 30003")]
-    assert len(cards) == 2
+    assert {r.card_id for r in rows} == {c.id for c in cards}
+
+
+def test_failed_deliveries_can_be_retried_from_the_log(db_session: Session, make_card: Callable[..., Any],
+                                                       program: Any) -> None:
+    card = customer(db_session, make_card, program, consents={"sms": True})
+    campaign = lifecycle.create(db_session, program=program, name="Retry", channels=["sms"],
+                                variants=[VariantSpec("A", "Hello")], now=NOON_UTC)
+    lifecycle.start(db_session, campaign=campaign, now=NOON_UTC)
+    row = db_session.scalars(select(Delivery).where(Delivery.card_id == card.id)).one()
+    row.status, row.error, row.attempts = "failed", "gateway down", 3  # as a failed send leaves it
+    assert send.settle(db_session, campaign=campaign, now=NOON_UTC) == "finished"
+    assert send.retry_failed(db_session, campaign=campaign, now=NOON_UTC) == 1
+    assert campaign.state == "running"
+    assert run(db_session, campaign) == Counter({"sent": 1})
+    assert (row.status, row.error) == ("sent", None)
