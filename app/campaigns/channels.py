@@ -43,8 +43,13 @@ class SendFailed(Exception):
 
 class Channel(Protocol):
     name: str
+    repeatable: bool  # sending the same delivery twice shows the customer one message (see send.prepare)
 
     def reachable(self, session: Session, card: Card) -> bool: ...
+
+    def opted_out(self, session: Session, card: Card) -> bool:
+        """The customer said no to this channel (withdrew consent, or STOP to the SMS sender)."""
+        ...
 
     def send(self, session: Session, *, delivery: Delivery, card: Card, message: Rendered,
              now: datetime) -> str | None: ...
@@ -54,11 +59,16 @@ def _consent(card: Card, channel: str) -> bool:
     return any(c.channel == channel and c.granted for c in card.customer.consents)
 
 
+def _withdrawn(card: Card, channel: str) -> bool:
+    return any(c.channel == channel and not c.granted for c in card.customer.consents)
+
+
 @dataclass
 class WalletChannel:
     google_setup: GoogleSetup | None
     google_client: GoogleWalletClient | None
     name: str = "wallet"
+    repeatable: bool = True  # the same offer on the pass again, and a Google message with the same id
 
     def reachable(self, session: Session, card: Card) -> bool:
         if not _consent(card, "wallet"):
@@ -66,6 +76,9 @@ class WalletChannel:
         apple = exists().where(AppleRegistration.card_id == card.id)
         saved = exists().where(GoogleObject.card_id == card.id, GoogleObject.inserted_at.is_not(None))
         return bool(session.scalar(select(apple | saved)))
+
+    def opted_out(self, session: Session, card: Card) -> bool:
+        return _withdrawn(card, "wallet")
 
     def send(self, session: Session, *, delivery: Delivery, card: Card, message: Rendered, now: datetime) -> str:
         card.offer_text = message.body[:OFFER_LENGTH]
@@ -81,10 +94,14 @@ class WalletChannel:
 class PushChannel:
     pusher: WebPusher | None
     name: str = "push"
+    repeatable: bool = False  # a notification already shown would show again
 
     def reachable(self, session: Session, card: Card) -> bool:
         return _consent(card, "push") and bool(session.scalar(
             select(exists().where(WebPushSubscription.customer_id == card.customer_id))))
+
+    def opted_out(self, session: Session, card: Card) -> bool:
+        return _withdrawn(card, "push")
 
     def send(self, session: Session, *, delivery: Delivery, card: Card, message: Rendered, now: datetime) -> None:
         payload = {"title": message.title or card.program.name, "body": message.body,
@@ -101,12 +118,18 @@ class SmsChannel:
     client: SmsClient | None
     sender: str
     name: str = "sms"
+    repeatable: bool = False  # Twilio-style gateways have no idempotency key: a second POST is a second text
 
     def reachable(self, session: Session, card: Card) -> bool:
         phone = card.customer.phone
         if not phone or not _consent(card, "sms"):
             return False
         return not session.scalar(select(exists().where(SmsOptOut.phone == phone, SmsOptOut.sender == self.sender)))
+
+    def opted_out(self, session: Session, card: Card) -> bool:
+        phone = card.customer.phone
+        return _withdrawn(card, "sms") or bool(phone and session.scalar(
+            select(exists().where(SmsOptOut.phone == phone, SmsOptOut.sender == self.sender))))
 
     def send(self, session: Session, *, delivery: Delivery, card: Card, message: Rendered, now: datetime) -> str:
         try:

@@ -38,8 +38,13 @@ class BatchResult:
     outcomes: Counter[str] = field(default_factory=Counter)  # "sent", "skipped:<reason>", "failed", "deferred"
 
 
-def claim(session: Session, *, campaign_id: int, limit: int, now: datetime, lease: timedelta = LEASE
-          ) -> list[Delivery]:
+@dataclass
+class Claim:
+    rows: list[Delivery]
+    in_doubt: set[int]  # ids of rows a dead worker was handing to a channel (``prepare``)
+
+
+def claim(session: Session, *, campaign_id: int, limit: int, now: datetime, lease: timedelta = LEASE) -> Claim:
     """Lease up to ``limit`` deliveries that are due: queued (and past their ``not_before``), or left in
     ``sending`` by a worker whose lease ran out."""
     due = or_(
@@ -50,10 +55,11 @@ def claim(session: Session, *, campaign_id: int, limit: int, now: datetime, leas
         select(Delivery).where(Delivery.campaign_id == campaign_id, due).order_by(Delivery.id).limit(limit)
         .with_for_update(skip_locked=True)
     ))
+    in_doubt = {row.id for row in rows if row.status == "sending" and row.channel is not None}
     for row in rows:
         row.status, row.lease_until, row.updated_at = "sending", now + lease, now
     session.flush()
-    return rows
+    return Claim(rows, in_doubt)
 
 
 def quiet_until(customer: Customer, campaign: Campaign, now: datetime) -> datetime | None:
@@ -87,21 +93,45 @@ def _skip(row: Delivery, reason: str, now: datetime) -> str:
     return f"skipped:{reason}"
 
 
-def deliver_one(session: Session, *, campaign: Campaign, row: Delivery, card: Card,
-                variants: Mapping[int, CampaignVariant], channels: Mapping[str, Channel], base_url: str,
-                now: datetime) -> str:
+@dataclass
+class Outgoing:
+    """A delivery decided and rendered, waiting to be handed to its channel."""
+
+    row: Delivery
+    card: Card
+    channel: Channel
+    message: templating.Rendered
+
+
+@dataclass
+class Prepared:
+    claimed: int = 0
+    outgoing: list[Outgoing] = field(default_factory=list)
+    outcomes: Counter[str] = field(default_factory=Counter)
+
+
+INTERRUPTED = ("the worker stopped while handing this message to the {channel} channel, so it may have gone out; "
+               "it is not repeated on its own (retry it from the log if it did not arrive)")
+
+
+def _decide(session: Session, *, campaign: Campaign, row: Delivery, card: Card,
+            variants: Mapping[int, CampaignVariant], channels: Mapping[str, Channel], base_url: str,
+            now: datetime) -> Outgoing | str:
+    """Everything short of sending: an ``Outgoing`` to send, or the outcome already written on the row."""
     customer = card.customer
     if customer.anonymized_at is not None or card.status != "active":
         return _skip(row, "card-inactive", now)
     if (later := quiet_until(customer, campaign, now)) is not None:
         row.status, row.not_before, row.lease_until, row.updated_at = "queued", later, None, now
+        row.reason = "quiet-hours"
         return "deferred"
     if _over_cap(session, campaign, customer.id, now):
         return _skip(row, "frequency-cap", now)
     channel = next((channels[name] for name in campaign.channels
                     if name in channels and channels[name].reachable(session, card)), None)
     if channel is None:
-        return _skip(row, "unreachable", now)
+        said_no = any(channels[name].opted_out(session, card) for name in campaign.channels if name in channels)
+        return _skip(row, "opted-out" if said_no else "unreachable", now)
     variant = variants[row.variant_id] if row.variant_id is not None else None
     if variant is None:
         return _skip(row, "no-variant", now)
@@ -117,42 +147,79 @@ def deliver_one(session: Session, *, campaign: Campaign, row: Delivery, card: Ca
         row.status, row.error, row.lease_until = "failed", exc.detail[:500], None
         return "failed"
     row.attempts += 1
-    try:
-        with session.begin_nested():
-            provider_id = channel.send(session, delivery=row, card=card, message=message, now=now)
-    except SendFailed as exc:
-        row.channel, row.error, row.lease_until, row.updated_at = channel.name, exc.reason[:500], None, now
-        if exc.retry and row.attempts < MAX_ATTEMPTS:
-            row.status, row.not_before = "queued", now + RETRY_AFTER
-            return "deferred"
-        row.status = "failed"
-        return "failed"
-    row.status, row.channel, row.provider_id = "sent", channel.name, provider_id
-    row.sent_at, row.lease_until, row.error, row.updated_at = now, None, None, now
-    return "sent"
+    row.channel, row.updated_at = channel.name, now  # with status "sending": the intent, committed before sending
+    return Outgoing(row=row, card=card, channel=channel, message=message)
 
 
-def send_batch(session: Session, *, campaign_id: int, channels: Mapping[str, Channel], base_url: str,
-               now: datetime, limit: int = 200, lease: timedelta = LEASE) -> BatchResult:
-    """Claim and deliver one batch in the caller's transaction (which should commit right after)."""
-    result = BatchResult()
+def prepare(session: Session, *, campaign_id: int, channels: Mapping[str, Channel], base_url: str, now: datetime,
+            limit: int = 200, lease: timedelta = LEASE) -> Prepared:
+    """Claim a batch, write every outcome that needs no sending (skipped, deferred) and mark the rest with the
+    channel they go out on. The caller commits this before ``transmit``: a row found later still "sending",
+    past its lease and with a channel, was being handed over when its worker died. A channel whose sends are
+    ``repeatable`` (the wallet: a pass update and a Google message with a fixed id) simply sends it again;
+    for the others (web push, SMS) the message may already be on the phone, so the row fails as interrupted
+    instead of risking a second copy."""
+    prepared = Prepared()
     campaign = session.get(Campaign, campaign_id)
     if campaign is None or campaign.state != "running":
-        return result
-    rows = claim(session, campaign_id=campaign_id, limit=limit, now=now, lease=lease)
-    result.claimed = len(rows)
+        return prepared
+    claimed = claim(session, campaign_id=campaign_id, limit=limit, now=now, lease=lease)
+    rows = claimed.rows
+    prepared.claimed = len(rows)
     if not rows:
-        return result
+        return prepared
     cards = {c.id: c for c in session.scalars(
         select(Card).where(Card.id.in_([r.card_id for r in rows]))
         .options(selectinload(Card.customer).selectinload(Customer.consents), selectinload(Card.tier),
                  selectinload(Card.program)))}
     variants = {v.id: v for v in campaign.variants}
     for row in rows:
-        result.outcomes[deliver_one(session, campaign=campaign, row=row, card=cards[row.card_id], variants=variants,
-                                    channels=channels, base_url=base_url, now=now)] += 1
+        if row.id in claimed.in_doubt and row.channel in channels and not channels[row.channel].repeatable:
+            row.status, row.reason, row.lease_until, row.updated_at = "failed", "interrupted", None, now
+            row.error = INTERRUPTED.format(channel=row.channel)
+            prepared.outcomes["failed:interrupted"] += 1
+            continue
+        decided = _decide(session, campaign=campaign, row=row, card=cards[row.card_id], variants=variants,
+                          channels=channels, base_url=base_url, now=now)
+        if isinstance(decided, Outgoing):
+            prepared.outgoing.append(decided)
+        else:
+            prepared.outcomes[decided] += 1
     session.flush()
-    return result
+    return prepared
+
+
+def transmit(session: Session, *, prepared: Prepared, now: datetime) -> Counter[str]:
+    """Hand each prepared message to its channel and write the outcome on its row."""
+    for item in prepared.outgoing:
+        row, channel = item.row, item.channel
+        try:
+            with session.begin_nested():
+                provider_id = channel.send(session, delivery=row, card=item.card, message=item.message, now=now)
+        except SendFailed as exc:
+            row.error, row.lease_until, row.updated_at = exc.reason[:500], None, now
+            if exc.retry and row.attempts < MAX_ATTEMPTS:
+                row.status, row.not_before = "queued", now + RETRY_AFTER
+                prepared.outcomes["deferred"] += 1
+            else:
+                row.status = "failed"
+                prepared.outcomes["failed"] += 1
+            continue
+        row.status, row.provider_id, row.reason = "sent", provider_id, None
+        row.sent_at, row.lease_until, row.error, row.updated_at = now, None, None, now
+        prepared.outcomes["sent"] += 1
+    prepared.outgoing = []
+    session.flush()
+    return prepared.outcomes
+
+
+def send_batch(session: Session, *, campaign_id: int, channels: Mapping[str, Channel], base_url: str,
+               now: datetime, limit: int = 200, lease: timedelta = LEASE) -> BatchResult:
+    """``prepare`` and ``transmit`` in the caller's transaction, for callers that need no crash safety
+    between the two (tests, a one-off send); the Celery sender commits in between."""
+    prepared = prepare(session, campaign_id=campaign_id, channels=channels, base_url=base_url, now=now,
+                       limit=limit, lease=lease)
+    return BatchResult(claimed=prepared.claimed, outcomes=transmit(session, prepared=prepared, now=now))
 
 
 def settle(session: Session, *, campaign: Campaign, now: datetime) -> str:

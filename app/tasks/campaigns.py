@@ -28,9 +28,9 @@ from app.models import Campaign, Delivery
 log = logging.getLogger(__name__)
 
 SENDERS = 4  # batch senders started per kick; more workers simply take more of them
-# Deliveries per transaction. Sending happens before the commit, so a worker killed outright may repeat
-# at most this many messages when its lease runs out (web-push topics and pass updates collapse repeats;
-# an SMS would arrive twice). Small enough to bound that, large enough not to pay a commit per message.
+# Deliveries per batch: two commits each (the intent, then the outcomes). A worker killed outright leaves
+# at most this many rows in doubt; wallet rows are sent again, web-push and SMS rows fail as "interrupted"
+# (send.prepare). Small enough to bound that, large enough not to pay two commits per message.
 BATCH = 25
 
 _stopping = threading.Event()
@@ -85,14 +85,17 @@ def send_campaign(campaign_id: int) -> dict[str, Any]:
     channels = campaign_channels()
     totals: dict[str, int] = {}
     while True:
-        with sessions().begin() as session:
-            result = send.send_batch(session, campaign_id=campaign_id, channels=channels, base_url=base_url,
-                                     now=utcnow(), limit=BATCH, lease=lease)
+        with sessions()() as session:
+            prepared = send.prepare(session, campaign_id=campaign_id, channels=channels, base_url=base_url,
+                                    now=utcnow(), limit=BATCH, lease=lease)
+            session.commit()  # the intent: from here a dead worker's rows are known to be in doubt
+            outcomes = send.transmit(session, prepared=prepared, now=utcnow())
             campaign = session.get(Campaign, campaign_id)
             state = send.settle(session, campaign=campaign, now=utcnow()) if campaign else "gone"
-        for outcome, n in result.outcomes.items():
+            session.commit()
+        for outcome, n in outcomes.items():
             totals[outcome] = totals.get(outcome, 0) + n
-        if result.claimed < BATCH or state != "running" or _stopping.is_set():
+        if prepared.claimed < BATCH or state != "running" or _stopping.is_set():
             if state == "paused":
                 log.warning("campaign %s paused: %s", campaign_id, campaign.pause_reason if campaign else "")
             return totals

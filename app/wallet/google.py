@@ -242,7 +242,8 @@ def sync_card(session: Session, *, setup: GoogleSetup, card: Card, notify: bool,
 def send_message(session: Session, *, setup: GoogleSetup, card: Card, header: str, body: str, message_id: str,
                  client: GoogleWalletClient | None, now: datetime) -> str:
     """A campaign message on the card: ``TEXT_AND_NOTIFY`` within the notification budget, else ``TEXT``
-    (shown on the card's details only). Keeps at most 10 messages on the object. Returns the type used."""
+    (shown on the card's details only). Keeps at most 10 messages on the object; a message whose id the
+    object already holds is not added again, so a repeated send shows once. Returns the type used."""
     row = ensure_object(session, setup=setup, card=card, client=client, now=now)
     kind = "TEXT_AND_NOTIFY" if may_notify(row, now) else "TEXT"
     message = {"header": header[:200], "body": body[:1000], "id": message_id, "messageType": kind}
@@ -256,6 +257,8 @@ def send_message(session: Session, *, setup: GoogleSetup, card: Card, header: st
         except GoogleNotFound:
             client.insert("loyaltyObject", object_resource(setup, card))
             existing = []
+        if any(m.get("id") == message_id for m in existing):  # sent before a crash: once is enough
+            return next(m.get("messageType", "TEXT") for m in existing if m.get("id") == message_id)
         if len(existing) >= MAX_MESSAGES:  # make room: the oldest go
             client.patch("loyaltyObject", row.object_id, {"messages": existing[-(MAX_MESSAGES - 1):]})
         try:

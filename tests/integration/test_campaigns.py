@@ -84,6 +84,26 @@ def test_each_customer_gets_one_message_on_their_first_reachable_channel(
     assert send.settle(db_session, campaign=campaign, now=NOON_UTC) == "finished"
 
 
+def test_a_customer_who_said_no_is_skipped_as_opted_out(db_session: Session, make_card: Callable[..., Any],
+                                                         program: Any) -> None:
+    from app.models import SmsOptOut
+
+    stopped = customer(db_session, make_card, program, consents={"sms": True})
+    db_session.add(SmsOptOut(phone=stopped.customer.phone, sender="Tallypass"))  # texted STOP to our sender
+    withdrawn = customer(db_session, make_card, program, consents={"sms": True})
+    enrollment.set_consents(db_session, customer=withdrawn.customer, consents={"sms": False}, source="test",
+                            now=NOON_UTC)
+    other_sender = customer(db_session, make_card, program, consents={"sms": True})
+    db_session.add(SmsOptOut(phone=other_sender.customer.phone, sender="OtherShop"))
+    db_session.flush()
+    campaign = lifecycle.create(db_session, program=program, name="Stop", channels=["sms"],
+                                variants=[VariantSpec("A", "Hello")], now=NOON_UTC)
+    lifecycle.start(db_session, campaign=campaign, now=NOON_UTC)
+    assert run(db_session, campaign) == Counter({"skipped:opted-out": 2, "sent": 1})
+    sent = db_session.scalars(select(Delivery).where(Delivery.status == "sent")).one()
+    assert sent.card_id == other_sender.id  # a STOP binds only the sender it was sent to
+
+
 def test_materialising_twice_adds_nobody(db_session: Session, make_card: Callable[..., Any], program: Any) -> None:
     for _ in range(5):
         customer(db_session, make_card, program, consents={"sms": True})
@@ -123,6 +143,7 @@ def test_quiet_hours_defer_to_the_customers_morning(db_session: Session, make_ca
     assert run(db_session, campaign) == Counter({"sent": 1, "deferred": 1})
     waiting = db_session.scalars(select(Delivery).where(Delivery.card_id == night.id)).one()
     assert waiting.status == "queued" and waiting.not_before == datetime(2026, 11, 24, 0, 0, tzinfo=UTC)  # 9:00 JST
+    assert waiting.reason == "quiet-hours"
     assert run(db_session, campaign, now=NOON_UTC + timedelta(hours=11)) == Counter()  # still night in Tokyo
     assert run(db_session, campaign, now=NOON_UTC + timedelta(hours=12)) == Counter({"sent": 1})
     sent_first = db_session.scalars(select(Delivery).where(Delivery.card_id == day.id)).one()
@@ -149,10 +170,32 @@ def test_a_crashed_workers_lease_runs_out(db_session: Session, make_card: Callab
                                 variants=[VariantSpec("A", "Hello")], now=NOON_UTC)
     lifecycle.start(db_session, campaign=campaign, now=NOON_UTC)
     claimed = send.claim(db_session, campaign_id=campaign.id, limit=10, now=NOON_UTC)  # ... and the worker dies
-    assert len(claimed) == 3
+    assert len(claimed.rows) == 3 and not claimed.in_doubt
     assert run(db_session, campaign, now=NOON_UTC + timedelta(minutes=1)) == Counter()  # still leased
     assert run(db_session, campaign, now=NOON_UTC + send.LEASE + timedelta(seconds=1)) == Counter({"sent": 3})
     assert db_session.scalar(select(func.count()).select_from(ChannelMessage)) == 3
+
+
+def test_rows_a_dead_worker_was_sending_are_not_sent_twice(db_session: Session, make_card: Callable[..., Any],
+                                                           program: Any) -> None:
+    wallet = customer(db_session, make_card, program, consents={"wallet": True}, wallet=True)
+    push = customer(db_session, make_card, program, consents={"push": True}, push=True)
+    sms = customer(db_session, make_card, program, consents={"sms": True})
+    campaign = lifecycle.create(db_session, program=program, name="Crash", channels=["wallet", "push", "sms"],
+                                variants=[VariantSpec("A", "Hello")], now=NOON_UTC)
+    lifecycle.start(db_session, campaign=campaign, now=NOON_UTC)
+    prepared = send.prepare(db_session, campaign_id=campaign.id, channels=channels(), base_url=BASE, now=NOON_UTC)
+    assert [item.row.channel for item in prepared.outgoing] == ["wallet", "push", "sms"]
+    # The intent is committed, the worker dies while handing the messages over; its lease runs out.
+    later = NOON_UTC + send.LEASE + timedelta(seconds=1)
+    assert run(db_session, campaign, now=later) == Counter({"sent": 1, "failed:interrupted": 2})
+    rows = {d.card_id: d for d in db_session.scalars(select(Delivery).where(Delivery.campaign_id == campaign.id))}
+    assert rows[wallet.id].status == "sent"  # a pass update and a Google message with a fixed id repeat harmlessly
+    for card in (push, sms):
+        assert (rows[card.id].status, rows[card.id].reason) == ("failed", "interrupted")
+        assert "may have gone out" in (rows[card.id].error or "")
+    assert send.retry_failed(db_session, campaign=campaign, now=later) == 2  # the marketer decides
+    assert run(db_session, campaign, now=later) == Counter({"sent": 2})
 
 
 def test_a_paused_campaign_sends_nothing_and_resumes(db_session: Session, make_card: Callable[..., Any],

@@ -194,6 +194,10 @@ def test_messages_notify_within_budget_and_keep_ten(app: Flask, fake: FakeGoogle
     messages = remote(fake, card)["messages"]
     assert len(messages) == 10
     assert messages[-1]["body"] == "Offer 11" and messages[0]["body"] == "Offer 2"
+    # A campaign worker that died after Google took the message sends it again: it is not added twice.
+    again = google.send_message(db_session, setup=wallet.setup, card=card, header="Weekend", body="Offer 11",
+                                message_id="campaign-11", client=wallet.client, now=utcnow())
+    assert again == "TEXT" and remote(fake, card)["messages"] == messages
 
 
 def test_a_refused_service_account_leaves_the_sale_alone_and_resync_catches_up(
