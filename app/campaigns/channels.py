@@ -12,9 +12,10 @@ Without credentials each still "sends" into the channel outbox, so campaigns run
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
@@ -26,7 +27,7 @@ from app.channels.webpush import WebPusher
 from app.loyalty import ledger
 from app.messaging import sms as sms_service
 from app.messaging import webpush
-from app.models import AppleRegistration, Card, Delivery, GoogleObject, SmsOptOut, WebPushSubscription
+from app.models import AppleRegistration, Campaign, Card, Delivery, GoogleObject, SmsOptOut, Store, WebPushSubscription
 from app.wallet import google
 from app.wallet.google import GoogleSetup
 
@@ -44,6 +45,10 @@ class SendFailed(Exception):
 class Channel(Protocol):
     name: str
     repeatable: bool  # sending the same delivery twice shows the customer one message (see send.prepare)
+
+    def preload(self, session: Session, cards: Sequence[Card]) -> None:
+        """Look up what ``reachable`` needs for a whole batch at once (one query, not one per card)."""
+        ...
 
     def reachable(self, session: Session, card: Card) -> bool: ...
 
@@ -63,27 +68,59 @@ def _withdrawn(card: Card, channel: str) -> bool:
     return any(c.channel == channel and not c.granted for c in card.customer.consents)
 
 
+def geo_locations(session: Session, campaign: Campaign) -> list[dict[str, Any]]:
+    """The campaign's stores as the pass and Google show them while it lasts (``Card.geo_locations``)."""
+    stores = session.scalars(select(Store).where(Store.id.in_(campaign.geo_store_ids or [])).order_by(Store.id))
+    return [{"latitude": s.latitude, "longitude": s.longitude, "name": s.name} for s in stores
+            if s.latitude is not None and s.longitude is not None]
+
+
 @dataclass
 class WalletChannel:
     google_setup: GoogleSetup | None
     google_client: GoogleWalletClient | None
     name: str = "wallet"
     repeatable: bool = True  # the same offer on the pass again, and a Google message with the same id
+    _geo: dict[int, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
+    _apple: dict[int, bool] = field(default_factory=dict, repr=False)  # card id → on a device (preloaded)
+    _google: dict[int, bool] = field(default_factory=dict, repr=False)  # card id → object at Google
+
+    def preload(self, session: Session, cards: Sequence[Card]) -> None:
+        ids = [c.id for c in cards]
+        apple = set(session.scalars(select(AppleRegistration.card_id).where(AppleRegistration.card_id.in_(ids))))
+        on_google = set(session.scalars(select(GoogleObject.card_id).where(GoogleObject.card_id.in_(ids),
+                                                                          GoogleObject.inserted_at.is_not(None))))
+        self._apple = {i: i in apple for i in ids}
+        self._google = {i: i in on_google for i in ids}
+
+    def _on_google(self, session: Session, card: Card) -> bool:
+        if card.id not in self._google:
+            self._google[card.id] = bool(session.scalar(select(exists().where(
+                GoogleObject.card_id == card.id, GoogleObject.inserted_at.is_not(None)))))
+        return self._google[card.id]
 
     def reachable(self, session: Session, card: Card) -> bool:
         if not _consent(card, "wallet"):
             return False
-        apple = exists().where(AppleRegistration.card_id == card.id)
-        saved = exists().where(GoogleObject.card_id == card.id, GoogleObject.inserted_at.is_not(None))
-        return bool(session.scalar(select(apple | saved)))
+        if card.id not in self._apple:
+            self._apple[card.id] = bool(session.scalar(select(exists().where(AppleRegistration.card_id == card.id))))
+        return self._apple[card.id] or self._on_google(session, card)
 
     def opted_out(self, session: Session, card: Card) -> bool:
         return _withdrawn(card, "wallet")
 
     def send(self, session: Session, *, delivery: Delivery, card: Card, message: Rendered, now: datetime) -> str:
+        campaign = session.get(Campaign, delivery.campaign_id)
         card.offer_text = message.body[:OFFER_LENGTH]
+        card.offer_until = campaign.ends_at if campaign else None
+        if campaign and campaign.geo_store_ids:
+            if campaign.id not in self._geo:  # once per sender, not per message
+                self._geo[campaign.id] = geo_locations(session, campaign)
+            card.geo_locations = self._geo[campaign.id]
+        else:
+            card.geo_locations = None
         ledger.touch(session, card, now=now, reasons=["offer"], campaign_id=delivery.campaign_id)
-        if self.google_setup is not None:
+        if self.google_setup is not None and self._on_google(session, card):  # not for an Apple-only card
             google.send_message(session, setup=self.google_setup, card=card, header=message.title or card.program.name,
                                 body=message.body, message_id=f"campaign-{delivery.campaign_id}",
                                 client=self.google_client, now=now)
@@ -95,22 +132,57 @@ class PushChannel:
     pusher: WebPusher | None
     name: str = "push"
     repeatable: bool = False  # a notification already shown would show again
+    _subscribed: dict[int, bool] = field(default_factory=dict, repr=False)  # customer id → has a browser
+
+    def preload(self, session: Session, cards: Sequence[Card]) -> None:
+        ids = [c.customer_id for c in cards]
+        found = set(session.scalars(select(WebPushSubscription.customer_id)
+                                    .where(WebPushSubscription.customer_id.in_(ids))))
+        self._subscribed = {i: i in found for i in ids}
 
     def reachable(self, session: Session, card: Card) -> bool:
-        return _consent(card, "push") and bool(session.scalar(
-            select(exists().where(WebPushSubscription.customer_id == card.customer_id))))
+        if not _consent(card, "push"):
+            return False
+        if card.customer_id not in self._subscribed:
+            self._subscribed[card.customer_id] = bool(session.scalar(
+                select(exists().where(WebPushSubscription.customer_id == card.customer_id))))
+        return self._subscribed[card.customer_id]
 
     def opted_out(self, session: Session, card: Card) -> bool:
         return _withdrawn(card, "push")
 
     def send(self, session: Session, *, delivery: Delivery, card: Card, message: Rendered, now: datetime) -> None:
-        payload = {"title": message.title or card.program.name, "body": message.body,
-                   "tag": f"campaign-{delivery.campaign_id}", "url": None}
-        sent = webpush.notify_customer(session, customer_id=card.customer_id, payload=payload, pusher=self.pusher,
+        sent = webpush.notify_customer(session, customer_id=card.customer_id,
+                                       payload=self._payload(delivery, card, message), pusher=self.pusher,
                                        now=now, topic=f"campaign{delivery.campaign_id}", card_id=card.id)
         if self.pusher is not None and sent == 0:
             raise SendFailed("no browser took the notification", retry=False)
         return None
+
+    def send_many(self, session: Session, *, items: Sequence[tuple[Delivery, Card, Rendered]], now: datetime
+                  ) -> list[str | None | SendFailed]:
+        """A batch's pushes side by side (``webpush.notify_many``); one result per item, in order."""
+        customers = [card.customer_id for _, card, _ in items]
+        if self.pusher is None or len(set(customers)) != len(customers):  # the outbox, or one customer twice
+            results: list[str | None | SendFailed] = []
+            for delivery, card, message in items:
+                try:
+                    with session.begin_nested():
+                        results.append(self.send(session, delivery=delivery, card=card, message=message, now=now))
+                except SendFailed as exc:
+                    results.append(exc)
+            return results
+        payloads = {card.customer_id: self._payload(delivery, card, message) for delivery, card, message in items}
+        campaign_ids = {delivery.campaign_id for delivery, _, _ in items}
+        topic = f"campaign{campaign_ids.pop()}" if len(campaign_ids) == 1 else None
+        sent = webpush.notify_many(session, payloads=payloads, pusher=self.pusher, now=now, topic=topic)
+        return [None if sent[card.customer_id] else SendFailed("no browser took the notification", retry=False)
+                for _, card, _ in items]
+
+    @staticmethod
+    def _payload(delivery: Delivery, card: Card, message: Rendered) -> dict[str, Any]:
+        return {"title": message.title or card.program.name, "body": message.body,
+                "tag": f"campaign-{delivery.campaign_id}", "url": None}
 
 
 @dataclass
@@ -119,17 +191,29 @@ class SmsChannel:
     sender: str
     name: str = "sms"
     repeatable: bool = False  # Twilio-style gateways have no idempotency key: a second POST is a second text
+    _stopped: dict[str, bool] = field(default_factory=dict, repr=False)  # phone → sent STOP to our sender
+
+    def preload(self, session: Session, cards: Sequence[Card]) -> None:
+        phones = [c.customer.phone for c in cards if c.customer.phone]
+        found = set(session.scalars(select(SmsOptOut.phone).where(SmsOptOut.phone.in_(phones),
+                                                                   SmsOptOut.sender == self.sender)))
+        self._stopped = {p: p in found for p in phones}
+
+    def _said_stop(self, session: Session, phone: str) -> bool:
+        if phone not in self._stopped:
+            self._stopped[phone] = bool(session.scalar(select(exists().where(
+                SmsOptOut.phone == phone, SmsOptOut.sender == self.sender))))
+        return self._stopped[phone]
 
     def reachable(self, session: Session, card: Card) -> bool:
         phone = card.customer.phone
         if not phone or not _consent(card, "sms"):
             return False
-        return not session.scalar(select(exists().where(SmsOptOut.phone == phone, SmsOptOut.sender == self.sender)))
+        return not self._said_stop(session, phone)
 
     def opted_out(self, session: Session, card: Card) -> bool:
         phone = card.customer.phone
-        return _withdrawn(card, "sms") or bool(phone and session.scalar(
-            select(exists().where(SmsOptOut.phone == phone, SmsOptOut.sender == self.sender))))
+        return _withdrawn(card, "sms") or bool(phone and self._said_stop(session, phone))
 
     def send(self, session: Session, *, delivery: Delivery, card: Card, message: Rendered, now: datetime) -> str:
         try:

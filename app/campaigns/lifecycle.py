@@ -10,11 +10,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.campaigns import audience, templating
 from app.errors import FieldError, InvalidInput, RuleViolation
-from app.models import CAMPAIGN_CHANNELS, Campaign, CampaignVariant, Program, Segment
+from app.models import CAMPAIGN_CHANNELS, Campaign, CampaignVariant, Program, Segment, Store
+
+MAX_GEO_STORES = 10  # Apple's locations and Google's merchantLocations hold 10 each
 
 TRANSITIONS: dict[str, set[str]] = {
     "draft": {"scheduled", "running", "cancelled"},
@@ -62,6 +65,10 @@ def create(session: Session, *, program: Program, name: str, variants: list[Vari
             errors.append(FieldError(f"variants.{n}.body", "the message cannot be empty"))
     if not (0 <= quiet_start_hour <= 23 and 0 <= quiet_end_hour <= 23):
         errors.append(FieldError("quiet_hours", "hours are 0 to 23"))
+    if ends_at is not None and ends_at <= now:
+        errors.append(FieldError("ends_at", "must be in the future"))
+    if geo_store_ids:
+        errors.extend(_check_geo(session, program, geo_store_ids, ends_at))
     if errors:
         raise InvalidInput("; ".join(f"{e.field}: {e.message}" for e in errors[:5]), errors=errors)
     campaign = Campaign(program_id=program.id, name=name, segment_id=segment.id if segment else None,
@@ -73,6 +80,26 @@ def create(session: Session, *, program: Program, name: str, variants: list[Vari
     session.add(campaign)
     session.flush()
     return campaign
+
+
+def _check_geo(session: Session, program: Program, store_ids: list[int], ends_at: datetime | None
+               ) -> list[FieldError]:
+    """A geo campaign names up to 10 of the programme's stores, each with coordinates, and ends."""
+    errors = []
+    if len(store_ids) > MAX_GEO_STORES or len(set(store_ids)) != len(store_ids):
+        errors.append(FieldError("geo_store_ids", f"name up to {MAX_GEO_STORES} stores, each once "
+                                                  "(a pass holds 10 locations)"))
+    stores = {s.id: s for s in session.scalars(select(Store).where(Store.id.in_(store_ids),
+                                                                    Store.program_id == program.id))}
+    unknown = [str(i) for i in store_ids if i not in stores]
+    if unknown:
+        errors.append(FieldError("geo_store_ids", f"not stores of this programme: {', '.join(unknown)}"))
+    unplaced = [s.name for s in stores.values() if s.latitude is None or s.longitude is None]
+    if unplaced:
+        errors.append(FieldError("geo_store_ids", f"set the coordinates of {', '.join(sorted(unplaced))} first"))
+    if ends_at is None:
+        errors.append(FieldError("ends_at", "a geo campaign needs an end: its stores stay on the cards until then"))
+    return errors
 
 
 def _move(campaign: Campaign, to: str, now: datetime) -> None:

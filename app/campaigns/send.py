@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from app.campaigns import templating
@@ -173,6 +173,9 @@ def prepare(session: Session, *, campaign_id: int, channels: Mapping[str, Channe
         .options(selectinload(Card.customer).selectinload(Customer.consents), selectinload(Card.tier),
                  selectinload(Card.program)))}
     variants = {v.id: v for v in campaign.variants}
+    for name in campaign.channels:
+        if name in channels:
+            channels[name].preload(session, list(cards.values()))
     for row in rows:
         if row.id in claimed.in_doubt and row.channel in channels and not channels[row.channel].repeatable:
             row.status, row.reason, row.lease_until, row.updated_at = "failed", "interrupted", None, now
@@ -190,22 +193,39 @@ def prepare(session: Session, *, campaign_id: int, channels: Mapping[str, Channe
 
 
 def transmit(session: Session, *, prepared: Prepared, now: datetime) -> Counter[str]:
-    """Hand each prepared message to its channel and write the outcome on its row."""
+    """Hand the prepared messages to their channels and write each outcome on its row. A channel with a
+    ``send_many`` takes its share of the batch at once (web push sends side by side); the others get one
+    message at a time, each in a savepoint so a failed send leaves nothing half-written."""
+    outcomes: dict[int, str | None | SendFailed] = {}
+    groups: dict[str, list[Outgoing]] = {}
     for item in prepared.outgoing:
-        row, channel = item.row, item.channel
-        try:
-            with session.begin_nested():
-                provider_id = channel.send(session, delivery=row, card=item.card, message=item.message, now=now)
-        except SendFailed as exc:
-            row.error, row.lease_until, row.updated_at = exc.reason[:500], None, now
-            if exc.retry and row.attempts < MAX_ATTEMPTS:
+        groups.setdefault(item.channel.name, []).append(item)
+    for items in groups.values():
+        channel = items[0].channel
+        send_many = getattr(channel, "send_many", None)
+        if send_many is not None:
+            results = send_many(session, items=[(i.row, i.card, i.message) for i in items], now=now)
+            outcomes.update((i.row.id, result) for i, result in zip(items, results, strict=True))
+            continue
+        for item in items:
+            try:
+                with session.begin_nested():
+                    outcomes[item.row.id] = channel.send(session, delivery=item.row, card=item.card,
+                                                         message=item.message, now=now)
+            except SendFailed as exc:
+                outcomes[item.row.id] = exc
+    for item in prepared.outgoing:
+        row, outcome = item.row, outcomes[item.row.id]
+        if isinstance(outcome, SendFailed):
+            row.error, row.lease_until, row.updated_at = outcome.reason[:500], None, now
+            if outcome.retry and row.attempts < MAX_ATTEMPTS:
                 row.status, row.not_before = "queued", now + RETRY_AFTER
                 prepared.outcomes["deferred"] += 1
             else:
                 row.status = "failed"
                 prepared.outcomes["failed"] += 1
             continue
-        row.status, row.provider_id, row.reason = "sent", provider_id, None
+        row.status, row.provider_id, row.reason = "sent", outcome, None
         row.sent_at, row.lease_until, row.error, row.updated_at = now, None, None, now
         prepared.outcomes["sent"] += 1
     prepared.outgoing = []
@@ -222,17 +242,23 @@ def send_batch(session: Session, *, campaign_id: int, channels: Mapping[str, Cha
     return BatchResult(claimed=prepared.claimed, outcomes=transmit(session, prepared=prepared, now=now))
 
 
-def settle(session: Session, *, campaign: Campaign, now: datetime) -> str:
-    """After a batch: pause on a high error rate, finish when nothing is left to send. Returns the state."""
-    counts = dict(session.execute(select(Delivery.status, func.count()).where(Delivery.campaign_id == campaign.id)
-                                  .group_by(Delivery.status)).all())
-    attempted = counts.get("sent", 0) + counts.get("delivered", 0) + counts.get("failed", 0)
-    failed = counts.get("failed", 0)
-    if (campaign.state == "running" and attempted >= MIN_FOR_AUTO_PAUSE
-            and failed * 100 > campaign.error_threshold_percent * attempted):
-        campaign.state = "paused"
-        campaign.pause_reason = f"{failed} of {attempted} deliveries failed (over {campaign.error_threshold_percent}%)"
-    elif campaign.state == "running" and not counts.get("queued") and not counts.get("sending"):
+def settle(session: Session, *, campaign: Campaign, now: datetime, failures: bool = True) -> str:
+    """After a batch: pause on a high error rate, finish when nothing is left to send. Returns the state.
+
+    Counting a campaign's rows reads all of them, so the error rate is counted only after a batch with a
+    failure (``failures``); whether anything is left is one indexed EXISTS."""
+    if campaign.state == "running" and failures:
+        counts = dict(session.execute(select(Delivery.status, func.count()).where(
+            Delivery.campaign_id == campaign.id, Delivery.status.in_(("sent", "delivered", "failed")))
+            .group_by(Delivery.status)).all())
+        attempted = counts.get("sent", 0) + counts.get("delivered", 0) + counts.get("failed", 0)
+        failed = counts.get("failed", 0)
+        if attempted >= MIN_FOR_AUTO_PAUSE and failed * 100 > campaign.error_threshold_percent * attempted:
+            campaign.state = "paused"
+            campaign.pause_reason = (f"{failed} of {attempted} deliveries failed "
+                                     f"(over {campaign.error_threshold_percent}%)")
+    if campaign.state == "running" and not session.scalar(select(exists().where(
+            Delivery.campaign_id == campaign.id, Delivery.status.in_(("queued", "sending"))))):
         campaign.state, campaign.finished_at = "finished", now
     campaign.updated_at = now
     session.flush()

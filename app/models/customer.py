@@ -87,6 +87,10 @@ class Card(Base):
     lifetime_spend: Mapped[Decimal] = mapped_column(MONEY, default=Decimal("0"))
     window_spend: Mapped[Decimal] = mapped_column(MONEY, default=Decimal("0"))
     offer_text: Mapped[str] = mapped_column(String(255), default="")
+    # A campaign's offer lasts until its end (then the beat clears it); a geo campaign's stores replace the
+    # nearest stores in the pass's locations and Google's merchantLocations meanwhile.
+    offer_until: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    geo_locations: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)  # [{latitude, longitude, name}]
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     version: Mapped[int] = mapped_column(default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -57,6 +57,7 @@ def _beat_schedule() -> dict[str, dict[str, Any]]:
         "resync-google": {"task": "app.tasks.passes.resync_google", "schedule": timedelta(minutes=5)},
         "recompute-rfm": {"task": "app.tasks.segments.recompute_rfm", "schedule": crontab(hour=3, minute=0)},
         "automations": {"task": "app.tasks.automations.daily_automations", "schedule": timedelta(hours=1)},
+        "end-offers": {"task": "app.tasks.campaigns.end_offers", "schedule": timedelta(minutes=5)},
         "tick-campaigns": {"task": "app.tasks.campaigns.tick_campaigns", "schedule": timedelta(minutes=1)},
         "purge-channel-messages": {"task": "app.tasks.outbox.purge_channel_messages",
                                    "schedule": timedelta(hours=24)},

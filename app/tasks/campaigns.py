@@ -18,7 +18,7 @@ from celery.signals import worker_shutting_down
 from flask import current_app
 from sqlalchemy import exists, or_, select
 
-from app.campaigns import lifecycle, send
+from app.campaigns import lifecycle, offers, send
 from app.campaigns.channels import Channel, PushChannel, SmsChannel, WalletChannel
 from app.channels.registry import EXTENSION, Channels, ChannelUnavailable
 from app.database import sessions
@@ -31,7 +31,7 @@ SENDERS = 4  # batch senders started per kick; more workers simply take more of 
 # Deliveries per batch: two commits each (the intent, then the outcomes). A worker killed outright leaves
 # at most this many rows in doubt; wallet rows are sent again, web-push and SMS rows fail as "interrupted"
 # (send.prepare). Small enough to bound that, large enough not to pay two commits per message.
-BATCH = 25
+BATCH = 50
 
 _stopping = threading.Event()
 
@@ -91,7 +91,8 @@ def send_campaign(campaign_id: int) -> dict[str, Any]:
             session.commit()  # the intent: from here a dead worker's rows are known to be in doubt
             outcomes = send.transmit(session, prepared=prepared, now=utcnow())
             campaign = session.get(Campaign, campaign_id)
-            state = send.settle(session, campaign=campaign, now=utcnow()) if campaign else "gone"
+            state = send.settle(session, campaign=campaign, now=utcnow(),
+                                failures=any(k.startswith("failed") for k in outcomes)) if campaign else "gone"
             session.commit()
         for outcome, n in outcomes.items():
             totals[outcome] = totals.get(outcome, 0) + n
@@ -119,3 +120,16 @@ def tick_campaigns() -> int:
     for campaign_id in waiting:
         kick(campaign_id, senders=1)
     return len(due) + len(waiting)
+
+
+@shared_task
+def end_offers() -> int:
+    """Beat, every 5 minutes: campaign offers (and a geo campaign's stores) leave the cards when the
+    campaign ends; one transaction per 500 cards."""
+    total = 0
+    while True:
+        with sessions().begin() as session:
+            ended = offers.end_due(session, now=utcnow())
+        total += ended
+        if ended < 500:
+            return total

@@ -33,6 +33,9 @@ _NEARBY = {
 }
 
 
+GEO_TEXT_LENGTH = 100  # a lock-screen line; the whole offer is on the pass's front
+
+
 def card_by_serial(session: Session, serial: str) -> Card | None:
     return session.scalar(select(Card).where(Card.serial == serial))
 
@@ -54,6 +57,12 @@ def nearest_stores(stores: Sequence[Store], home: Store | None, limit: int = MAX
     if home is not None and home.latitude is not None and home.longitude is not None:
         placed.sort(key=lambda s: (_distance_km(home, s), s.id))
     return placed[:limit]
+
+
+def _geo_locations(card: Card) -> tuple[Location, ...]:
+    """A geo campaign's stores, each with the offer as its lock-screen text, while the offer lasts."""
+    text = card.offer_text[:GEO_TEXT_LENGTH]
+    return tuple(Location(p["latitude"], p["longitude"], text or p["name"]) for p in card.geo_locations or ())
 
 
 def pass_content(session: Session, card: Card, *, base_url: str) -> PassContent:
@@ -87,8 +96,9 @@ def pass_content(session: Session, card: Card, *, base_url: str) -> PassContent:
         terms=program.terms,
         card_page_url=card_links(card, base_url)["page"],
         stores="\n".join(f"{s.name}: {s.address}" if s.address else s.name for s in nearby),
-        locations=tuple(Location(s.latitude, s.longitude, template.format(store=s.name))  # type: ignore[arg-type]
-                        for s in nearby),
+        locations=_geo_locations(card) or tuple(
+            Location(s.latitude, s.longitude, template.format(store=s.name))  # type: ignore[arg-type]
+            for s in nearby),
         voided=card.status == "voided",
     )
 

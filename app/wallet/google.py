@@ -116,6 +116,9 @@ def changing_fields(card: Card) -> dict[str, Any]:
     }
     if card.tier is not None:
         fields["rewardsTier"] = card.tier.name
+    # A geo campaign's stores while its offer lasts; an empty list clears them afterwards (PATCH replaces it).
+    fields["merchantLocations"] = [{"latitude": p["latitude"], "longitude": p["longitude"]}
+                                   for p in (card.geo_locations or [])[:MAX_LOCATIONS]]
     return fields
 
 

@@ -239,6 +239,7 @@ def test_real_workers_send_a_campaign_once_through_a_crash(committing_app: Flask
             if worker is not None and worker.poll() is None:
                 worker.terminate()
                 worker.wait(30)
+        app.extensions[CHANNELS].close()
     assert b"Traceback" not in (tmp_path / "second.log").read_bytes(), (tmp_path / "second.log").read_text()[-3000:]
 
     with factory() as session:

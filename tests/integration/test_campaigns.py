@@ -321,3 +321,29 @@ def test_failed_deliveries_can_be_retried_from_the_log(db_session: Session, make
     assert campaign.state == "running"
     assert run(db_session, campaign) == Counter({"sent": 1})
     assert (row.status, row.error) == ("sent", None)
+
+
+def test_a_high_error_rate_pauses_the_campaign(db_session: Session, make_card: Callable[..., Any],
+                                               program: Any) -> None:
+    from app.campaigns.channels import SendFailed
+
+    class RefusingGateway(SmsChannel):
+        def send(self, session: Session, **_: Any) -> str:
+            raise SendFailed("sms failed: 30007 (carrier violation)", retry=False)
+
+    for _ in range(30):
+        customer(db_session, make_card, program, consents={"sms": True})
+    campaign = lifecycle.create(db_session, program=program, name="Broken", channels=["sms"],
+                                variants=[VariantSpec("A", "Hello")], now=NOON_UTC)
+    lifecycle.start(db_session, campaign=campaign, now=NOON_UTC)
+    broken = {"sms": RefusingGateway(client=None, sender="Tallypass")}
+    states = []
+    while campaign.state == "running":
+        result = send.send_batch(db_session, campaign_id=campaign.id, channels=broken, base_url=BASE, now=NOON_UTC,
+                                 limit=10)
+        states.append(send.settle(db_session, campaign=campaign, now=NOON_UTC,
+                                  failures=bool(result.outcomes["failed"])))
+    assert states == ["running", "paused"]  # 10 failures are too few to judge; 20 of 20 are not
+    assert campaign.pause_reason == f"20 of 20 deliveries failed (over {campaign.error_threshold_percent}%)"
+    assert db_session.scalar(select(func.count()).select_from(Delivery).where(
+        Delivery.campaign_id == campaign.id, Delivery.status == "queued")) == 10  # the rest wait for a decision

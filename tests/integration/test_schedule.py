@@ -12,6 +12,7 @@ def test_every_scheduled_job_is_a_registered_task(app):
         "app.tasks.passes.resync_google",
         "app.tasks.outbox.purge_channel_messages",
         "app.tasks.campaigns.tick_campaigns",
+        "app.tasks.campaigns.end_offers",
         "app.tasks.automations.daily_automations",
         "app.tasks.segments.recompute_rfm",
     }
