@@ -39,6 +39,7 @@ import logging
 import os
 import re
 import secrets
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -110,6 +111,9 @@ class FakePushService(LiveHttpFake):
         self.received: dict[str, list[dict[str, Any]]] = {}
         self.requests: list[RecordedPush] = []
         self._faults: dict[str, list[_Fault]] = {}
+        self._hold_after: int | None = None
+        self._gate = threading.Event()
+        self.held = 0  # requests waiting at the gate
         self._init_live()
 
     # ---------------------------------------------------------------------------- public API
@@ -163,6 +167,18 @@ class FakePushService(LiveHttpFake):
                 _Fault(status, times, None if retry_after is None else str(retry_after), message)
             )
 
+    def hold_after(self, count: int) -> None:
+        """Once ``count`` messages have arrived in all, hold every further request until ``release()``:
+        a sender is then caught halfway through a batch (``held`` says how many wait)."""
+        with self._lock:
+            self._hold_after = count
+            self._gate.clear()
+
+    def release(self) -> None:
+        with self._lock:
+            self._hold_after = None
+        self._gate.set()
+
     def messages(self, endpoint_or_id: str) -> list[dict[str, Any]]:
         with self._lock:
             return list(self.received[self.id_of(endpoint_or_id)])
@@ -193,6 +209,12 @@ class FakePushService(LiveHttpFake):
             return response
         sub_id = match.group(1)
         body = request.get_data()  # read whatever happens, so the kept-alive connection stays in step
+        with self._lock:
+            holding = self._hold_after is not None and sum(map(len, self.received.values())) >= self._hold_after
+            if holding:
+                self.held += 1
+        if holding:
+            self._gate.wait(60)
         with self._lock:
             fault = self._take_fault(sub_id)
             subscription = self.subscriptions.get(sub_id)
