@@ -117,6 +117,16 @@ class Settings(BaseSettings):
         fallback = DEV_CERTS_DIR / name
         return fallback if self.env == "development" and fallback.is_file() else None
 
+    def environment(self) -> dict[str, str]:
+        """These settings as ``TALLYPASS_*`` variables, for a child process (a worker started by a test or a
+        benchmark) that must run with the same configuration. Holds the secrets: never log it."""
+        env = {}
+        for name, value in self.model_dump().items():
+            if value is not None:
+                env[f"TALLYPASS_{name.upper()}"] = str(value.get_secret_value() if isinstance(value, SecretStr)
+                                                      else value)
+        return env
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")

@@ -227,11 +227,7 @@ def main() -> int:
             apple_pass_cert=certs / "pass-cert.pem", apple_pass_key=certs / "pass-key.pem",
             apple_wwdr_cert=certs / "wwdr.pem", vapid_private_key=certs / "vapid-private.pem",
             vapid_subject="mailto:ops@tallypass.test", log_level="WARNING")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TALLYPASS_")}
-        for name, value in settings.model_dump().items():
-            if value is not None:
-                env[f"TALLYPASS_{name.upper()}"] = str(value.get_secret_value() if hasattr(value, "get_secret_value")
-                                                      else value)
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("TALLYPASS_")}, **settings.environment()}
         app = create_app(settings)
         engine = make_engine(url, pool_size=2)
         app.extensions[SESSIONS] = make_session_factory(engine, dispatch=outbox_tasks.dispatch_events)

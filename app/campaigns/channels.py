@@ -160,18 +160,12 @@ class PushChannel:
         return None
 
     def send_many(self, session: Session, *, items: Sequence[tuple[Delivery, Card, Rendered]], now: datetime
-                  ) -> list[str | None | SendFailed]:
-        """A batch's pushes side by side (``webpush.notify_many``); one result per item, in order."""
+                  ) -> list[str | None | SendFailed] | None:
+        """A batch's pushes side by side (``webpush.notify_many``); one result per item, in order. None
+        (send them one by one) in outbox mode, or when one customer appears twice in the batch."""
         customers = [card.customer_id for _, card, _ in items]
-        if self.pusher is None or len(set(customers)) != len(customers):  # the outbox, or one customer twice
-            results: list[str | None | SendFailed] = []
-            for delivery, card, message in items:
-                try:
-                    with session.begin_nested():
-                        results.append(self.send(session, delivery=delivery, card=card, message=message, now=now))
-                except SendFailed as exc:
-                    results.append(exc)
-            return results
+        if self.pusher is None or len(set(customers)) != len(customers):
+            return None
         payloads = {card.customer_id: self._payload(delivery, card, message) for delivery, card, message in items}
         campaign_ids = {delivery.campaign_id for delivery, _, _ in items}
         topic = f"campaign{campaign_ids.pop()}" if len(campaign_ids) == 1 else None

@@ -203,8 +203,9 @@ def transmit(session: Session, *, prepared: Prepared, now: datetime) -> Counter[
     for items in groups.values():
         channel = items[0].channel
         send_many = getattr(channel, "send_many", None)
-        if send_many is not None:
-            results = send_many(session, items=[(i.row, i.card, i.message) for i in items], now=now)
+        results = send_many(session, items=[(i.row, i.card, i.message) for i in items], now=now) \
+            if send_many is not None else None
+        if results is not None:
             outcomes.update((i.row.id, result) for i, result in zip(items, results, strict=True))
             continue
         for item in items:

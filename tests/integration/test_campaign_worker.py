@@ -74,14 +74,7 @@ def _zone_at(hour: int) -> str:
 
 def _worker_env(settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TALLYPASS_")}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        env[f"TALLYPASS_{name.upper()}"] = str(value)
-    env["TALLYPASS_LOG_LEVEL"] = "WARNING"
-    return env
+    return {**env, **settings.environment(), "TALLYPASS_LOG_LEVEL": "WARNING"}
 
 
 def _start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

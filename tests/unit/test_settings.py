@@ -312,3 +312,17 @@ def test_empty_instance_key_file_is_not_used_as_the_key(tmp_path: Path) -> None:
     (tmp_path / "instance").mkdir()
     (tmp_path / "instance" / "secret_key").write_text("")
     assert len(make().resolved_secret_key()) >= MIN_SECRET_KEY_LENGTH
+
+
+def test_the_environment_of_a_child_process_gives_the_same_settings(monkeypatch) -> None:
+    from pathlib import Path
+
+    from app.settings import Settings
+
+    parent = Settings(_env_file=None, env="testing", secret_key="s" * 40, campaign_lease_seconds=5,
+                      apns_ca_file=Path("certs/apns-ca.pem"), sms_provider="twilio", sms_auth_token="token-1234")
+    for name, value in parent.environment().items():
+        monkeypatch.setenv(name, value)
+    child = Settings(_env_file=None)
+    assert child == parent
+    assert child.sms_auth_token is not None and child.sms_auth_token.get_secret_value() == "token-1234"
