@@ -7,9 +7,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import event, inspect
+from sqlalchemy import event, insert, inspect
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.db import utcnow
 from app.models import OutboxEvent
 
 log = logging.getLogger(__name__)
@@ -23,6 +24,18 @@ def emit(session: Session, topic: str, payload: dict[str, Any]) -> OutboxEvent:
     session.add(ev)
     session.info.setdefault(_PENDING, []).append(ev)
     return ev
+
+
+def emit_many(session: Session, topic: str, payloads: list[dict[str, Any]]) -> list[int]:
+    """``emit`` for many events of one topic in one INSERT; returns their ids."""
+    if not payloads:
+        return []
+    now = utcnow()
+    ids = list(session.scalars(insert(OutboxEvent).returning(OutboxEvent.id),
+                               [{"topic": topic, "payload": p, "created_at": now, "attempts": 0} for p in payloads]))
+    for event_id in ids:
+        track(session, event_id)
+    return ids
 
 
 def track(session: Session, event_id: int) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from app.campaigns.templating import Rendered
-from app.channels.google_wallet import GoogleWalletClient
+from app.channels.google_wallet import GoogleConfigError, GoogleWalletClient, GoogleWalletError
 from app.channels.sms import SmsClient, SmsUnavailable
 from app.channels.webpush import WebPusher
 from app.loyalty import ledger
@@ -110,20 +110,44 @@ class WalletChannel:
         return _withdrawn(card, "wallet")
 
     def send(self, session: Session, *, delivery: Delivery, card: Card, message: Rendered, now: datetime) -> str:
-        campaign = session.get(Campaign, delivery.campaign_id)
-        card.offer_text = message.body[:OFFER_LENGTH]
-        card.offer_until = campaign.ends_at if campaign else None
-        if campaign and campaign.geo_store_ids:
-            if campaign.id not in self._geo:  # once per sender, not per message
-                self._geo[campaign.id] = geo_locations(session, campaign)
-            card.geo_locations = self._geo[campaign.id]
-        else:
-            card.geo_locations = None
-        ledger.touch(session, card, now=now, reasons=["offer"], campaign_id=delivery.campaign_id)
+        result = self.send_many(session, items=[(delivery, card, message)], now=now)[0]
+        if isinstance(result, SendFailed):
+            raise result
+        return result
+
+    def send_many(self, session: Session, *, items: Sequence[tuple[Delivery, Card, Rendered]], now: datetime
+                  ) -> list[str | None | SendFailed]:
+        """A batch's offers written on their cards together (``ledger.touch_many``: one UPDATE, one INSERT
+        of the events whose APNs pushes follow), then a Google message for each card that has an object
+        there, each in a savepoint. One result per item, in order."""
+        by_campaign: dict[int, list[tuple[Card, dict[str, Any]]]] = {}
+        for delivery, card, message in items:
+            campaign = session.get(Campaign, delivery.campaign_id)
+            by_campaign.setdefault(delivery.campaign_id, []).append((card, {
+                "offer_text": message.body[:OFFER_LENGTH], "offer_until": campaign.ends_at if campaign else None,
+                "geo_locations": self._geo_for(session, campaign)}))
+        for campaign_id, changes in by_campaign.items():
+            ledger.touch_many(session, changes, now=now, reasons=["offer"], campaign_id=campaign_id)
+        return [self._google_message(session, delivery, card, message, now) for delivery, card, message in items]
+
+    def _geo_for(self, session: Session, campaign: Campaign | None) -> list[dict[str, Any]] | None:
+        if campaign is None or not campaign.geo_store_ids:
+            return None
+        if campaign.id not in self._geo:  # once per sender, not per message
+            self._geo[campaign.id] = geo_locations(session, campaign)
+        return self._geo[campaign.id]
+
+    def _google_message(self, session: Session, delivery: Delivery, card: Card, message: Rendered,
+                        now: datetime) -> str | SendFailed:
         if self.google_setup is not None and self._on_google(session, card):  # not for an Apple-only card
-            google.send_message(session, setup=self.google_setup, card=card, header=message.title or card.program.name,
-                                body=message.body, message_id=f"campaign-{delivery.campaign_id}",
-                                client=self.google_client, now=now)
+            try:
+                with session.begin_nested():
+                    google.send_message(session, setup=self.google_setup, card=card,
+                                        header=message.title or card.program.name, body=message.body,
+                                        message_id=f"campaign-{delivery.campaign_id}", client=self.google_client,
+                                        now=now)
+            except GoogleWalletError as exc:  # the pass has the offer; trying again repeats it invisibly
+                return SendFailed(f"google wallet: {exc}", retry=not isinstance(exc, GoogleConfigError))
         return f"card-version-{card.version}"
 
 

@@ -20,8 +20,6 @@ def end_due(session: Session, *, now: datetime, limit: int = 500) -> int:
     """Clear up to ``limit`` offers whose end has passed; returns how many (call again while it is ``limit``)."""
     cards = list(session.scalars(select(Card).where(Card.offer_until <= now).order_by(Card.id).limit(limit)
                                  .with_for_update(skip_locked=True)))
-    for card in cards:
-        card.offer_text, card.offer_until, card.geo_locations = "", None, None
-        ledger.touch(session, card, now=now, reasons=["offer-ended"])
-    session.flush()
+    ledger.touch_many(session, [(card, {"offer_text": "", "offer_until": None, "geo_locations": None})
+                                for card in cards], now=now, reasons=["offer-ended"])
     return len(cards)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from celery import shared_task
@@ -26,7 +26,7 @@ from app.channels.google_wallet import GoogleConfigError, GoogleWalletError
 from app.channels.registry import EXTENSION, Channels, ChannelUnavailable, GoogleWallet
 from app.database import sessions
 from app.db import utcnow
-from app.models import Card, ChannelMessage, GoogleObject, Program
+from app.models import Card, ChannelMessage, GoogleClass, GoogleObject, Program
 from app.wallet import apple, google
 
 log = logging.getLogger(__name__)
@@ -117,12 +117,17 @@ def sync_google_cards(session: Session, payloads: list[dict[str, Any]]) -> None:
     if not changes or wallet is None:
         return
     now = utcnow()
-    cards = session.scalars(select(Card).where(Card.id.in_(sorted(changes))).order_by(Card.id)
-                            .options(selectinload(Card.program), selectinload(Card.customer), selectinload(Card.tier)))
+    cards = list(session.scalars(select(Card).where(Card.id.in_(sorted(changes))).order_by(Card.id).options(
+        selectinload(Card.program), selectinload(Card.customer), selectinload(Card.tier))))
+    rows = google.object_rows(session, setup=wallet.setup, cards=cards)
+    # Without a client (outbox mode) nothing can fail half-way: no savepoint per card, and each programme's
+    # class is checked once. With one, each card's calls are undone alone when Google fails.
+    classes: dict[int, GoogleClass] | None = {} if wallet.client is None else None
     for card in cards:
-        with _at_google(session, f"syncing card {card.id}"):
+        with _at_google(session, f"syncing card {card.id}") if wallet.client is not None else nullcontext():
             google.sync_card(session, setup=wallet.setup, card=card, client=wallet.client, now=now,
-                             notify=bool(changes[card.id] & google.NOTIFY_REASONS))
+                             notify=bool(changes[card.id] & google.NOTIFY_REASONS), row=rows[card.id],
+                             classes=classes)
 
 
 def create_google_object(session: Session, payload: dict[str, Any]) -> None:

@@ -174,21 +174,36 @@ def ensure_class(session: Session, *, setup: GoogleSetup, program: Program, clie
 
 
 def _object_row(session: Session, card: Card, setup: GoogleSetup) -> GoogleObject:
-    row = session.scalar(select(GoogleObject).where(GoogleObject.card_id == card.id).with_for_update())
-    if row is None:
-        row = GoogleObject(card_id=card.id, object_id=object_id(setup, card), notifications=[])
-        session.add(row)
+    return object_rows(session, setup=setup, cards=[card])[card.id]
+
+
+def object_rows(session: Session, *, setup: GoogleSetup, cards: Iterable[Card]) -> dict[int, GoogleObject]:
+    """The cards' object rows, locked (their notification budgets change under the lock), the missing ones
+    created: one query and one flush for a whole batch of cards."""
+    cards = list(cards)
+    rows = {row.card_id: row for row in session.scalars(
+        select(GoogleObject).where(GoogleObject.card_id.in_([c.id for c in cards])).with_for_update())}
+    missing = [GoogleObject(card_id=c.id, object_id=object_id(setup, c), notifications=[])
+               for c in cards if c.id not in rows]
+    if missing:
+        session.add_all(missing)
         session.flush()
-    return row
+        rows.update((row.card_id, row) for row in missing)
+    return rows
 
 
 def ensure_object(session: Session, *, setup: GoogleSetup, card: Card, client: GoogleWalletClient | None,
-                  now: datetime) -> GoogleObject:
-    """The card's object at Google (inserted at enrolment), and the class it needs first."""
-    row = _object_row(session, card, setup)
+                  now: datetime, row: GoogleObject | None = None,
+                  classes: dict[int, GoogleClass] | None = None) -> GoogleObject:
+    """The card's object at Google (inserted at enrolment), and the class it needs first. A batch passes the
+    card's ``row`` (``object_rows``) and a ``classes`` dict, so each programme's class is checked once."""
+    row = row if row is not None else _object_row(session, card, setup)
     if row.inserted_at is not None or (client is None and row.synced_version > 0):
         return row  # at Google already, or its insert is in the outbox
-    google_class = ensure_class(session, setup=setup, program=card.program, client=client, now=now)
+    classes = {} if classes is None else classes
+    if card.program_id not in classes:
+        classes[card.program_id] = ensure_class(session, setup=setup, program=card.program, client=client, now=now)
+    google_class = classes[card.program_id]
     resource = object_resource(setup, card)
     if client is None:
         _record(session, method="POST", path="loyaltyObject", body=resource, card_id=card.id,
@@ -216,10 +231,12 @@ def _notified(row: GoogleObject, now: datetime) -> None:
 
 
 def sync_card(session: Session, *, setup: GoogleSetup, card: Card, notify: bool,
-              client: GoogleWalletClient | None, now: datetime) -> bool:
+              client: GoogleWalletClient | None, now: datetime, row: GoogleObject | None = None,
+              classes: dict[int, GoogleClass] | None = None) -> bool:
     """Bring the card's object up to the card's version: a PATCH of the fields that follow the card,
-    notifying only when asked and within the budget. Returns whether the phone was notified."""
-    row = ensure_object(session, setup=setup, card=card, client=client, now=now)
+    notifying only when asked and within the budget. Returns whether the phone was notified. ``row`` and
+    ``classes``: see ``ensure_object``."""
+    row = ensure_object(session, setup=setup, card=card, client=client, now=now, row=row, classes=classes)
     if row.synced_version >= card.version:
         return False
     body = changing_fields(card)

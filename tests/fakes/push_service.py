@@ -114,6 +114,10 @@ class FakePushService(LiveHttpFake):
         self._hold_after: int | None = None
         self._gate = threading.Event()
         self.held = 0  # requests waiting at the gate
+        # (token, key) → (JWT header, claims) of a signature already verified: a sender reuses its VAPID
+        # token for hours, and a busy push service need not verify the same ECDSA signature on every
+        # message. The claims (exp, sub) are still checked on every request.
+        self._verified: dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any]]] = {}
         self._init_live()
 
     # ---------------------------------------------------------------------------- public API
@@ -280,14 +284,19 @@ class FakePushService(LiveHttpFake):
             raise _Refusal(401, "k is not a base64url P-256 public key") from None
         if subscription.application_server_key is not None and raw_key != subscription.application_server_key:
             raise _Refusal(403, "The VAPID key does not match the one the subscription was made with")
-        try:
-            header_fields = jwt.get_unverified_header(params["t"])
-            claims = jwt.decode(
-                params["t"], public_key, algorithms=["ES256"], audience=self.origin,
-                options={"verify_exp": False, "require": ["aud", "exp", "sub"]},
-            )
-        except jwt.InvalidTokenError as exc:
-            raise _Refusal(403, f"Invalid VAPID token: {exc}") from None
+        verified = self._verified.get((params["t"], params["k"]))
+        if verified is None:
+            try:
+                verified = (jwt.get_unverified_header(params["t"]), jwt.decode(
+                    params["t"], public_key, algorithms=["ES256"], audience=self.origin,
+                    options={"verify_exp": False, "require": ["aud", "exp", "sub"]},
+                ))
+            except jwt.InvalidTokenError as exc:
+                raise _Refusal(403, f"Invalid VAPID token: {exc}") from None
+            if len(self._verified) >= 64:
+                self._verified.clear()
+            self._verified[(params["t"], params["k"])] = verified
+        header_fields, claims = verified
         if header_fields.get("typ", "JWT").upper() != "JWT":
             raise _Refusal(403, "The VAPID token's typ must be JWT")
         exp, now = claims["exp"], self.clock()

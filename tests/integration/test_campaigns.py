@@ -347,3 +347,33 @@ def test_a_high_error_rate_pauses_the_campaign(db_session: Session, make_card: C
     assert campaign.pause_reason == f"20 of 20 deliveries failed (over {campaign.error_threshold_percent}%)"
     assert db_session.scalar(select(func.count()).select_from(Delivery).where(
         Delivery.campaign_id == campaign.id, Delivery.status == "queued")) == 10  # the rest wait for a decision
+
+
+def test_offers_bump_the_version_the_database_has(db_session: Session, make_card: Callable[..., Any],
+                                                  program: Any) -> None:
+    """A batch's offers are written in one statement that adds one to each card's version as stored, so a
+    purchase committed after the batch loaded its cards is not written over (its version would repeat, and
+    the phone would never fetch one of the two passes)."""
+    from sqlalchemy import update
+
+    from app.models import Card, OutboxEvent
+
+    cards = [customer(db_session, make_card, program, consents={"wallet": True}, wallet=True) for _ in range(3)]
+    campaign = lifecycle.create(db_session, program=program, name="Offer", channels=["wallet"],
+                                variants=[VariantSpec("A", "{{ first_name }}: 2x points")], now=NOON_UTC)
+    lifecycle.start(db_session, campaign=campaign, now=NOON_UTC)
+    before = {c.id: c.version for c in cards}
+    db_session.execute(update(Card).where(Card.id == cards[1].id).values(version=Card.version + 5),
+                       execution_options={"synchronize_session": False})  # another writer, unseen by the ORM
+    assert run(db_session, campaign) == Counter({"sent": 3})
+    stored = dict(db_session.execute(select(Card.id, Card.version).where(Card.id.in_(before))).all())
+    assert stored == {cards[0].id: before[cards[0].id] + 1, cards[1].id: before[cards[1].id] + 6,
+                      cards[2].id: before[cards[2].id] + 1}
+    assert {c.id: c.version for c in cards} == stored  # the objects in the session agree
+    assert all(c.offer_text == "Ana: 2x points" for c in cards)
+    events = db_session.scalars(select(OutboxEvent).where(OutboxEvent.topic == "card.changed")).all()
+    offers = {e.payload["card_id"]: e.payload for e in events if "offer" in e.payload["reasons"]}
+    assert {i: p["version"] for i, p in offers.items()} == stored
+    assert {p["campaign_id"] for p in offers.values()} == {campaign.id}
+    rows = db_session.scalars(select(Delivery).where(Delivery.campaign_id == campaign.id)).all()
+    assert {r.card_id: r.provider_id for r in rows} == {i: f"card-version-{v}" for i, v in stored.items()}

@@ -248,3 +248,47 @@ def test_a_broken_google_key_file_does_not_hold_back_the_events(
     buy(pos, enrol(pos)["card"]["barcode"], "R-1")
     assert db_session.scalar(select(OutboxEvent).where(OutboxEvent.processed_at.is_(None))) is None
     assert any("google-service-account.json" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+
+
+def test_a_campaign_message_google_could_not_take_waits_for_a_retry(shop: Any, fake: FakeGoogleWallet,
+                                                                    db_session: Session, app: Flask) -> None:
+    """The wallet channel writes a batch's offers on the cards together, then adds each Google message on its
+    own: Google failing for one card defers that delivery alone (the others are sent), and the retry adds the
+    message once."""
+    from collections import Counter
+
+    from app.campaigns import lifecycle, send
+    from app.campaigns.channels import WalletChannel
+    from app.campaigns.lifecycle import VariantSpec
+    from app.loyalty import enrollment
+    from app.models import Delivery
+
+    program, pos = shop
+    cards = [card_of(db_session, enrol(pos, phone=f"+3736900011{n}")) for n in range(2)]
+    now = utcnow()
+    for card in cards:
+        enrollment.set_consents(db_session, customer=card.customer, consents={"wallet": True}, source="test", now=now)
+    with app.app_context():
+        wallet = app.extensions[CHANNELS].google()
+    channels = {"wallet": WalletChannel(google_setup=wallet.setup, google_client=wallet.client)}
+    campaign = lifecycle.create(db_session, program=program, name="Weekend", channels=["wallet"],
+                                variants=[VariantSpec("A", "Double points", title="Weekend")],
+                                quiet_start_hour=0, quiet_end_hour=0, now=now)  # any hour of the day
+    lifecycle.start(db_session, campaign=campaign, now=now)
+    fake.fail("GET", f"{OBJECTS}/{ISSUER}.{cards[0].serial}", 503, times=4, retry_after=0)
+
+    result = send.send_batch(db_session, campaign_id=campaign.id, channels=channels, base_url="https://t.test", now=now)
+    assert result.outcomes == Counter({"sent": 1, "deferred": 1})
+    rows = {d.card_id: d for d in db_session.scalars(select(Delivery).where(Delivery.campaign_id == campaign.id))}
+    waiting = rows[cards[0].id]
+    assert waiting.status == "queued" and waiting.error.startswith("google wallet:") and waiting.not_before > now
+    assert [m["body"] for m in remote(fake, cards[1])["messages"]] == ["Double points"]
+    assert remote(fake, cards[0]).get("messages", []) == []
+    assert cards[0].offer_text == "Double points"  # the pass has it either way
+
+    later = now + send.RETRY_AFTER + timedelta(minutes=1)
+    result = send.send_batch(db_session, campaign_id=campaign.id, channels=channels, base_url="https://t.test",
+                             now=later)
+    assert result.outcomes == Counter({"sent": 1})
+    assert (waiting.status, waiting.error) == ("sent", None)
+    assert [m["body"] for m in remote(fake, cards[0])["messages"]] == ["Double points"]
