@@ -33,6 +33,7 @@ run: install
 	@echo "  Tallypass is starting on http://$(HOST):$(PORT)"
 	@echo "    health check   http://$(HOST):$(PORT)/healthz"
 	@echo "    POS API        http://$(HOST):$(PORT)/api/v1/pos/  (signed; see README.md)"
+	@echo "    dashboard      http://$(HOST):$(PORT)/dashboard/  (make an account: .venv/bin/flask --app app user create EMAIL --role admin)"
 	@echo
 	TALLYPASS_BASE_URL=$${TALLYPASS_BASE_URL:-http://$(HOST):$(PORT)} $(FLASK) run --host $(HOST) --port $(PORT)
 

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     campaign_lease_seconds: int = Field(default=300, ge=5, le=3600)
     # Public form posts (sign-up, one-time codes) per client address.
     form_rate_limit: str = "10/minute;60/hour"
+    # Dashboard sign-in attempts per e-mail address (on top of the per-address form limit).
+    login_rate_limit: str = "5/minute;30/hour"
 
     apple_pass_type_id: str = "pass.dev.tallypass.loyalty"  # noqa: S105 (an identifier)
     apple_team_id: str = "TALLYDEV01"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
@@ -39,3 +41,23 @@ def check_password(user: User, password: str) -> bool:
         return _hasher.verify(user.password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+# Verified against when the e-mail is unknown, so a login takes as long whether or not the account exists.
+_UNKNOWN = _hasher.hash("no account has this password")
+
+
+def authenticate(session: Session, *, email: str, password: str, now: datetime) -> User | None:
+    """The active user with this e-mail and password, or None (which of the two was wrong is not said).
+    Records the login time, and re-hashes a password stored with older argon2 parameters."""
+    user = session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None or not user.is_active:
+        check_password(User(password_hash=_UNKNOWN), password)
+        return None
+    if not check_password(user, password):
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    user.last_login_at = now
+    session.flush()
+    return user

@@ -14,11 +14,12 @@ from app.models.google import GoogleClass, GoogleObject
 from app.models.ledger import LEDGER_KINDS, BonusEvent, LedgerEntry, Purchase, Refund, Reward
 from app.models.merchant import USER_ROLES, ApiToken, PosCredential, Store, User
 from app.models.messaging import PhoneCheck, SmsMessage, SmsOptOut
-from app.models.ops import ChannelMessage, IdempotencyRecord, OutboxEvent
+from app.models.ops import AuditEvent, ChannelMessage, IdempotencyRecord, OutboxEvent
 from app.models.program import BONUS_PERIODS, CARD_KINDS, BonusRule, Program, Tier
 from app.models.segments import SEGMENT_KINDS, Segment, SegmentMember
 
 __all__ = [
+    "AuditEvent",
     "CAMPAIGN_CHANNELS",
     "CAMPAIGN_STATES",
     "DELIVERY_STATES",

@@ -22,7 +22,7 @@ MAX_REQUEST_ID = 64
 
 
 def init_app(app: Flask) -> None:
-    from app.web import api, auth, card, forms, health, i18n, join, media, passkit, pos, ratelimit, sms
+    from app.web import api, auth, card, dashboard, forms, health, i18n, join, media, passkit, pos, ratelimit, sms
 
     auth.init_app(app)
     ratelimit.init_app(app)
@@ -36,6 +36,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(join.bp)
     app.register_blueprint(sms.bp)
     app.register_blueprint(api.bp)
+    dashboard.init_app(app)
 
     app.before_request(_assign_request_id)
     app.after_request(_security_headers)

@@ -14,6 +14,7 @@ from app.errors import RateLimited
 
 EXTENSION = "tallypass.ratelimit"
 IP_EXTENSION = "tallypass.ratelimit.ip"
+LOGIN_EXTENSION = "tallypass.ratelimit.login"
 log = logging.getLogger(__name__)
 
 
@@ -49,6 +50,7 @@ def init_app(app: Flask) -> None:
     storage_uri = broker if broker.startswith(("redis://", "rediss://")) else "memory://"
     app.extensions[EXTENSION] = Limiter(settings.pos_rate_limit, storage_uri)
     app.extensions[IP_EXTENSION] = Limiter(settings.form_rate_limit, storage_uri)
+    app.extensions[LOGIN_EXTENSION] = Limiter(settings.login_rate_limit, storage_uri)
 
 
 def check(scope: str, key: str) -> None:
@@ -58,3 +60,8 @@ def check(scope: str, key: str) -> None:
 def check_ip(scope: str, address: str) -> None:
     """The limit for public forms (sign-up, one-time codes), per client address."""
     current_app.extensions[IP_EXTENSION].check(scope, address)
+
+
+def check_login(email: str) -> None:
+    """Sign-in attempts for one e-mail address, wherever they come from (a slow password guesser)."""
+    current_app.extensions[LOGIN_EXTENSION].check("login", email.strip().lower())

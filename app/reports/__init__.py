@@ -1,0 +1,1 @@
+"""Read-only figures for the dashboard (no writes)."""

@@ -1,0 +1,73 @@
+"""The overview page: a programme's figures over a date range, with charts."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from flask import Response, render_template, request
+from sqlalchemy import select
+
+from app.database import get_session
+from app.db import utcnow
+from app.errors import NotFound
+from app.models import Program
+from app.reports.overview import overview as compute
+from app.web.dashboard import bp
+from app.web.dashboard.access import current_user, requires
+
+DEFAULT_DAYS = 30
+MAX_DAYS = 366
+
+
+def programme() -> tuple[Program, list[Program]]:
+    """The programme chosen with ``?program=<slug>`` (else the first), and all of them for the switcher."""
+    programs = list(get_session().scalars(select(Program).order_by(Program.name)))
+    if not programs:
+        raise NotFound("there is no programme yet: create one with `flask --app app demo` or the API")
+    slug = request.args.get("program")
+    chosen = next((p for p in programs if p.slug == slug), None) if slug else programs[0]
+    if chosen is None:
+        raise NotFound(f"there is no programme {slug!r}")
+    return chosen, programs
+
+
+def date_range() -> tuple[date, date, dict[str, str]]:
+    """``?from=`` and ``?to=`` (ISO dates, both included), else the last 30 days; errors per field."""
+    today = utcnow().date()
+    errors: dict[str, str] = {}
+    values = {}
+    for name, default in (("from", today - timedelta(days=DEFAULT_DAYS - 1)), ("to", today)):
+        raw = request.args.get(name, "").strip()
+        try:
+            values[name] = date.fromisoformat(raw) if raw else default
+        except ValueError:
+            errors[name] = "Use a date like 2026-11-23."
+            values[name] = default
+    start, end = values["from"], values["to"]
+    if not errors and start > end:
+        errors["to"] = "The end must not be before the start."
+    elif not errors and (end - start).days >= MAX_DAYS:
+        errors["to"] = f"Choose at most {MAX_DAYS} days."
+    if errors:
+        start, end = today - timedelta(days=DEFAULT_DAYS - 1), today
+    return start, end, errors
+
+
+@bp.get("/")
+@requires("viewer")
+def overview() -> Response:
+    program, programs = programme()
+    start, end, errors = date_range()
+    figures = compute(get_session(), program=program, start=start, end=end)
+    chart = {
+        "days": [d.isoformat() for d in figures.days],
+        "purchases": figures.purchases_per_day,
+        "revenue": [float(r) for r in figures.revenue_per_day],
+        "members": figures.members_per_day,
+        "rfm": figures.rfm,
+    }
+    html = render_template("dashboard/overview.html", program=program, programs=programs, figures=figures,
+                           chart=chart, errors=errors, user=current_user(),
+                           form={"from": request.args.get("from", start.isoformat()),
+                                 "to": request.args.get("to", end.isoformat())})
+    return Response(html, status=200)
