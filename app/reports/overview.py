@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Date, case, cast, distinct, func, select
 from sqlalchemy.orm import Session
@@ -111,13 +112,11 @@ def overview(session: Session, *, program: Program, start: date, end: date) -> O
                                   .group_by(Customer.rfm_segment)).all())
     out.rfm = {name: counts.get(name, 0) for name in SEGMENT_NAMES}
 
-    day = cast(Purchase.occurred_at, Date) if session.get_bind().dialect.name == "postgresql" \
-        else func.date(Purchase.occurred_at)
+    day = _utc_day(session, Purchase.occurred_at)
     per_day = {_day(d): (n, r) for d, n, r in session.execute(
         select(day, func.count(), func.coalesce(func.sum(Purchase.amount - Purchase.refunded_amount), 0))
         .join(Card, Card.id == Purchase.card_id).where(*in_range).group_by(day)).all()}
-    joined = cast(Card.created_at, Date) if session.get_bind().dialect.name == "postgresql" \
-        else func.date(Card.created_at)
+    joined = _utc_day(session, Card.created_at)
     new_per_day = {_day(d): n for d, n in session.execute(
         select(joined, func.count()).where(mine, Card.created_at >= since, Card.created_at < until)
         .group_by(joined)).all()}
@@ -134,6 +133,11 @@ def overview(session: Session, *, program: Program, start: date, end: date) -> O
                                             sent=found.by_status.get("sent", 0) + found.by_status.get("delivered", 0),
                                             uplift=found.uplift))
     return out
+
+
+def _utc_day(session: Session, column: Any) -> Any:
+    """The UTC day of a timestamp column, in SQL (a date on PostgreSQL, ISO text on SQLite: see ``_day``)."""
+    return cast(column, Date) if session.get_bind().dialect.name == "postgresql" else func.date(column)
 
 
 def _money(value: object) -> Decimal:

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from flask import Blueprint, Response, current_app, g, request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 
 from app.campaigns import lifecycle, results, send, templating
@@ -23,7 +23,7 @@ from app.errors import BadRequest, Forbidden, NotFound, Unauthorized
 from app.merchants import tokens
 from app.models import CAMPAIGN_CHANNELS, Campaign, Card, Delivery, Program, Segment
 from app.segments import rules
-from app.web.problems import from_validation_error
+from app.web.bodies import parse_body
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -79,19 +79,6 @@ class ScheduleIn(_In):
         return value
 
 
-def _body(model: type[BaseModel]) -> Any:
-    try:
-        payload = json.loads(request.get_data(cache=True) or b"null")
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}", code="malformed-json") from None
-    if not isinstance(payload, dict):
-        raise BadRequest("the body must be a JSON object", code="malformed-json")
-    try:
-        return model.model_validate(payload)
-    except ValidationError as exc:
-        raise from_validation_error(exc) from None
-
-
 def _json(body: Any, status: int = 200) -> Response:
     return Response(json.dumps(body, default=str), status=status, mimetype="application/json")
 
@@ -144,7 +131,7 @@ def _segment_body(segment: Segment, count: int | None = None) -> dict[str, Any]:
 
 @bp.post("/segments")
 def create_segment() -> Response:
-    data: SegmentIn = _body(SegmentIn)
+    data: SegmentIn = parse_body(SegmentIn)
     program, db, now = _program(data.program), get_session(), utcnow()
     definition: dict[str, Any] = {}
     if data.kind == "rules":
@@ -163,7 +150,7 @@ def create_segment() -> Response:
 
 @bp.post("/segments/preview")
 def preview_segment() -> Response:
-    data: PreviewIn = _body(PreviewIn)
+    data: PreviewIn = parse_body(PreviewIn)
     program = _program(data.program)
     return _json({"count": rules.count(get_session(), tree=data.rules, program_id=program.id, now=utcnow(),
                                        sms_sender=_sender())})
@@ -204,7 +191,7 @@ def _campaign_body(campaign: Campaign) -> dict[str, Any]:
 
 @bp.post("/campaigns")
 def create_campaign() -> Response:
-    data: CampaignIn = _body(CampaignIn)
+    data: CampaignIn = parse_body(CampaignIn)
     program, db = _program(data.program), get_session()
     segment = _segment(data.segment_id) if data.segment_id is not None else None
     campaign = lifecycle.create(
@@ -238,7 +225,7 @@ def preview_campaign(campaign_id: int) -> Response:
 
 @bp.post("/campaigns/<int:campaign_id>/schedule")
 def schedule_campaign(campaign_id: int) -> Response:
-    data: ScheduleIn = _body(ScheduleIn)
+    data: ScheduleIn = parse_body(ScheduleIn)
     campaign, db = _campaign(campaign_id), get_session()
     lifecycle.schedule(db, campaign=campaign, at=data.at, now=utcnow())
     db.commit()

@@ -14,14 +14,14 @@ import logging
 import re
 
 from flask import Blueprint, Response, current_app, request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.database import get_session
 from app.db import utcnow
 from app.errors import BadRequest, Unauthorized
 from app.models import Card
 from app.wallet import apple
-from app.web.problems import from_validation_error
+from app.web.bodies import parse_body
 from app.web.wallet import pkpass_response
 
 log = logging.getLogger(__name__)
@@ -42,19 +42,6 @@ class RegistrationIn(BaseModel):
 
 class LogIn(BaseModel):
     logs: list[str] = Field(max_length=MAX_LOG_ENTRIES)
-
-
-def _parse(model: type[BaseModel]) -> BaseModel:
-    try:
-        payload = json.loads(request.get_data(cache=True) or b"null")
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}", code="malformed-json") from None
-    if not isinstance(payload, dict):
-        raise BadRequest("the body must be a JSON object", code="malformed-json")
-    try:
-        return model.model_validate(payload)
-    except ValidationError as exc:
-        raise from_validation_error(exc) from None
 
 
 def _pass_type_id() -> str:
@@ -81,7 +68,7 @@ def _authorized_card(pass_type_id: str, serial: str) -> Card:
 @bp.post("/devices/<device_id>/registrations/<pass_type_id>/<serial>")
 def register(device_id: str, pass_type_id: str, serial: str) -> Response:
     card = _authorized_card(pass_type_id, serial)
-    body = _parse(RegistrationIn)
+    body = parse_body(RegistrationIn)
     session = get_session()
     created = apple.register(session, card=card, library_id=_device(device_id),
                              push_token=body.pushToken.lower(), now=utcnow())  # type: ignore[attr-defined]
@@ -123,7 +110,7 @@ def unregister(device_id: str, pass_type_id: str, serial: str) -> Response:
 
 @bp.post("/log")
 def device_log() -> Response:
-    body = _parse(LogIn)
+    body = parse_body(LogIn)
     for entry in body.logs:  # type: ignore[attr-defined]
         text = "".join(ch if ch.isprintable() else " " for ch in entry[:MAX_LOG_ENTRY])
         log.warning("wallet device log: %s", text)

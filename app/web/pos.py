@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from flask import Blueprint, Response, current_app, g, request
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
 from app import idempotency
@@ -24,7 +24,8 @@ from app.loyalty import enrollment, ledger, purchases, rules
 from app.models import Card, Program
 from app.wallet.links import card_links
 from app.web.auth import pos_signature_required
-from app.web.problems import PROBLEM_JSON, from_validation_error
+from app.web.bodies import parse, read_json
+from app.web.problems import PROBLEM_JSON
 from app.web.schemas import AmountQuery, EnrolIn, EventIn, PurchaseIn, RefundIn
 
 bp = Blueprint("pos", __name__, url_prefix="/api/v1/pos")
@@ -36,21 +37,8 @@ Outcome = tuple[dict[str, Any], int]
 # ---------------------------------------------------------------- request plumbing
 
 
-def _payload() -> Any:
-    raw = request.get_data(cache=True)
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}", code="malformed-json") from None
-
-
 def _parse(model: type[M], payload: Any) -> M:
-    if not isinstance(payload, dict):
-        raise BadRequest("the body must be a JSON object", code="malformed-json")
-    try:
-        return model.model_validate(payload, context={"phone_region": _settings().default_phone_region})
-    except ValidationError as exc:
-        raise from_validation_error(exc) from None
+    return parse(model, payload, context={"phone_region": _settings().default_phone_region})
 
 
 def _settings() -> Any:
@@ -147,7 +135,7 @@ def _money(value: Decimal) -> str:
 @bp.post("/customers")
 @pos_signature_required
 def enrol_customer() -> Response:
-    payload = _payload()
+    payload = read_json()
     data = _parse(EnrolIn, payload)
 
     def handle(session: Session) -> Outcome:
@@ -195,7 +183,7 @@ def card_lookup(barcode: str) -> Response:
 @bp.post("/purchases")
 @pos_signature_required
 def purchase() -> Response:
-    payload = _payload()
+    payload = read_json()
     data = _parse(PurchaseIn, payload)
 
     def handle(session: Session) -> Outcome:
@@ -224,7 +212,7 @@ def purchase() -> Response:
 @bp.post("/refunds")
 @pos_signature_required
 def refund() -> Response:
-    payload = _payload()
+    payload = read_json()
     data = _parse(RefundIn, payload)
 
     def handle(session: Session) -> Outcome:
@@ -245,7 +233,7 @@ def refund() -> Response:
 @bp.post("/events")
 @pos_signature_required
 def event() -> Response:
-    payload = _payload()
+    payload = read_json()
     data = _parse(EventIn, payload)
 
     def handle(session: Session) -> Outcome:

@@ -22,6 +22,17 @@ PUBLIC = {"dashboard.login", "dashboard.login_post"}
 
 
 @pytest.fixture
+def app(app: Flask) -> Flask:
+    """The app with a page only marketers and one only admins may open, until the dashboard has its own: the
+    role checks below then meet every rank."""
+    from app.web.dashboard.access import requires
+
+    app.add_url_rule("/dashboard/_probe/marketer", "dashboard.probe_marketer", requires("marketer")(lambda: "ok"))
+    app.add_url_rule("/dashboard/_probe/admin", "dashboard.probe_admin", requires("admin")(lambda: "ok"))
+    return app
+
+
+@pytest.fixture
 def make_user(db_session: Session) -> Callable[..., User]:
     def make(role: str = "marketer", email: str | None = None) -> User:
         user = create_user(db_session, email=email or f"{role}@shop.test", password=PASSWORD, role=role)
@@ -71,8 +82,7 @@ def test_anonymous_users_are_sent_to_sign_in(app: Flask, client: FlaskClient, ma
             assert response.status_code == 302, path
             assert response.headers["Location"].startswith("/dashboard/login?next="), path
         else:
-            assert response.status_code in (401, 403), (method, path)  # signed out, or no CSRF session
-            assert "dashboard" not in response.headers.get("Location", ""), path
+            assert response.status_code == 401, (method, path)  # refused before the CSRF check
 
 
 @pytest.mark.parametrize("role", ["viewer", "marketer", "admin"])

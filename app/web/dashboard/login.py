@@ -20,7 +20,7 @@ MAX_FIELD = 254
 def login() -> Response:
     if current_user() is not None:
         return redirect(safe_next(request.args.get("next")))
-    return Response(render_template("dashboard/login.html", email="", errors={}, next=request.args.get("next", "")))
+    return _form("", {}, request.args.get("next", ""), status=200)
 
 
 @bp.post("/login")
