@@ -12,6 +12,11 @@ from sqlalchemy.orm import Session
 from app.errors import Conflict, FieldError, InvalidInput
 from app.models import USER_ROLES, User
 
+# A viewer reads; a marketer also changes programmes and sends campaigns; an admin also manages users, POS keys
+# and API tokens. The same ladder serves dashboard sessions and API tokens.
+ROLE_RANK = {"viewer": 1, "marketer": 2, "admin": 3}
+assert set(ROLE_RANK) == set(USER_ROLES)
+
 _hasher = PasswordHasher()
 MIN_PASSWORD_LENGTH = 10
 

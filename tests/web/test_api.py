@@ -48,8 +48,12 @@ def test_a_token_is_required_and_checked(client: FlaskClient, program: Any, toke
 def test_a_viewer_may_read_but_not_change(client: FlaskClient, program: Any, db_session: Session) -> None:
     _row, viewer = tokens.issue(db_session, name="ro", role="viewer", now=utcnow())
     db_session.flush()
-    response = call(client, "POST", "/segments/preview", viewer, json={"program": program.slug, "rules": {}})
-    assert response.status_code == 403
+    rules = {"all": [{"field": "balance", "op": "gte", "value": 20}]}
+    counted = call(client, "POST", "/segments/preview", viewer, json={"program": program.slug, "rules": rules})
+    assert counted.status_code == 200  # a count changes nothing
+    response = call(client, "POST", "/segments", viewer, json={"program": program.slug, "name": "All",
+                                                                "kind": "rules", "rules": rules})
+    assert response.status_code == 403 and "marketer" in response.json["detail"]
 
 
 def test_tokens_are_stored_hashed(db_session: Session, token: str) -> None:

@@ -4,15 +4,31 @@ Security Policy (scripts and styles only from our own static files) and is never
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from datetime import timedelta
+from typing import Any
 
-from flask import Blueprint, Flask, Response
+from flask import Blueprint, Flask, Response, current_app, request
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'")
 SESSION_HOURS = 12
+
+# The header's menu: (endpoint, label). An entry shows once its view exists and the user's role may open it.
+NAV = (
+    ("dashboard.overview", "Overview"),
+    ("dashboard.programme", "Programme"),
+    ("dashboard.stores", "Stores"),
+    ("dashboard.customers", "Customers"),
+    ("dashboard.segments", "Segments"),
+    ("dashboard.campaigns", "Campaigns"),
+    ("dashboard.outbox", "Outbox"),
+    ("dashboard.tokens", "API tokens"),
+    ("dashboard.audit_log", "Audit log"),
+)
 
 
 @bp.after_request
@@ -23,8 +39,21 @@ def _headers(response: Response) -> Response:
     return response
 
 
+@bp.context_processor
+def _nav() -> dict[str, Any]:
+    from app.web.dashboard.access import current_user, may
+
+    user = current_user() if request.blueprint == "dashboard" else None
+    views = current_app.view_functions
+    items = [(endpoint, label) for endpoint, label in NAV
+             if endpoint in views and may(user, getattr(views[endpoint], "required_role", "admin"))]
+    return {"dashboard_nav": items}
+
+
 def init_app(app: Flask) -> None:
-    from app.web.dashboard import login, overview  # noqa: F401 (the views register on ``bp``)
+    # Every module of this package registers its views on ``bp`` when imported.
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
 
     settings = app.config["TALLYPASS"]
     app.config.update(

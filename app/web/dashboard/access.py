@@ -19,12 +19,12 @@ from flask import g, redirect, request, session, url_for
 
 from app.database import get_session
 from app.errors import Forbidden, Unauthorized
-from app.models import USER_ROLES, User
+from app.merchants.users import ROLE_RANK
+from app.models import User
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-RANK = {"viewer": 1, "marketer": 2, "admin": 3}
-assert set(RANK) == set(USER_ROLES)
+RANK = ROLE_RANK
 USER_KEY, FINGERPRINT_KEY = "user_id", "user_fp"
 
 

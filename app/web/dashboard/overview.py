@@ -5,30 +5,16 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from flask import Response, render_template, request
-from sqlalchemy import select
 
 from app.database import get_session
 from app.db import utcnow
-from app.errors import NotFound
-from app.models import Program
 from app.reports.overview import overview as compute
 from app.web.dashboard import bp
 from app.web.dashboard.access import current_user, requires
+from app.web.dashboard.pages import programme
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366
-
-
-def programme() -> tuple[Program, list[Program]]:
-    """The programme chosen with ``?program=<slug>`` (else the first), and all of them for the switcher."""
-    programs = list(get_session().scalars(select(Program).order_by(Program.name)))
-    if not programs:
-        raise NotFound("there is no programme yet: create one with `flask --app app demo` or the API")
-    slug = request.args.get("program")
-    chosen = next((p for p in programs if p.slug == slug), None) if slug else programs[0]
-    if chosen is None:
-        raise NotFound(f"there is no programme {slug!r}")
-    return chosen, programs
 
 
 def date_range() -> tuple[date, date, dict[str, str]]:

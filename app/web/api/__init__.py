@@ -1,0 +1,65 @@
+"""The marketers' JSON API (``/api/v1``), with bearer API tokens; the dashboard's powers over HTTP.
+
+``Authorization: Bearer tp_…`` (made in the dashboard, or ``flask --app app token create NAME``). Each view
+is declared with :func:`app.web.api.openapi.operation`, which checks the token's role, validates the body
+and query with pydantic, serialises the answer and describes it all in ``/api/v1/openapi.json``. Errors
+are problem+json like everywhere.
+
+The modules of this package each hold one area (segments, campaigns, ...) and register on ``bp``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from flask import Blueprint, current_app, g, request
+from sqlalchemy import select
+
+from app.database import get_session
+from app.db import utcnow
+from app.errors import NotFound, Unauthorized
+from app.merchants import tokens
+from app.models import Program
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+PUBLIC = {"api.openapi_document"}
+
+
+@bp.before_request
+def _authenticate() -> None:
+    if request.endpoint in PUBLIC:
+        return
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    row = tokens.verify(get_session(), token=token.strip(), now=utcnow()) if scheme.lower() == "bearer" else None
+    if row is None:
+        raise Unauthorized("send a valid API token as 'Authorization: Bearer <token>'")
+    g.api_token = row
+
+
+def program_by_slug(slug: str) -> Program:
+    program = get_session().scalar(select(Program).where(Program.slug == slug))
+    if program is None:
+        raise NotFound(f"there is no programme {slug!r}")
+    return program
+
+
+def get_or_404(model: type, row_id: int, what: str):  # noqa: ANN201 (returns an instance of ``model``)
+    row = get_session().get(model, row_id)
+    if row is None:
+        raise NotFound(f"there is no such {what}")
+    return row
+
+
+def sms_sender() -> str | None:
+    return current_app.config["TALLYPASS"].sms_from
+
+
+def _register_views() -> None:
+    for module in pkgutil.iter_modules(__path__):
+        if not module.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{module.name}")
+
+
+_register_views()
