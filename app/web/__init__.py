@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Any
 
 from flask import Flask, Response, g, render_template, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter, Map
 
 from app.errors import AppError
 from app.log import correlation_id
@@ -19,9 +21,20 @@ log = logging.getLogger(__name__)
 JSON_BLUEPRINTS = {"pos", "api", "passkit", "health", "sms"}
 JSON_PREFIXES = ("/api/", "/passkit/")
 MAX_REQUEST_ID = 64
+MAX_ROW_ID = 2**31 - 1
+
+
+class RowId(IntegerConverter):
+    """``<int:...>`` in every URL: a positive number that fits the database's integer ids, so an absurd id is
+    a 404 (no route) rather than an error from the database."""
+
+    def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:  # noqa: A002 (werkzeug's name)
+        kwargs.setdefault("max", MAX_ROW_ID)
+        super().__init__(map, *args, **kwargs)
 
 
 def init_app(app: Flask) -> None:
+    app.url_map.converters["int"] = RowId
     from app.web import api, auth, card, dashboard, forms, health, i18n, join, media, passkit, pos, ratelimit, sms
 
     auth.init_app(app)

@@ -140,7 +140,9 @@ def _path(rule: str) -> tuple[str, list[dict[str, Any]]]:
 
     def swap(match: re.Match[str]) -> str:
         converter, name = match.group(1), match.group(2)
-        schema: dict[str, Any] = {"type": "integer", "minimum": 0} if converter == "int" else {"type": "string"}
+        schema: dict[str, Any] = {"type": "string"}
+        if converter == "int":  # app.web.RowId
+            schema = {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}
         params.append({"name": name, "in": "path", "required": True, "schema": schema})
         return "{" + name + "}"
 
