@@ -6,54 +6,23 @@ writes them to docs/screenshots/, which the README shows, instead of the test's 
 from __future__ import annotations
 
 import os
-import shutil
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from werkzeug.serving import make_server
 
 from app.database import SESSIONS
 from app.models import Program, Tier
+from tests.browser.conftest import CHROMIUM, SCREENSHOTS, browser_available, playwright
 
 pytestmark = [pytest.mark.browser, pytest.mark.committing]
 
-CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
           "Version/18.0 Mobile/15E148 Safari/604.1")
 
 
-def _browser_available() -> bool:
-    if shutil.which(CHROMIUM) and _playwright() is not None:
-        return True
-    if os.environ.get("TALLYPASS_REQUIRE_BROWSER"):
-        pytest.fail(f"the browser test must run here, but {CHROMIUM} or playwright is missing")
-    return False
-
-
-def _playwright() -> Any:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        return None
-    return sync_playwright
-
-
-@pytest.fixture
-def live_server(committing_app: Any) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, committing_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.port}"
-    server.shutdown()
-    thread.join(5)
-
-
 def test_sign_up_on_a_phone_reaches_the_card_page(committing_app: Any, live_server: str, tmp_path: Path) -> None:
-    if not _browser_available():
+    if not browser_available():
         pytest.skip(f"needs {CHROMIUM} and playwright (installed by .ci/run)")
     with committing_app.extensions[SESSIONS].begin() as session:
         program = Program(slug="cafea", name="Cafea & Co.", logo_text="Cafea & Co.", welcome_bonus=50,
@@ -64,8 +33,8 @@ def test_sign_up_on_a_phone_reaches_the_card_page(committing_app: Any, live_serv
                          Tier(program_id=program.id, name="Silver", qualifying_spend=1000, earn_percent=7)])
     shots = SCREENSHOTS if os.environ.get("TALLYPASS_UPDATE_SCREENSHOTS") else tmp_path
     shots.mkdir(parents=True, exist_ok=True)
-    with _playwright()() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+    with playwright()() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, headless=True,
                                              args=["--no-sandbox", "--disable-dev-shm-usage"])
         context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2,
                                       is_mobile=True, has_touch=True, user_agent=IPHONE, locale="en-US")
