@@ -33,6 +33,10 @@ def _fail(message: str) -> None:
     raise click.ClickException(message)
 
 
+def _problems(error: AppError) -> str:
+    return "; ".join(f"{e.field}: {e.message}" for e in error.errors) or error.detail
+
+
 @db_cli.command("upgrade")
 @click.argument("revision", default="head")
 def db_upgrade(revision: str) -> None:
@@ -110,8 +114,11 @@ def store_create(name: str, lat: float | None, lon: float | None, address: str, 
                   else "no programme yet: run `flask --app app demo` or create one first")
         if len(programs) > 1:
             _fail("several programmes exist: choose one with --program SLUG")
-        store = create_store(session, program=programs[0], name=name, latitude=lat, longitude=lon,
-                             address=address, timezone=tz)
+        try:
+            store = create_store(session, program=programs[0], name=name, latitude=lat, longitude=lon,
+                                 address=address, timezone=tz)
+        except AppError as exc:
+            _fail(_problems(exc))
         issued = issue_credential(session, store=store, secret_key=current_app.config["SECRET_KEY"])
         result = {"id": store.id, "key_id": issued.credential.key_id, "secret": issued.secret}
     if as_json:
@@ -139,8 +146,7 @@ def user_create(email: str, role: str, password_stdin: bool, as_json: bool) -> N
             user = create_user(session, email=email, password=password, role=role)
             result = {"id": user.id, "email": user.email, "role": user.role}
     except AppError as exc:
-        details = "; ".join(f"{e.field}: {e.message}" for e in exc.errors) or exc.detail
-        _fail(details)
+        _fail(_problems(exc))
     if as_json:
         click.echo(json.dumps(result))
     else:

@@ -37,12 +37,10 @@ class VariantSpec:
     weight: int = 1
 
 
-def create(session: Session, *, program: Program, name: str, variants: list[VariantSpec], channels: list[str],
-           segment: Segment | None = None, holdout_percent: Decimal = Decimal("0"), now: datetime,
-           max_per_week: int | None = None, quiet_start_hour: int = 21, quiet_end_hour: int = 9,
-           geo_store_ids: list[int] | None = None, ends_at: datetime | None = None,
-           automation: str | None = None) -> Campaign:
-    """:raise InvalidInput: a bad template, channel, weight or holdout."""
+def _check(session: Session, *, program: Program, variants: list[VariantSpec], channels: list[str],
+           segment: Segment | None, holdout_percent: Decimal, now: datetime, quiet_start_hour: int,
+           quiet_end_hour: int, geo_store_ids: list[int] | None, ends_at: datetime | None) -> None:
+    """:raise InvalidInput: a bad template, channel, weight or holdout (every mistake, each with its field)."""
     errors: list[FieldError] = []
     unknown = [c for c in channels if c not in CAMPAIGN_CHANNELS]
     if not channels or unknown or len(set(channels)) != len(channels):
@@ -71,6 +69,17 @@ def create(session: Session, *, program: Program, name: str, variants: list[Vari
         errors.extend(_check_geo(session, program, geo_store_ids, ends_at))
     if errors:
         raise InvalidInput("; ".join(f"{e.field}: {e.message}" for e in errors[:5]), errors=errors)
+
+
+def create(session: Session, *, program: Program, name: str, variants: list[VariantSpec], channels: list[str],
+           segment: Segment | None = None, holdout_percent: Decimal = Decimal("0"), now: datetime,
+           max_per_week: int | None = None, quiet_start_hour: int = 21, quiet_end_hour: int = 9,
+           geo_store_ids: list[int] | None = None, ends_at: datetime | None = None,
+           automation: str | None = None) -> Campaign:
+    """:raise InvalidInput: a bad template, channel, weight or holdout."""
+    _check(session, program=program, variants=variants, channels=channels, segment=segment,
+           holdout_percent=holdout_percent, now=now, quiet_start_hour=quiet_start_hour,
+           quiet_end_hour=quiet_end_hour, geo_store_ids=geo_store_ids, ends_at=ends_at)
     campaign = Campaign(program_id=program.id, name=name, segment_id=segment.id if segment else None,
                         channels=list(channels), holdout_percent=holdout_percent, max_per_week=max_per_week,
                         quiet_start_hour=quiet_start_hour, quiet_end_hour=quiet_end_hour,
@@ -78,6 +87,30 @@ def create(session: Session, *, program: Program, name: str, variants: list[Vari
                         created_at=now, updated_at=now)
     campaign.variants = [CampaignVariant(name=v.name, title=v.title, body=v.body, weight=v.weight) for v in variants]
     session.add(campaign)
+    session.flush()
+    return campaign
+
+
+def update_draft(session: Session, *, campaign: Campaign, program: Program, name: str, variants: list[VariantSpec],
+                 channels: list[str], segment: Segment | None, holdout_percent: Decimal, now: datetime,
+                 max_per_week: int | None, quiet_start_hour: int, quiet_end_hour: int,
+                 geo_store_ids: list[int] | None, ends_at: datetime | None) -> Campaign:
+    """Change a draft campaign, with the checks of :func:`create`.
+
+    :raise RuleViolation: not a draft. :raise InvalidInput:"""
+    if campaign.state != "draft":
+        raise RuleViolation(f"only a draft can be edited; this campaign is {campaign.state}", code="campaign-state")
+    _check(session, program=program, variants=variants, channels=channels, segment=segment,
+           holdout_percent=holdout_percent, now=now, quiet_start_hour=quiet_start_hour,
+           quiet_end_hour=quiet_end_hour, geo_store_ids=geo_store_ids, ends_at=ends_at)
+    campaign.name, campaign.segment_id, campaign.channels = name, segment.id if segment else None, list(channels)
+    campaign.holdout_percent, campaign.max_per_week = holdout_percent, max_per_week
+    campaign.quiet_start_hour, campaign.quiet_end_hour = quiet_start_hour, quiet_end_hour
+    campaign.geo_store_ids, campaign.ends_at, campaign.updated_at = geo_store_ids, ends_at, now
+    campaign.variants.clear()
+    session.flush()  # the old variants go before new ones may take their names
+    campaign.variants.extend(CampaignVariant(name=v.name, title=v.title, body=v.body, weight=v.weight)
+                             for v in variants)
     session.flush()
     return campaign
 

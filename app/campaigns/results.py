@@ -8,10 +8,10 @@ import math
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import and_, case, exists, func, select
+from sqlalchemy import Select, and_, case, exists, func, select
 from sqlalchemy.orm import Session
 
-from app.models import Campaign, Delivery, Purchase
+from app.models import DELIVERY_STATES, Campaign, Customer, Delivery, Purchase
 
 Z95 = 1.959964
 
@@ -44,6 +44,8 @@ def _uplift(converted: int, total: int, base_converted: int, base_total: int) ->
 
 def results(session: Session, *, campaign: Campaign) -> Results:
     out = Results()
+    if campaign.started_at is None:
+        return out  # not started: nothing sent, nothing to compare
     out.by_status = dict(session.execute(select(Delivery.status, func.count()).where(
         Delivery.campaign_id == campaign.id).group_by(Delivery.status)).all())
     out.by_channel = dict(session.execute(select(Delivery.channel, func.count()).where(
@@ -80,3 +82,56 @@ def results(session: Session, *, campaign: Campaign) -> Results:
     if out.holdout:
         out.uplift = _uplift(conv, sent, out.holdout["converted"], out.holdout["customers"])
     return out
+
+
+PENDING = ("queued", "sending")
+
+
+def progress(session: Session, *, campaign: Campaign) -> dict[str, object]:
+    """How far sending has gone: deliveries per status, how many are settled (anything but queued/sending),
+    and that as a whole percentage of the audience (100 once the campaign has finished)."""
+    counts = {status: 0 for status in DELIVERY_STATES}
+    counts.update(session.execute(select(Delivery.status, func.count()).where(Delivery.campaign_id == campaign.id)
+                                  .group_by(Delivery.status)).all())
+    rows = sum(counts.values())
+    done = rows - sum(counts[s] for s in PENDING)
+    total = campaign.audience_size if campaign.audience_size is not None else rows
+    if campaign.state == "finished":
+        percent = 100
+    elif total:
+        percent = min(100, done * 100 // total)
+    else:
+        percent = 0
+    return {"state": campaign.state, "audience_size": campaign.audience_size, "counts": counts, "done": done,
+            "percent": percent, "pause_reason": campaign.pause_reason}
+
+
+def deliveries(campaign: Campaign, *, status: str | None = None, channel: str | None = None,
+               variant: str | None = None, phone: str | None = None) -> Select[tuple[Delivery, Customer]]:
+    """The campaign's delivery rows with their customers, filtered, newest change first."""
+    query = (select(Delivery, Customer).join(Customer, Customer.id == Delivery.customer_id)
+             .where(Delivery.campaign_id == campaign.id))
+    if status:
+        query = query.where(Delivery.status == status)
+    if channel:
+        query = query.where(Delivery.channel == channel)
+    if variant:
+        ids = [v.id for v in campaign.variants if v.name == variant]
+        query = query.where(Delivery.variant_id.in_(ids))
+    digits = "".join(ch for ch in phone or "" if ch.isdigit())
+    if digits:
+        query = query.where(Customer.phone.contains(digits, autoescape=True))
+    return query.order_by(Delivery.updated_at.desc(), Delivery.id.desc())
+
+
+def count_of(session: Session, query: Select) -> int:  # type: ignore[type-arg]
+    return session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+
+
+def sent_counts(session: Session, campaign_ids: list[int]) -> dict[int, int]:
+    """Messages sent (or delivered) per campaign."""
+    if not campaign_ids:
+        return {}
+    return dict(session.execute(select(Delivery.campaign_id, func.count()).where(
+        Delivery.campaign_id.in_(campaign_ids), Delivery.status.in_(("sent", "delivered")))
+        .group_by(Delivery.campaign_id)).all())

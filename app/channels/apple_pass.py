@@ -69,6 +69,8 @@ class PassContent:
     stores: str = ""
     locations: tuple[Location, ...] = ()
     voided: bool = False
+    # The programme's own images, replacing the design's files of the same name ("logo@2x.png"…).
+    images: tuple[tuple[str, bytes], ...] = ()
 
 
 @functools.lru_cache(maxsize=256)
@@ -324,13 +326,34 @@ class PassFactory:
         self.team_id = team_id
         self.design = design or PassDesign.load()
         self.cache = cache or PassCache()
+        self._designs: OrderedDict[tuple[tuple[str, bytes], ...], PassDesign] = OrderedDict()
+        self._designs_lock = threading.Lock()
+
+    def design_for(self, images: tuple[tuple[str, bytes], ...]) -> PassDesign:
+        """The design with a programme's own images in place of the defaults (built once per image set)."""
+        if not images:
+            return self.design
+        with self._designs_lock:
+            if (design := self._designs.get(images)) is not None:
+                self._designs.move_to_end(images)
+                return design
+        design = PassDesign(template=self.design.template, files={**self.design.files, **dict(images)},
+                            english=self.design.english)
+        with self._designs_lock:
+            self._designs[images] = design
+            while len(self._designs) > 32:
+                self._designs.popitem(last=False)
+        return design
 
     def pass_json(self, content: PassContent) -> bytes:
         return _json_bytes(self.design.pass_json(content, pass_type_id=self.pass_type_id, team_id=self.team_id))
 
     def build(self, content: PassContent) -> Pkpass:
         pass_json = self.pass_json(content)
+        design = self.design_for(content.images)
         digest = hashlib.sha256(pass_json).hexdigest()
+        if content.images:  # the same pass.json with other images is another package
+            digest = hashlib.sha256(pass_json + _json_bytes(design.hashes)).hexdigest()
         data = self.cache.get_or_build((content.serial, content.version, digest),
-                                       lambda: package(pass_json, self.design, self.signer))
+                                       lambda: package(pass_json, design, self.signer))
         return Pkpass(data=data, digest=digest)

@@ -8,16 +8,20 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.orm import Session, selectinload
 
 from app.loyalty import ledger
 from app.models import (
     CONSENT_CHANNELS,
+    AppleDevice,
+    AppleRegistration,
     Card,
     Customer,
+    GoogleObject,
     LedgerEntry,
     Purchase,
+    Refund,
     Tier,
     WebPushSubscription,
 )
@@ -106,3 +110,73 @@ def anonymise(session: Session, *, customer: Customer, now: datetime) -> None:
             card.status = "voided"
             ledger.touch(session, card, now=now, reasons=["voided"])
     session.flush()
+
+
+# ---------------------------------------------------------------- finding and looking at members (dashboard, API)
+
+
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def search(session: Session, *, program_id: int, text: str = "", phone: str | None = None, page: int = 1,
+           per_page: int = 50) -> tuple[list[Card], int]:
+    """The programme's cards whose holder matches ``text``, newest card first, and how many match.
+
+    A match is any of: the exact barcode; the phone ``phone`` (the caller's E.164 reading of the text);
+    phone digits containing the text's digits (three or more: a partial number); the name containing the
+    text in any case. An empty text matches every card."""
+    stmt = select(Card).join(Customer, Customer.id == Card.customer_id).where(Card.program_id == program_id)
+    text = text.strip()
+    if text:
+        digits = "".join(ch for ch in text if ch.isdigit())
+        conditions = [Card.barcode == text, Customer.name.ilike(_like(text), escape="\\")]
+        if phone:
+            conditions.append(Customer.phone == phone)
+        if len(digits) >= 3 and not any(ch.isalpha() for ch in text):
+            conditions.append(Customer.phone.contains(digits, autoescape=True))
+        stmt = stmt.where(or_(*conditions))
+    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    cards = list(session.scalars(stmt.options(selectinload(Card.customer), selectinload(Card.tier))
+                                 .order_by(Card.id.desc()).limit(per_page).offset((page - 1) * per_page)))
+    return cards, total
+
+
+def ledger_page(session: Session, *, card_id: int, page: int = 1, per_page: int = 50
+                ) -> tuple[list[LedgerEntry], int]:
+    """A card's ledger entries, newest first, and how many there are."""
+    total = session.scalar(select(func.count()).select_from(LedgerEntry).where(LedgerEntry.card_id == card_id)) or 0
+    entries = list(session.scalars(select(LedgerEntry).where(LedgerEntry.card_id == card_id)
+                                   .order_by(LedgerEntry.id.desc()).limit(per_page).offset((page - 1) * per_page)))
+    return entries, total
+
+
+@dataclass
+class Devices:
+    apple: list[tuple[AppleRegistration, AppleDevice]]  # each Wallet following the card
+    web_push: list[WebPushSubscription]
+    google: GoogleObject | None  # the card's object at Google (None: never created)
+
+
+def devices(session: Session, *, card: Card) -> Devices:
+    """Where the card lives: Apple Wallets registered for it, the holder's browsers, its Google object."""
+    apple = [(r, d) for r, d in session.execute(
+        select(AppleRegistration, AppleDevice).join(AppleDevice, AppleDevice.id == AppleRegistration.device_id)
+        .where(AppleRegistration.card_id == card.id).order_by(AppleRegistration.id)).all()]
+    web_push = list(session.scalars(select(WebPushSubscription)
+                                    .where(WebPushSubscription.customer_id == card.customer_id)
+                                    .order_by(WebPushSubscription.id)))
+    google = session.scalars(select(GoogleObject).where(GoogleObject.card_id == card.id)).one_or_none()
+    return Devices(apple=apple, web_push=web_push, google=google)
+
+
+def purchases(session: Session, *, card_id: int, limit: int = 20) -> list[tuple[Purchase, list[Refund]]]:
+    """The card's latest purchases, newest first, each with its refunds."""
+    bought = list(session.scalars(select(Purchase).where(Purchase.card_id == card_id)
+                                  .order_by(Purchase.occurred_at.desc(), Purchase.id.desc()).limit(limit)))
+    refunds: dict[int, list[Refund]] = {}
+    if bought:
+        for refund in session.scalars(select(Refund).where(Refund.purchase_id.in_([p.id for p in bought]))
+                                      .order_by(Refund.id)):
+            refunds.setdefault(refund.purchase_id, []).append(refund)
+    return [(p, refunds.get(p.id, [])) for p in bought]

@@ -47,7 +47,7 @@ def _new_barcode(session: Session) -> str:
             return code
 
 
-def _new_referral_code(session: Session) -> str:
+def new_referral_code(session: Session) -> str:
     while True:
         code = "".join(secrets.choice(_REFERRAL_ALPHABET) for _ in range(8))
         if session.scalars(select(Customer.id).where(Customer.referral_code == code)).first() is None:
@@ -132,7 +132,7 @@ def enrol(
     if customer is None:
         customer = Customer(
             phone=phone, name=name.strip(), email=email, birthday=birthday,
-            referral_code=_new_referral_code(session), home_store_id=home_store.id if home_store else None,
+            referral_code=new_referral_code(session), home_store_id=home_store.id if home_store else None,
             referred_by_id=referrer.id if referrer else None,
             timezone=home_store.timezone if home_store else program.timezone, created_at=now,
         )

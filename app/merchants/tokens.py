@@ -5,28 +5,68 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import USER_ROLES, ApiToken
+from app.errors import FieldError, InvalidInput, NotFound
+from app.merchants import audit
+from app.models import USER_ROLES, ApiToken, User
 
 PREFIX = "tp_"
+
+LAST_USED_STEP = timedelta(minutes=1)
 
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue(session: Session, *, name: str, role: str = "marketer", now: datetime) -> tuple[ApiToken, str]:
+def issue(session: Session, *, name: str, role: str = "marketer", now: datetime,
+          actor: User | str | None = None) -> tuple[ApiToken, str]:
+    """A new token (returned once, in clear) and its row. With ``actor``, the issue is audited.
+
+    :raise InvalidInput: an empty or overlong name, or an unknown role.
+    """
+    name = name.strip()
+    problems = []
+    if not 1 <= len(name) <= 120 or "\x00" in name:
+        problems.append(FieldError("name", "Name the token after what uses it, in 1 to 120 characters."))
     if role not in USER_ROLES:
-        raise ValueError(f"role must be one of {', '.join(USER_ROLES)}")
+        problems.append(FieldError("role", f"Choose one of {', '.join(USER_ROLES)}."))
+    if problems:
+        raise InvalidInput("the token cannot be created", errors=problems)
     token = PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(name=name, token_hash=_digest(token), prefix=token[:10], role=role, created_at=now)
     session.add(row)
     session.flush()
+    if actor is not None:
+        audit.record(session, actor=actor, action="api-token-created", now=now, target=f"api-token:{row.id}",
+                     details={"name": row.name, "prefix": row.prefix, "role": row.role})
     return row, token
+
+
+def all_tokens(session: Session) -> list[ApiToken]:
+    """Every token, live ones first, newest first."""
+    return list(session.scalars(select(ApiToken).order_by(ApiToken.revoked_at.is_not(None),
+                                                          ApiToken.created_at.desc(), ApiToken.id.desc())))
+
+
+def revoke(session: Session, *, token_id: int, actor: User | str, now: datetime) -> ApiToken:
+    """Refuse the token from now on (idempotent); audited.
+
+    :raise NotFound: no such token.
+    """
+    row = session.get(ApiToken, token_id)
+    if row is None:
+        raise NotFound("there is no such API token")
+    if row.revoked_at is None:
+        row.revoked_at = now
+        session.flush()
+        audit.record(session, actor=actor, action="api-token-revoked", now=now, target=f"api-token:{row.id}",
+                     details={"name": row.name, "prefix": row.prefix})
+    return row
 
 
 def verify(session: Session, *, token: str, now: datetime) -> ApiToken | None:
@@ -35,5 +75,6 @@ def verify(session: Session, *, token: str, now: datetime) -> ApiToken | None:
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(token)))
     if row is None or row.revoked_at is not None:
         return None
-    row.last_used_at = now
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_STEP:
+        row.last_used_at = now  # at most once a minute: a busy token would otherwise write on every call
     return row

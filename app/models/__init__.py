@@ -9,6 +9,7 @@ from app.models.campaigns import (
     Delivery,
 )
 from app.models.customer import CONSENT_CHANNELS, Card, Consent, Customer
+from app.models.design import IMAGE_KINDS, JOB_STATES, Job, ProgramImage
 from app.models.devices import AppleDevice, AppleRegistration, WebPushSubscription
 from app.models.google import GoogleClass, GoogleObject
 from app.models.ledger import LEDGER_KINDS, BonusEvent, LedgerEntry, Purchase, Refund, Reward
@@ -43,11 +44,15 @@ __all__ = [
     "GoogleClass",
     "GoogleObject",
     "IdempotencyRecord",
+    "IMAGE_KINDS",
+    "JOB_STATES",
+    "Job",
     "LedgerEntry",
     "OutboxEvent",
     "PhoneCheck",
     "PosCredential",
     "Program",
+    "ProgramImage",
     "Purchase",
     "Refund",
     "Reward",

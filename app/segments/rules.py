@@ -157,8 +157,8 @@ def _int(value: Any, low: int, high: int, message: str) -> int:
 
 
 def _text(value: Any, max_length: int, message: str) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value.strip()) > max_length:
-        raise _Bad(message)
+    if not isinstance(value, str) or not value.strip() or len(value.strip()) > max_length or "\x00" in value:
+        raise _Bad(message)  # PostgreSQL text cannot hold NUL
     return value.strip()
 
 

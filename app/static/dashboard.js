@@ -21,7 +21,7 @@
   if (rfm) {
     new Chart(rfm, {
       type: "bar",
-      data: { labels: Object.keys(data.rfm), datasets: [{ label: "Customers", data: Object.values(data.rfm), backgroundColor: "#4a9d6f" }] },
+      data: { labels: data.rfm_labels, datasets: [{ label: "Customers", data: data.rfm_counts, backgroundColor: "#4a9d6f" }] },
       options: { indexAxis: "y", responsive: true, animation: false, plugins: { legend: { display: false } },
                  scales: { x: { beginAtZero: true, ticks: { precision: 0 } } } }
     });

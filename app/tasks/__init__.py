@@ -43,7 +43,7 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
     celery.set_default()
     app.extensions["celery"] = celery
     # Importing the task modules registers their @shared_task functions with this app.
-    from app.tasks import automations, campaigns, loyalty, outbox, passes, segments  # noqa: F401
+    from app.tasks import automations, campaigns, design, loyalty, outbox, passes, segments  # noqa: F401
 
     return celery
 

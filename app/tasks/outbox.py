@@ -56,6 +56,7 @@ def _log_enrolled(session: Session, payload: dict[str, Any]) -> None:
 HANDLERS: dict[str, list[Handler]] = {
     "card.changed": [_log_card_changed],
     "customer.enrolled": [_log_enrolled, create_google_object, welcome],
+    "customer.imported": [create_google_object],  # an imported member gets no welcome message
     "program.changed": [sync_google_class],
 }
 BATCH_HANDLERS: dict[str, list[BatchHandler]] = {

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.channels.apple_pass import MAX_LOCATIONS, Location, PassContent
 from app.models import AppleDevice, AppleRegistration, Card, Store
+from app.wallet import images as design_images
 from app.wallet.links import card_links
 
 PASSKIT_PATH = "/passkit"
@@ -100,6 +101,7 @@ def pass_content(session: Session, card: Card, *, base_url: str) -> PassContent:
             Location(s.latitude, s.longitude, template.format(store=s.name))  # type: ignore[arg-type]
             for s in nearby),
         voided=card.status == "voided",
+        images=design_images.pass_files(session, program.id),
     )
 
 

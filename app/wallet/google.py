@@ -32,6 +32,7 @@ from app.channels.google_wallet import (
     save_url,
 )
 from app.models import Card, ChannelMessage, GoogleClass, GoogleObject, Program, Store
+from app.wallet.images import logo_path
 from app.wallet.links import card_links
 
 CHANNEL = "google_wallet"
@@ -79,7 +80,7 @@ def class_resource(setup: GoogleSetup, program: Program, stores: Iterable[Store]
         "id": class_id(setup, program),
         "issuerName": (program.logo_text or program.name)[:_SHORT],
         "programName": program.name[:compact] if compact else program.name,
-        "programLogo": {"sourceUri": {"uri": setup.base_url + LOGO_PATH}},
+        "programLogo": {"sourceUri": {"uri": setup.base_url + (logo_path(program) or LOGO_PATH)}},
         "hexBackgroundColor": program.background_color.lower(),
         "reviewStatus": "UNDER_REVIEW",  # Google approves it by itself; DRAFT classes cannot hold objects
     }

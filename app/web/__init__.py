@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask, Response, g, render_template, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import IntegerConverter, Map
+from werkzeug.routing import IntegerConverter
 
 from app.errors import AppError
 from app.log import correlation_id
@@ -25,12 +25,13 @@ MAX_ROW_ID = 2**31 - 1
 
 
 class RowId(IntegerConverter):
-    """``<int:...>`` in every URL: a positive number that fits the database's integer ids, so an absurd id is
-    a 404 (no route) rather than an error from the database."""
+    """``<int:...>`` in every URL. A number too big for the database's integer ids becomes 0, which no row
+    has, so the view answers its usual 404 (rather than PostgreSQL refusing the query, or no route matching
+    and werkzeug answering 405 when another method of a neighbouring URL exists)."""
 
-    def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:  # noqa: A002 (werkzeug's name)
-        kwargs.setdefault("max", MAX_ROW_ID)
-        super().__init__(map, *args, **kwargs)
+    def to_python(self, value: str) -> Any:
+        number = super().to_python(value)
+        return number if number <= MAX_ROW_ID else 0
 
 
 def init_app(app: Flask) -> None:

@@ -14,6 +14,7 @@ import schemathesis
 from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis.errors import Unsatisfiable
 from openapi_spec_validator import validate
 from pydantic import BaseModel
 from schemathesis import GenerationMode, checks
@@ -114,6 +115,9 @@ def test_the_api_keeps_its_document(api_schema: Any, admin_token: str) -> None:
 
             try:
                 run()
+            except Unsatisfiable:
+                # No invalid request exists for an operation whose only input is a string in its path.
+                assert mode is GenerationMode.NEGATIVE, op.label
             except Exception as error:  # noqa: BLE001 (each operation's failure is collected and shown)
                 failures.append(f"{op.label} ({mode.value}): {str(error)[:1500]}")
     assert not failures, "\n\n".join(failures)

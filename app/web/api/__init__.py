@@ -19,7 +19,7 @@ from sqlalchemy import select
 from app.database import get_session
 from app.db import utcnow
 from app.errors import NotFound, Unauthorized
-from app.merchants import tokens
+from app.merchants import tokens as token_service  # (a submodule here may be called tokens)
 from app.models import Program
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -32,9 +32,12 @@ def _authenticate() -> None:
     if request.endpoint in PUBLIC:
         return
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    row = tokens.verify(get_session(), token=token.strip(), now=utcnow()) if scheme.lower() == "bearer" else None
+    db = get_session()
+    row = token_service.verify(db, token=token.strip(), now=utcnow()) if scheme.lower() == "bearer" else None
     if row is None:
         raise Unauthorized("send a valid API token as 'Authorization: Bearer <token>'")
+    if db.dirty:
+        db.commit()  # "last used", which a read would otherwise roll back
     g.api_token = row
 
 

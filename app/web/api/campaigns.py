@@ -1,4 +1,8 @@
-"""Campaigns over the API: create, preview, schedule, start/pause/resume/cancel, retry failed, results."""
+"""Campaigns over the API: list, create, edit a draft, preview, schedule, start/pause/resume/cancel, retry
+failed, progress, the delivery log and results.
+
+``update_draft``, ``progress`` and ``deliveries`` are shared with the dashboard (app/web/dashboard/campaigns.py).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +10,27 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from flask import current_app
+from flask import current_app, g
 from pydantic import Field, RootModel, field_validator
 from sqlalchemy import select
 
 from app.campaigns import lifecycle, results, send, templating
 from app.campaigns.lifecycle import VariantSpec
+from app.campaigns.results import count_of, deliveries, sent_counts
 from app.database import get_session
 from app.db import utcnow
 from app.errors import NotFound
-from app.models import CAMPAIGN_CHANNELS, Campaign, Card, Delivery, Segment
+from app.merchants import audit
+from app.models import (
+    CAMPAIGN_CHANNELS,
+    CAMPAIGN_STATES,
+    DELIVERY_STATES,
+    Campaign,
+    Card,
+    Delivery,
+    Program,
+    Segment,
+)
 from app.web.api import bp, get_or_404, program_by_slug, sms_sender
 from app.web.api._models import In, Out
 from app.web.api.openapi import operation
@@ -25,7 +40,7 @@ TAG = "campaigns"
 
 class VariantIn(In):
     name: str = Field(min_length=1, max_length=40)
-    title: str = Field(default="", max_length=200)
+    title: str = Field(default="", max_length=120)
     body: str = Field(min_length=1, max_length=templating.MAX_TEMPLATE)
     weight: int = Field(default=1, ge=1, le=100)
 
@@ -107,6 +122,103 @@ class ResultsOut(Out):
     uplift: UpliftOut | None
 
 
+MAX_ID = 2**31 - 1
+PER_PAGE = 50
+
+
+# ------------------------------------------------------------------ models of the added operations
+
+
+class CampaignListQuery(In):
+    program: str | None = Field(default=None, max_length=64, description="Only this programme's (its slug).")
+    state: Literal[CAMPAIGN_STATES] | None = None  # type: ignore[valid-type]
+    automations: bool = Field(default=False, description="List the automations (welcome, birthday...) instead.")
+    page: int = Field(default=1, ge=1, le=100_000)
+    per_page: int = Field(default=PER_PAGE, ge=1, le=100)
+
+
+class CampaignSummaryOut(Out):
+    id: int
+    program: str
+    name: str
+    state: str
+    segment_id: int | None
+    automation: str | None
+    audience_size: int | None
+    sent: int
+    scheduled_at: datetime | None
+    created_at: datetime
+
+
+class CampaignListOut(Out):
+    """A page of campaigns, newest first."""
+
+    items: list[CampaignSummaryOut]
+    page: int
+    per_page: int
+    total: int
+
+
+class CampaignPatchIn(In):
+    """Only the fields given change; ``segment_id: null`` means everyone."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=120)
+    segment_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    channels: list[Literal["wallet", "push", "sms"]] | None = Field(default=None, min_length=1,
+                                                                   max_length=len(CAMPAIGN_CHANNELS))
+    variants: list[VariantIn] | None = Field(default=None, min_length=1, max_length=10)
+    holdout_percent: Decimal | None = Field(default=None, ge=0, le=50, decimal_places=2)
+    max_per_week: int | None = Field(default=None, ge=1, le=100)
+    quiet_start_hour: int | None = Field(default=None, ge=0, le=23)
+    quiet_end_hour: int | None = Field(default=None, ge=0, le=23)
+    geo_store_ids: list[int] | None = Field(default=None, max_length=10)
+    ends_at: datetime | None = None
+
+
+class DeliveryQuery(In):
+    status: Literal[DELIVERY_STATES] | None = None  # type: ignore[valid-type]
+    channel: Literal["wallet", "push", "sms"] | None = None
+    variant: str | None = Field(default=None, max_length=40, description="A variant's name.")
+    phone: str | None = Field(default=None, max_length=20, description="Digits the customer's phone contains.")
+    page: int = Field(default=1, ge=1, le=100_000)
+    per_page: int = Field(default=PER_PAGE, ge=1, le=100)
+
+
+class DeliveryOut(Out):
+    id: int
+    customer_id: int
+    customer_name: str
+    phone: str | None
+    variant: str | None
+    channel: str | None
+    status: str
+    reason: str | None
+    error: str | None
+    attempts: int
+    sent_at: datetime | None
+    updated_at: datetime
+
+
+class DeliveryListOut(Out):
+    """A page of the campaign's delivery log, latest change first."""
+
+    items: list[DeliveryOut]
+    page: int
+    per_page: int
+    total: int
+
+
+class ProgressOut(Out):
+    """Deliveries per status and the share of the audience settled (sent, failed, skipped or held out)."""
+
+    state: str
+    audience_size: int | None
+    counts: dict[str, int]
+    done: int
+    percent: int
+    pause_reason: str | None
+
+
 def _out(campaign: Campaign) -> CampaignOut:
     return CampaignOut(
         id=campaign.id, name=campaign.name, state=campaign.state, segment_id=campaign.segment_id,
@@ -121,6 +233,32 @@ def _campaign(campaign_id: int) -> Campaign:
     return get_or_404(Campaign, campaign_id, "campaign")
 
 
+def _audit(action: str, campaign: Campaign, **details: object) -> None:
+    audit.record(get_session(), actor=f"api-token:{g.api_token.prefix}", action=action, now=utcnow(),
+                 target=f"campaign:{campaign.id}", details=details)
+
+
+@bp.get("/campaigns")
+@operation(summary="The campaigns (or the automations), newest first", tag=TAG, query=CampaignListQuery,
+           responses={200: CampaignListOut})
+def list_campaigns(query: CampaignListQuery) -> CampaignListOut:
+    db = get_session()
+    rows = select(Campaign, Program.slug).join(Program, Program.id == Campaign.program_id).where(
+        Campaign.automation.is_not(None) if query.automations else Campaign.automation.is_(None))
+    if query.program is not None:
+        rows = rows.where(Campaign.program_id == program_by_slug(query.program).id)
+    if query.state is not None:
+        rows = rows.where(Campaign.state == query.state)
+    total = count_of(db, rows)
+    page = db.execute(rows.order_by(Campaign.created_at.desc(), Campaign.id.desc())
+                      .limit(query.per_page).offset((query.page - 1) * query.per_page)).all()
+    sent = sent_counts(db, [c.id for c, _ in page])
+    return CampaignListOut(page=query.page, per_page=query.per_page, total=total, items=[
+        CampaignSummaryOut(id=c.id, program=slug, name=c.name, state=c.state, segment_id=c.segment_id,
+                           automation=c.automation, audience_size=c.audience_size, sent=sent.get(c.id, 0),
+                           scheduled_at=c.scheduled_at, created_at=c.created_at) for c, slug in page])
+
+
 @bp.post("/campaigns")
 @operation(summary="Create a draft campaign", tag=TAG, body=CampaignIn, responses={201: CampaignOut})
 def create_campaign(body: CampaignIn) -> tuple[CampaignOut, int]:
@@ -131,6 +269,7 @@ def create_campaign(body: CampaignIn) -> tuple[CampaignOut, int]:
         variants=[VariantSpec(v.name, v.body, v.title, v.weight) for v in body.variants],
         holdout_percent=body.holdout_percent, max_per_week=body.max_per_week, quiet_start_hour=body.quiet_start_hour,
         quiet_end_hour=body.quiet_end_hour, geo_store_ids=body.geo_store_ids, ends_at=body.ends_at, now=utcnow())
+    _audit("campaign-created", campaign, name=campaign.name)
     out = _out(campaign)
     db.commit()
     return out, 201
@@ -163,6 +302,7 @@ def preview_campaign(campaign_id: int) -> PreviewOut:
 def schedule_campaign(campaign_id: int, body: ScheduleIn) -> CampaignOut:
     campaign, db = _campaign(campaign_id), get_session()
     lifecycle.schedule(db, campaign=campaign, at=body.at, now=utcnow())
+    _audit("campaign-scheduled", campaign, at=body.at.isoformat())
     out = _out(campaign)
     db.commit()
     return out
@@ -181,7 +321,8 @@ def _act(campaign_id: int, action: str) -> CampaignOut:
     elif action == "cancel":
         lifecycle.cancel(db, campaign=campaign, now=now)
     else:
-        send.retry_failed(db, campaign=campaign, now=now)
+        retried = send.retry_failed(db, campaign=campaign, now=now)
+    _audit(f"campaign-{action}", campaign, **({"retried": retried} if action == "retry" else {}))
     db.commit()
     if campaign.state == "running" and action in ("start", "resume", "retry"):
         kick(campaign.id)
@@ -223,10 +364,69 @@ def retry_campaign(campaign_id: int) -> CampaignOut:
 @operation(summary="Results per status, channel and variant, with uplift against the holdout", tag=TAG,
            responses={200: ResultsOut})
 def campaign_results(campaign_id: int) -> ResultsOut:
-    report = results.results(get_session(), campaign=_campaign(campaign_id))
+    campaign = _campaign(campaign_id)
+    # results.results needs the start (the holdout's clock); before it there is nothing to count.
+    report = results.results(get_session(), campaign=campaign)
     uplift = report.uplift
     return ResultsOut(
         by_status=report.by_status, by_channel=report.by_channel, by_variant=report.by_variant,
         holdout=report.holdout,
         uplift=None if uplift is None else UpliftOut(rate=uplift.rate, baseline=uplift.baseline,
                                                      difference=uplift.difference, ci95=[uplift.low, uplift.high]))
+
+
+NULLABLE = {"segment_id", "max_per_week", "geo_store_ids", "ends_at"}  # null clears these
+
+
+@bp.patch("/campaigns/<int:campaign_id>")
+@operation(summary="Edit a draft campaign (only the fields given change)", tag=TAG, body=CampaignPatchIn,
+           responses={200: CampaignOut})
+def edit_campaign(campaign_id: int, body: CampaignPatchIn) -> CampaignOut:
+    campaign, db = _campaign(campaign_id), get_session()
+    given = body.model_fields_set
+
+    def pick(name: str, current: object) -> object:
+        value = getattr(body, name)
+        return current if name not in given or (value is None and name not in NULLABLE) else value
+
+    segment_id = pick("segment_id", campaign.segment_id)
+    segment = get_or_404(Segment, segment_id, "segment") if segment_id is not None else None
+    variants = ([VariantSpec(v.name, v.body, v.title, v.weight) for v in body.variants]
+                if body.variants is not None else
+                [VariantSpec(v.name, v.body, v.title, v.weight) for v in campaign.variants])
+    lifecycle.update_draft(db, campaign=campaign, program=db.get(Program, campaign.program_id), variants=variants,
+                 name=pick("name", campaign.name), segment=segment,  # type: ignore[arg-type]
+                 channels=pick("channels", campaign.channels),  # type: ignore[arg-type]
+                 holdout_percent=pick("holdout_percent", campaign.holdout_percent),  # type: ignore[arg-type]
+                 max_per_week=pick("max_per_week", campaign.max_per_week),  # type: ignore[arg-type]
+                 quiet_start_hour=pick("quiet_start_hour", campaign.quiet_start_hour),  # type: ignore[arg-type]
+                 quiet_end_hour=pick("quiet_end_hour", campaign.quiet_end_hour),  # type: ignore[arg-type]
+                 geo_store_ids=pick("geo_store_ids", campaign.geo_store_ids),  # type: ignore[arg-type]
+                 ends_at=pick("ends_at", campaign.ends_at), now=utcnow())  # type: ignore[arg-type]
+    _audit("campaign-edited", campaign, fields=sorted(given))
+    out = _out(campaign)
+    db.commit()
+    return out
+
+
+@bp.get("/campaigns/<int:campaign_id>/progress")
+@operation(summary="How far sending has gone", tag=TAG, responses={200: ProgressOut})
+def campaign_progress(campaign_id: int) -> ProgressOut:
+    return ProgressOut(**results.progress(get_session(), campaign=_campaign(campaign_id)))  # type: ignore[arg-type]
+
+
+@bp.get("/campaigns/<int:campaign_id>/deliveries")
+@operation(summary="The delivery log: one row per customer, filtered and paged", tag=TAG, query=DeliveryQuery,
+           responses={200: DeliveryListOut})
+def campaign_deliveries(campaign_id: int, query: DeliveryQuery) -> DeliveryListOut:
+    campaign, db = _campaign(campaign_id), get_session()
+    rows = deliveries(campaign, status=query.status, channel=query.channel, variant=query.variant,
+                      phone=query.phone)
+    total = count_of(db, rows)
+    names = {v.id: v.name for v in campaign.variants}
+    page = db.execute(rows.limit(query.per_page).offset((query.page - 1) * query.per_page)).all()
+    return DeliveryListOut(page=query.page, per_page=query.per_page, total=total, items=[
+        DeliveryOut(id=d.id, customer_id=c.id, customer_name=c.name, phone=c.phone,
+                    variant=names.get(d.variant_id) if d.variant_id is not None else None, channel=d.channel,
+                    status=d.status, reason=d.reason, error=d.error, attempts=d.attempts, sent_at=d.sent_at,
+                    updated_at=d.updated_at) for d, c in page])

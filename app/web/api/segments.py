@@ -1,17 +1,21 @@
-"""Segments over the API: rule, RFM and static segments, a live count, a CSV of members."""
+"""Segments over the API: rule, RFM and static segments (list, create, change, delete), a live count, a CSV of
+members, and the RFM distribution with a recompute."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from flask import current_app, request
+from flask import current_app, g, request
 from pydantic import Field
+from sqlalchemy import func, select
 
 from app.database import get_session
 from app.db import utcnow
-from app.errors import BadRequest
+from app.errors import BadRequest, FieldError, InvalidInput, NotFound
+from app.merchants import audit
 from app.models import Segment
-from app.segments import rules
+from app.segments import catalog, manage, rfm_report, rules
 from app.web.api import bp, get_or_404, program_by_slug, sms_sender
 from app.web.api._models import In, Out
 from app.web.api.openapi import operation
@@ -20,17 +24,43 @@ MAX_CSV = 5 * 1024 * 1024
 TAG = "segments"
 
 
+NAME = r"^[^\x00]*$"  # PostgreSQL text holds no NUL
+PAGE_SIZE = 50
+RfmName = Annotated[str, Field(max_length=40)]
+Tree = dict[Annotated[str, Field(max_length=10)], Any]  # node keys: all, any, not, field, op, value, days, stores
+
+
 class SegmentIn(In):
-    program: str = Field(max_length=64, description="The programme's slug.")
-    name: str = Field(min_length=1, max_length=120)
+    program: str = Field(max_length=64, pattern=NAME, description="The programme's slug.")
+    name: str = Field(min_length=1, max_length=120, pattern=NAME)
     kind: Literal["rules", "rfm", "static"]
-    rules: dict[str, Any] | None = Field(default=None, description="The condition tree (kind `rules`).")
-    segments: list[str] | None = Field(default=None, max_length=20, description="RFM segment names (kind `rfm`).")
+    rules: Tree | None = Field(default=None, description="The condition tree (kind `rules`).")
+    segments: list[RfmName] | None = Field(default=None, max_length=20, description="RFM segment names (kind `rfm`).")
+
+
+class SegmentPatchIn(In):
+    """Only the fields given change; a segment's kind never changes."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=120, pattern=NAME)
+    rules: Tree | None = Field(default=None, description="The condition tree (kind `rules` only).")
+    segments: list[RfmName] | None = Field(default=None, max_length=20,
+                                           description="RFM segment names (kind `rfm` only).")
+
+
+class SegmentPutIn(SegmentPatchIn):
+    """The whole segment: its name, and its rules (kind `rules`) or RFM names (kind `rfm`)."""
+
+    name: str = Field(min_length=1, max_length=120, pattern=NAME)
+
+
+class ListQuery(In):
+    program: str = Field(max_length=64, pattern=NAME, description="The programme's slug.")
+    page: int = Field(default=1, ge=1, le=100_000)
 
 
 class PreviewIn(In):
-    program: str = Field(max_length=64)
-    rules: dict[str, Any]
+    program: str = Field(max_length=64, pattern=NAME)
+    rules: Tree
 
 
 class SegmentOut(Out):
@@ -41,6 +71,36 @@ class SegmentOut(Out):
     kind: str
     definition: dict[str, Any]
     count: int
+
+
+class SegmentListOut(Out):
+    """A page of the programme's segments, by name, each with its count now."""
+
+    items: list[SegmentOut]
+    page: int
+    page_size: int
+    total: int
+
+
+class RfmOut(Out):
+    """Customers with an active card per RFM segment, and how the programme computes the scores."""
+
+    program: str
+    mode: str
+    window_days: int
+    counts: dict[str, int] = Field(description="Every RFM segment name, in the standard order.")
+    scored: int
+    unscored: int = Field(description="Customers without a purchase in the window (no RFM segment).")
+    thresholds: list[str] = Field(description="Fixed mode: the cut-offs in words.")
+    thresholds_error: str | None = Field(description="Fixed mode: why the thresholds are not valid.")
+    last_requested_at: datetime | None = Field(description="When a recompute was last asked for (dashboard or API).")
+    schedule: str
+
+
+class RecomputeOut(Out):
+    """The recompute was started (``queued``) or, on a deployment without a broker, already ran (``done``)."""
+
+    state: Literal["queued", "done"]
 
 
 class CountOut(Out):
@@ -63,23 +123,68 @@ def _out(segment: Segment) -> SegmentOut:
                       count=count)
 
 
+def _actor() -> str:
+    return f"api-token:{g.api_token.prefix}"
+
+
+@bp.get("/segments")
+@operation(summary="The programme's segments with their counts", tag=TAG, query=ListQuery,
+           responses={200: SegmentListOut})
+def list_segments(query: ListQuery) -> SegmentListOut:
+    program, db = program_by_slug(query.program), get_session()
+    where = Segment.program_id == program.id
+    total = db.scalar(select(func.count()).select_from(Segment).where(where)) or 0
+    page = list(db.scalars(select(Segment).where(where).order_by(Segment.name, Segment.id)
+                           .offset((query.page - 1) * PAGE_SIZE).limit(PAGE_SIZE)))
+    return SegmentListOut(items=[_out(s) for s in page], page=query.page, page_size=PAGE_SIZE, total=total)
+
+
 @bp.post("/segments")
 @operation(summary="Create a segment", tag=TAG, body=SegmentIn, responses={201: SegmentOut})
 def create_segment(body: SegmentIn) -> tuple[SegmentOut, int]:
-    program, db, now = program_by_slug(body.program), get_session(), utcnow()
-    definition: dict[str, Any] = {}
-    if body.kind == "rules":
-        rules.parse_rules(body.rules or {}, path="rules")  # InvalidInput, with the path of each mistake
-        definition = body.rules or {}
-    elif body.kind == "rfm":
-        definition = {"segments": body.segments or []}
-    segment = Segment(program_id=program.id, name=body.name, kind=body.kind, definition=definition,
-                      created_at=now, updated_at=now)
-    db.add(segment)
-    db.flush()
+    program, db = program_by_slug(body.program), get_session()
+    segment = manage.create(db, program=program, name=body.name, kind=body.kind, actor=_actor(), now=utcnow(),
+                            tree=body.rules if body.rules is not None else {}, rfm_names=body.segments)
     out = _out(segment)
     db.commit()
     return out, 201
+
+
+def _change(segment_id: int, body: SegmentPatchIn, *, whole: bool) -> SegmentOut:
+    segment, db = get_or_404(Segment, segment_id, "segment"), get_session()
+    if whole:  # PUT: the kind's own part is required, not kept
+        needed = {"rules": "rules", "rfm": "segments"}.get(segment.kind)
+        if needed and getattr(body, needed) is None:
+            raise InvalidInput(f"A {segment.kind} segment needs {needed}", errors=[FieldError(needed, "is required")])
+    manage.update(db, segment=segment, actor=_actor(), now=utcnow(), name=body.name, tree=body.rules,
+                  rfm_names=body.segments)
+    out = _out(segment)
+    db.commit()
+    return out
+
+
+@bp.put("/segments/<int:segment_id>")
+@operation(summary="Replace a segment's name and rules (or RFM names)", tag=TAG, body=SegmentPutIn,
+           responses={200: SegmentOut})
+def replace_segment(segment_id: int, body: SegmentPutIn) -> SegmentOut:
+    return _change(segment_id, body, whole=True)
+
+
+@bp.patch("/segments/<int:segment_id>")
+@operation(summary="Change a segment's name, rules or RFM names (only the fields given)", tag=TAG,
+           body=SegmentPatchIn, responses={200: SegmentOut})
+def edit_segment(segment_id: int, body: SegmentPatchIn) -> SegmentOut:
+    return _change(segment_id, body, whole=False)
+
+
+@bp.delete("/segments/<int:segment_id>")
+@operation(summary="Delete a segment (refused while a draft, scheduled, running or paused campaign uses it)",
+           tag=TAG, responses={204: None})
+def delete_segment(segment_id: int) -> tuple[None, int]:
+    segment, db = get_or_404(Segment, segment_id, "segment"), get_session()
+    manage.delete(db, segment=segment, actor=_actor(), now=utcnow())
+    db.commit()
+    return None, 204
 
 
 @bp.post("/segments/preview")
@@ -87,6 +192,7 @@ def create_segment(body: SegmentIn) -> tuple[SegmentOut, int]:
            role="viewer")
 def preview_segment(body: PreviewIn) -> CountOut:
     program = program_by_slug(body.program)
+    catalog.refuse_nul(body.rules)
     return CountOut(count=rules.count(get_session(), tree=body.rules, program_id=program.id, now=utcnow(),
                                       sms_sender=sms_sender()))
 
@@ -107,5 +213,45 @@ def import_segment(segment_id: int) -> ImportOut:
         raise BadRequest("the file is larger than 5 MB", code="too-large")
     outcome = rules.import_static(db, segment=segment, csv_text=raw.decode("utf-8-sig", errors="replace"),
                                   region=current_app.config["TALLYPASS"].default_phone_region)
+    audit.record(db, actor=_actor(), action="segment.import", now=utcnow(), target=f"segment:{segment.id}",
+                 details={"added": outcome.added, "unmatched": len(outcome.unmatched),
+                          "invalid": len(outcome.invalid)})
     db.commit()
     return ImportOut(added=outcome.added, unmatched=outcome.unmatched[:100], invalid=outcome.invalid[:100])
+
+
+def _program(slug: str) -> Any:
+    if "\x00" in slug:
+        raise NotFound(f"there is no programme {slug!r}")
+    return program_by_slug(slug)
+
+
+def _rfm_out(slug: str) -> RfmOut:
+    program, db = _program(slug), get_session()
+    figures = rfm_report.distribution(db, program=program)
+    settings = rfm_report.settings(program)
+    last = rfm_report.last_requested(db, program=program)
+    return RfmOut(program=program.slug, mode=settings.mode, window_days=settings.window_days, counts=figures.counts,
+                  scored=figures.scored, unscored=figures.unscored, thresholds=settings.lines,
+                  thresholds_error=settings.error, last_requested_at=last.at if last else None,
+                  schedule=rfm_report.NIGHTLY)
+
+
+@bp.get("/programs/<slug>/rfm")
+@operation(summary="Customers per RFM segment, and the programme's RFM settings", tag=TAG, responses={200: RfmOut})
+def program_rfm(slug: str) -> RfmOut:
+    return _rfm_out(slug)
+
+
+@bp.post("/programs/<slug>/rfm/recompute")
+@operation(summary="Recompute the RFM scores now (every programme, as the nightly job does)", tag=TAG,
+           responses={202: RecomputeOut})
+def recompute_program_rfm(slug: str) -> tuple[RecomputeOut, int]:
+    program, db = _program(slug), get_session()
+    audit.record(db, actor=_actor(), action=rfm_report.RECOMPUTE_ACTION, now=utcnow(), target=f"program:{program.id}")
+    db.commit()
+    from app.tasks.segments import recompute_rfm
+
+    recompute_rfm.delay()  # after the commit; inline when no broker is configured
+    eager = bool(current_app.extensions["celery"].conf.task_always_eager)
+    return RecomputeOut(state="done" if eager else "queued"), 202

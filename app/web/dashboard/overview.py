@@ -50,7 +50,8 @@ def overview() -> Response:
         "purchases": figures.purchases_per_day,
         "revenue": [float(r) for r in figures.revenue_per_day],
         "members": figures.members_per_day,
-        "rfm": figures.rfm,
+        # lists, not a mapping: tojson sorts keys, and the segments have a meaningful order
+        "rfm_labels": list(figures.rfm), "rfm_counts": list(figures.rfm.values()),
     }
     html = render_template("dashboard/overview.html", program=program, programs=programs, figures=figures,
                            chart=chart, errors=errors, user=current_user(),

@@ -1,0 +1,251 @@
+"""Changing a programme's settings: earn and redeem rules, bonuses, terms, the card's design, its tiers and
+its bonus rules. The input models here are shared by the dashboard's forms and the JSON API; the
+services take validated values, flush, write the audit log and announce the change (``programs.saved``)
+so Google's class follows. They never commit.
+
+A change to what the pass shows (names, terms, colours, tiers) also needs every pass re-sent: the caller
+starts a re-sync job (:func:`start_resync`) once the change is committed.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.errors import FieldError, InvalidInput, RuleViolation
+from app.loyalty import programs
+from app.merchants import audit
+from app.models import BonusRule, Card, Job, Program, Tier, User
+
+RESYNC = "design-resync"
+# Fields a pass or Google class shows: changing one re-sends every pass.
+PASS_FIELDS = frozenset({"name", "terms", "logo_text", "background_color", "foreground_color", "label_color"})
+COLOUR = re.compile(r"#[0-9A-Fa-f]{6}")
+Colour = Annotated[str, Field(max_length=20, description="A colour as #RRGGBB.",
+                              json_schema_extra={"pattern": "^#[0-9A-Fa-f]{6}$"})]
+Points = Annotated[int, Field(ge=0, le=1_000_000)]
+
+
+class Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_max_length=5000, str_strip_whitespace=True)
+
+    @field_validator("*")
+    @classmethod
+    def _no_control_characters(cls, value: Any) -> Any:
+        if isinstance(value, str) and any(ord(c) < 32 and c not in "\n\r\t" for c in value):
+            raise ValueError("may not contain control characters")
+        return value
+
+
+class ProgramSettings(Spec):
+    """Earn and redeem rules, bonuses and terms. Every field is optional: only the ones given change."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=120)
+    point_value: Decimal | None = Field(default=None, gt=0, le=1_000_000, decimal_places=2,
+                                        description="Money value of one point.")
+    redeem_cap_percent: Decimal | None = Field(default=None, ge=0, le=100, decimal_places=2,
+                                               description="At most this share of a purchase may be paid in points.")
+    tier_window_days: int | None = Field(default=None, ge=1, le=3650,
+                                         description="Days of spending that count towards a tier.")
+    expiry_days: int | None = Field(default=None, ge=1, le=3650,
+                                    description="Days after which points expire; null: never.")
+    welcome_bonus: Points | None = None
+    birthday_bonus: Points | None = None
+    referrer_bonus: Points | None = None
+    referred_bonus: Points | None = None
+    terms: str | None = Field(default=None, max_length=5000)
+
+    @field_validator("name", "point_value", "redeem_cap_percent", "tier_window_days", "welcome_bonus",
+                     "birthday_bonus", "referrer_bonus", "referred_bonus", "terms")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("enter a value")
+        return value
+
+
+class DesignSettings(Spec):
+    """The card's colours and the text beside its logo. Every field is optional: only the ones given change."""
+
+    background_color: Colour | None = None
+    foreground_color: Colour | None = None
+    label_color: Colour | None = None
+    logo_text: str | None = Field(default=None, max_length=60, description="Beside the logo; empty: the name.")
+
+    @field_validator("background_color", "foreground_color", "label_color")
+    @classmethod
+    def _colour(cls, value: str | None) -> str:
+        if value is None:
+            raise ValueError("enter a value")
+        if not COLOUR.fullmatch(value):
+            raise ValueError("use a colour written as # and six hex digits, like #1F2937")
+        return value.upper()
+
+
+class TierSpec(Spec):
+    name: str = Field(min_length=1, max_length=60)
+    qualifying_spend: Decimal = Field(ge=0, le=1_000_000_000, decimal_places=2,
+                                      description="Spend over the tier window that qualifies.")
+    earn_percent: Decimal = Field(ge=0, le=100, decimal_places=2, description="Share of the paid amount earned.")
+    perks: str = Field(default="", max_length=1000)
+
+
+class BonusRuleSpec(Spec):
+    event_name: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_.-]*$",
+                            description="The event the POS posts, e.g. review or check-in.")
+    points: Points
+    limit_per_period: int | None = Field(default=None, ge=1, le=1000, description="null: unlimited.")
+    period: Literal["day", "week", "month", "year", "lifetime"] = "day"
+
+
+
+def _plain(value: Any) -> Any:
+    return str(value) if isinstance(value, Decimal) else value
+
+
+def _apply(target: Any, values: dict[str, Any]) -> dict[str, list[Any]]:
+    """Set ``values`` on ``target``; ``{field: [old, new]}`` of what really changed."""
+    changed: dict[str, list[Any]] = {}
+    for name, new in values.items():
+        old = getattr(target, name)
+        if old != new:
+            changed[name] = [_plain(old), _plain(new)]
+            setattr(target, name, new)
+    return changed
+
+
+def update_program(session: Session, *, program: Program, settings: ProgramSettings | DesignSettings,
+                   actor: User | str, now: datetime) -> dict[str, list[Any]]:
+    """Apply the fields given in ``settings``; ``{field: [old, new]}`` of what changed (audited)."""
+    values = {name: getattr(settings, name) for name in settings.model_fields_set}
+    if "logo_text" in values:
+        values["logo_text"] = values["logo_text"] or None
+    if "terms" in values:
+        values["terms"] = values["terms"] or ""
+    changed = _apply(program, values)
+    if changed:
+        session.flush()
+        audit.record(session, actor=actor, action="program.updated", now=now, target=f"program:{program.id}",
+                     details={"changed": {k: (["(long text)"] * 2 if k == "terms" else v) for k, v in changed.items()}})
+        programs.saved(session, program=program)
+    return changed
+
+
+# ------------------------------------------------------------------------------------------------- tiers
+
+
+def _tier_name_taken(session: Session, program: Program, name: str, but: int | None = None) -> None:
+    stmt = select(Tier.id).where(Tier.program_id == program.id, func.lower(Tier.name) == name.lower())
+    if but is not None:
+        stmt = stmt.where(Tier.id != but)
+    if session.scalar(stmt) is not None:
+        raise InvalidInput(f"there is already a tier named {name!r}",
+                           errors=[FieldError("name", f"There is already a tier named “{name}”.")])
+
+
+def add_tier(session: Session, *, program: Program, spec: TierSpec, actor: User | str, now: datetime) -> Tier:
+    _tier_name_taken(session, program, spec.name)
+    tier = Tier(program_id=program.id, **spec.model_dump())
+    session.add(tier)
+    session.flush()
+    session.expire(program, ["tiers"])
+    audit.record(session, actor=actor, action="tier.created", now=now, target=f"tier:{tier.id}",
+                 details={"program_id": program.id, **{k: _plain(v) for k, v in spec.model_dump().items()}})
+    programs.saved(session, program=program)
+    return tier
+
+
+def update_tier(session: Session, *, tier: Tier, spec: TierSpec, actor: User | str, now: datetime
+                ) -> dict[str, list[Any]]:
+    _tier_name_taken(session, tier.program, spec.name, but=tier.id)
+    changed = _apply(tier, spec.model_dump())
+    if changed:
+        session.flush()
+        audit.record(session, actor=actor, action="tier.updated", now=now, target=f"tier:{tier.id}",
+                     details={"program_id": tier.program_id, "changed": changed})
+        programs.saved(session, program=tier.program)
+    return changed
+
+
+def remove_tier(session: Session, *, tier: Tier, actor: User | str, now: datetime) -> None:
+    """:raise RuleViolation: cards are on this tier (move them first by changing the thresholds)."""
+    members = session.scalar(select(func.count()).select_from(Card).where(Card.tier_id == tier.id)) or 0
+    if members:
+        raise RuleViolation(f"{members} card(s) are on the tier {tier.name!r}; a tier with members cannot be "
+                            "removed. Change its thresholds instead, or wait until nobody is on it.",
+                            code="tier-has-members")
+    program, details = tier.program, {"program_id": tier.program_id, "name": tier.name}
+    session.delete(tier)
+    session.flush()
+    session.expire(program, ["tiers"])
+    audit.record(session, actor=actor, action="tier.removed", now=now, target=f"tier:{tier.id}", details=details)
+    programs.saved(session, program=program)
+
+
+# ------------------------------------------------------------------------------------------- bonus rules
+
+
+def _event_taken(session: Session, program: Program, event_name: str, but: int | None = None) -> None:
+    stmt = select(BonusRule.id).where(BonusRule.program_id == program.id, BonusRule.event_name == event_name)
+    if but is not None:
+        stmt = stmt.where(BonusRule.id != but)
+    if session.scalar(stmt) is not None:
+        raise InvalidInput(f"there is already a rule for {event_name!r}",
+                           errors=[FieldError("event_name", f"There is already a rule for “{event_name}”.")])
+
+
+def add_bonus_rule(session: Session, *, program: Program, spec: BonusRuleSpec, actor: User | str,
+                   now: datetime) -> BonusRule:
+    _event_taken(session, program, spec.event_name)
+    rule = BonusRule(program_id=program.id, **spec.model_dump())
+    session.add(rule)
+    session.flush()
+    session.expire(program, ["bonus_rules"])
+    audit.record(session, actor=actor, action="bonus_rule.created", now=now, target=f"bonus_rule:{rule.id}",
+                 details={"program_id": program.id, **spec.model_dump()})
+    return rule
+
+
+def update_bonus_rule(session: Session, *, rule: BonusRule, spec: BonusRuleSpec, actor: User | str,
+                      now: datetime) -> dict[str, list[Any]]:
+    _event_taken(session, rule.program, spec.event_name, but=rule.id)
+    changed = _apply(rule, spec.model_dump())
+    if changed:
+        session.flush()
+        audit.record(session, actor=actor, action="bonus_rule.updated", now=now, target=f"bonus_rule:{rule.id}",
+                     details={"program_id": rule.program_id, "changed": changed})
+    return changed
+
+
+def remove_bonus_rule(session: Session, *, rule: BonusRule, actor: User | str, now: datetime) -> None:
+    program, details = rule.program, {"program_id": rule.program_id, "event_name": rule.event_name}
+    session.delete(rule)
+    session.flush()
+    session.expire(program, ["bonus_rules"])
+    audit.record(session, actor=actor, action="bonus_rule.removed", now=now, target=f"bonus_rule:{rule.id}",
+                 details=details)
+
+
+# ----------------------------------------------------------------------------------------------- re-sync
+
+
+def start_resync(session: Session, *, program: Program, actor: User | str, now: datetime) -> Job:
+    """A queued job that re-syncs Google's class and re-sends every pass of the programme; the caller
+    commits, then runs ``app.tasks.design.resync_design.delay(job.id)``."""
+    total = session.scalar(select(func.count()).select_from(Card).where(Card.program_id == program.id)) or 0
+    job = Job(kind=RESYNC, program_id=program.id, state="queued", total=total, done=0, created_at=now,
+              created_by=actor.email if isinstance(actor, User) else actor[:254])
+    session.add(job)
+    session.flush()
+    return job
+
+
+def latest_job(session: Session, *, program: Program) -> Job | None:
+    return session.scalar(select(Job).where(Job.program_id == program.id, Job.kind == RESYNC)
+                          .order_by(Job.id.desc()).limit(1))

@@ -1,0 +1,61 @@
+"""The outbox over the API: what channels without credentials recorded instead of sending (outbox mode)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+from sqlalchemy import Select, func, select
+
+from app.database import get_session
+from app.models import ChannelMessage
+from app.web.api import bp
+from app.web.api._models import In, Out
+from app.web.api.openapi import operation
+
+TAG = "outbox"
+CHANNELS = ("apns", "google_wallet", "web_push", "sms")
+
+
+class OutboxQuery(In):
+    channel: Literal["apns", "google_wallet", "web_push", "sms"] | None = None
+    page: int = Field(default=1, ge=1, le=100_000)
+    per_page: int = Field(default=50, ge=1, le=100)
+
+
+class MessageOut(Out):
+    id: int
+    channel: str
+    recipient: str
+    card_id: int | None
+    payload: dict[str, Any]
+    created_at: datetime
+
+
+class OutboxOut(Out):
+    """A page of recorded messages, newest first."""
+
+    items: list[MessageOut]
+    page: int
+    per_page: int
+    total: int
+
+
+def messages(channel: str | None = None) -> Select[tuple[ChannelMessage]]:
+    query = select(ChannelMessage)
+    if channel:
+        query = query.where(ChannelMessage.channel == channel)
+    return query.order_by(ChannelMessage.created_at.desc(), ChannelMessage.id.desc())
+
+
+@bp.get("/outbox")
+@operation(summary="Messages recorded instead of sent (channels without credentials), newest first", tag=TAG,
+           query=OutboxQuery, responses={200: OutboxOut}, role="marketer")
+def list_outbox(query: OutboxQuery) -> OutboxOut:
+    db = get_session()
+    rows = messages(query.channel)
+    total = db.scalar(select(func.count()).select_from(rows.order_by(None).subquery())) or 0
+    page = db.scalars(rows.limit(query.per_page).offset((query.page - 1) * query.per_page))
+    return OutboxOut(page=query.page, per_page=query.per_page, total=total,
+                     items=[MessageOut.model_validate(m) for m in page])
