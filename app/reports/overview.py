@@ -125,7 +125,9 @@ def overview(session: Session, *, program: Program, start: date, end: date) -> O
     out.revenue_per_day = [_money(per_day.get(d, (0, 0))[1]) for d in out.days]
     out.members_per_day = [new_per_day.get(d, 0) for d in out.days]
 
+    # Marketers' campaigns; the automations (welcome, birthday…) run all the time and have their own pages.
     for campaign in session.scalars(select(Campaign).where(Campaign.program_id == program.id,
+                                                            Campaign.automation.is_(None),
                                                             Campaign.started_at.is_not(None))
                                     .order_by(Campaign.started_at.desc()).limit(RECENT_CAMPAIGNS)):
         found = results(session, campaign=campaign)
