@@ -38,13 +38,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app import outbox
 from app.loyalty import enrollment, ledger
 from app.models import CONSENT_CHANNELS, Card, Customer, Program
+from app.phones import normalise_phone
 
 MAX_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 50_000
@@ -118,15 +118,6 @@ def _clean(value: str | None) -> str:
     return text
 
 
-def normalise_phone(value: str, region: str | None) -> str:
-    """E.164, or ValueError with a message a marketer understands (as app.web.schemas.normalise_phone)."""
-    try:
-        number = phonenumbers.parse(value, region)
-    except phonenumbers.NumberParseException:
-        raise ValueError("is not a phone number; use the international format, e.g. +37369123456") from None
-    if not phonenumbers.is_valid_number(number):
-        raise ValueError("is not a valid phone number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _header(names: list[str], line: int, report: Report) -> list[str]:

@@ -37,7 +37,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Union
 
-import phonenumbers
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -73,6 +72,7 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
+from app import phones
 from app.errors import FieldError, InvalidInput
 from app.models import (
     CONSENT_CHANNELS,
@@ -792,18 +792,16 @@ class ImportResult:
 
 
 def normalise_phone(value: str, region: str | None) -> str | None:
-    """E.164, or None. Like ``app.web.schemas.normalise_phone``, plus numbers whose "+" a spreadsheet dropped."""
+    """E.164, or None. Like ``app.phones.normalise_phone``, plus numbers whose "+" a spreadsheet dropped."""
     candidates = [value]
     digits = _PHONE_PUNCTUATION.sub("", value)
     if digits.isdigit() and not digits.startswith("0"):
         candidates.append("+" + digits)
     for candidate in candidates:
         try:
-            number = phonenumbers.parse(candidate, region)
-        except phonenumbers.NumberParseException:
+            return phones.normalise_phone(candidate, region)
+        except ValueError:
             continue
-        if phonenumbers.is_valid_number(number):
-            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return None
 
 

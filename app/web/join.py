@@ -21,8 +21,8 @@ from app.db import utcnow
 from app.errors import NotFound, RuleViolation
 from app.loyalty import enrollment, phone_checks
 from app.models import CONSENT_CHANNELS, Customer, Program
+from app.phones import normalise_phone
 from app.web.forms import check_csrf, limit_ip
-from app.web.schemas import normalise_phone
 
 bp = Blueprint("join", __name__, url_prefix="/join")
 

@@ -7,7 +7,6 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-import phonenumbers
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -20,6 +19,7 @@ from pydantic import (
 )
 
 from app.models import CONSENT_CHANNELS
+from app.phones import normalise_phone
 
 MAX_AMOUNT = Decimal("9999999999.99")
 
@@ -41,15 +41,6 @@ Barcode = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, 
 Points = Annotated[int, Field(strict=True, ge=0, le=10_000_000)]
 
 
-def normalise_phone(value: str, region: str | None) -> str:
-    """E.164 (``+37369123456``), or ValueError with a message a cashier understands."""
-    try:
-        number = phonenumbers.parse(value, region)
-    except phonenumbers.NumberParseException:
-        raise ValueError("is not a phone number; use the international format, e.g. +37369123456") from None
-    if not phonenumbers.is_valid_number(number):
-        raise ValueError("is not a valid phone number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 class _Body(BaseModel):

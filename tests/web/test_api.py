@@ -15,13 +15,7 @@ from app.db import utcnow
 from app.loyalty import enrollment
 from app.merchants import tokens
 from app.models import ApiToken, ChannelMessage
-
-
-@pytest.fixture
-def token(db_session: Session) -> str:
-    _row, value = tokens.issue(db_session, name="ci", now=utcnow())
-    db_session.flush()
-    return value
+from tests.web.api_client import call
 
 
 @pytest.fixture
@@ -32,11 +26,6 @@ def program(make_program: Callable[..., Any], make_card: Callable[..., Any], db_
         enrollment.set_consents(db_session, customer=card.customer, consents=consents, source="test", now=utcnow())
     db_session.flush()
     return program
-
-
-def call(client: FlaskClient, method: str, path: str, token: str | None, **kwargs: Any) -> Any:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return client.open(f"/api/v1{path}", method=method, headers=headers, **kwargs)
 
 
 def test_a_token_is_required_and_checked(client: FlaskClient, program: Any, token: str) -> None:

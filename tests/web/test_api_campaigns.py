@@ -15,22 +15,8 @@ from sqlalchemy.orm import Session
 from app.campaigns.automations import ensure_templates
 from app.db import utcnow
 from app.loyalty import enrollment
-from app.merchants import tokens
 from app.models import AuditEvent, ChannelMessage
-
-
-@pytest.fixture
-def token(db_session: Session) -> str:
-    _row, value = tokens.issue(db_session, name="ci", now=utcnow())
-    db_session.flush()
-    return value
-
-
-@pytest.fixture
-def viewer(db_session: Session) -> str:
-    _row, value = tokens.issue(db_session, name="ro", role="viewer", now=utcnow())
-    db_session.flush()
-    return value
+from tests.web.api_client import call
 
 
 @pytest.fixture
@@ -41,10 +27,6 @@ def program(make_program: Callable[..., Any], make_card: Callable[..., Any], db_
         enrollment.set_consents(db_session, customer=card.customer, consents=consents, source="test", now=utcnow())
     db_session.flush()
     return program
-
-
-def call(client: FlaskClient, method: str, path: str, token: str, **kwargs: Any) -> Any:
-    return client.open(f"/api/v1{path}", method=method, headers={"Authorization": f"Bearer {token}"}, **kwargs)
 
 
 def create(client: FlaskClient, token: str, program: Any, name: str = "Hello") -> int:

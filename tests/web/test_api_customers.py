@@ -14,22 +14,8 @@ from sqlalchemy.orm import Session
 
 from app.db import utcnow
 from app.loyalty import enrollment
-from app.merchants import tokens
 from app.models import AuditEvent, Card, Customer, LedgerEntry
-
-
-@pytest.fixture
-def token(db_session: Session) -> str:
-    _row, value = tokens.issue(db_session, name="ci", now=utcnow())
-    db_session.flush()
-    return value
-
-
-@pytest.fixture
-def viewer(db_session: Session) -> str:
-    _row, value = tokens.issue(db_session, name="ro", role="viewer", now=utcnow())
-    db_session.flush()
-    return value
+from tests.web.api_client import call
 
 
 @pytest.fixture
@@ -40,11 +26,6 @@ def shop(make_program: Callable[..., Any], make_card: Callable[..., Any], db_ses
     enrollment.set_consents(db_session, customer=ana.customer, consents={"sms": True}, source="signup", now=utcnow())
     db_session.flush()
     return {"program": program, "ana": ana, "bob": bob}
-
-
-def call(client: FlaskClient, method: str, path: str, token: str | None, **kwargs: Any) -> Any:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return client.open(f"/api/v1{path}", method=method, headers=headers, **kwargs)
 
 
 def test_search_by_each_key(client: FlaskClient, viewer: str, shop: dict[str, Any]) -> None:

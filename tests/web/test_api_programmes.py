@@ -19,13 +19,7 @@ from app.db import utcnow
 from app.merchants import tokens
 from app.models import AuditEvent, Card, ProgramImage
 from app.web.api.openapi import document
-
-
-@pytest.fixture
-def token(db_session: Session) -> str:
-    _row, value = tokens.issue(db_session, name="ci", now=utcnow())
-    db_session.commit()
-    return value
+from tests.web.api_client import call
 
 
 @pytest.fixture
@@ -34,11 +28,6 @@ def program(make_program: Callable[..., Any], make_card: Callable[..., Any]) -> 
     make_card(program)
     make_card(program)
     return program
-
-
-def call(client: FlaskClient, method: str, path: str, token: str, **kwargs: Any) -> Any:
-    return client.open(f"/api/v1{path}", method=method, headers={"Authorization": f"Bearer {token}",
-                                                                 **kwargs.pop("headers", {})}, **kwargs)
 
 
 def png(width: int = 600, height: int = 300) -> bytes:

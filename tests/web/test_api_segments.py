@@ -15,15 +15,9 @@ from app.db import utcnow
 from app.merchants import tokens
 from app.models import AuditEvent, Campaign, Segment
 from app.segments.rfm import SEGMENT_NAMES
+from tests.web.api_client import call
 
 RICH = {"all": [{"field": "balance", "op": "gte", "value": 20}]}
-
-
-@pytest.fixture
-def token(db_session: Session) -> str:
-    _row, value = tokens.issue(db_session, name="ci", now=utcnow())
-    db_session.flush()
-    return value
 
 
 @pytest.fixture
@@ -33,10 +27,6 @@ def program(make_program: Callable[..., Any], make_card: Callable[..., Any], db_
         make_card(program, balance=balance).customer.rfm_segment = ["Champions", "At Risk", None][n]
     db_session.flush()
     return program
-
-
-def call(client: FlaskClient, method: str, path: str, token: str, **kwargs: Any) -> Any:
-    return client.open(f"/api/v1{path}", method=method, headers={"Authorization": f"Bearer {token}"}, **kwargs)
 
 
 def create(client: FlaskClient, token: str, name: str, **fields: Any) -> Any:

@@ -11,19 +11,8 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
-from app.merchants import tokens
 from tests.conftest import PosCredentials
-
-
-def _token(db_session: Session, role: str) -> str:
-    _row, value = tokens.issue(db_session, name=f"{role} token", role=role, now=utcnow())
-    db_session.commit()
-    return value
-
-
-@pytest.fixture
-def admin(db_session: Session) -> str:
-    return _token(db_session, "admin")
+from tests.web.api_client import api_token, call
 
 
 @pytest.fixture
@@ -31,10 +20,6 @@ def program(make_program: Callable[..., Any], db_session: Session) -> Any:
     program = make_program(welcome_bonus=0, timezone="Europe/Chisinau")
     db_session.commit()
     return program
-
-
-def call(client: FlaskClient, method: str, path: str, token: str, **kwargs: Any) -> Any:
-    return client.open(f"/api/v1{path}", method=method, headers={"Authorization": f"Bearer {token}"}, **kwargs)
 
 
 def test_stores_are_created_listed_and_changed(client: FlaskClient, program: Any, admin: str,
@@ -58,12 +43,12 @@ def test_stores_are_created_listed_and_changed(client: FlaskClient, program: Any
     changed = call(client, "PATCH", f"/stores/{store_id}", admin, json={"name": "Centru Nou", "latitude": None,
                                                                         "longitude": None})
     assert changed.status_code == 200 and changed.json["name"] == "Centru Nou" and changed.json["latitude"] is None
-    listed = call(client, "GET", f"/stores?program={program.slug}&per_page=1", _token(db_session, "viewer"))
+    listed = call(client, "GET", f"/stores?program={program.slug}&per_page=1", api_token(db_session, "viewer"))
     assert listed.status_code == 200 and listed.json["total"] == 1 and listed.json["next"] is None
     assert [s["name"] for s in listed.json["items"]] == ["Centru Nou"]
     assert call(client, "GET", "/stores?program=nope", admin).status_code == 404
 
-    marketer = _token(db_session, "marketer")
+    marketer = api_token(db_session, "marketer")
     refused = call(client, "POST", "/stores", marketer, json={"program": program.slug, "name": "Y"})
     assert refused.status_code == 403 and "admin" in refused.json["detail"]
 
@@ -82,7 +67,7 @@ def test_keys_are_created_rotated_and_revoked_by_admins_only(client: FlaskClient
     card = make_card(program)
     db_session.commit()
     path = f"/stores/{creds.store.id}/keys"
-    marketer = _token(db_session, "marketer")
+    marketer = api_token(db_session, "marketer")
     assert call(client, "GET", path, marketer).status_code == 403
     assert call(client, "POST", path, marketer).status_code == 403
 
@@ -155,4 +140,4 @@ def test_the_audit_listing_filters_and_pages(client: FlaskClient, admin: str, db
     assert [e["actor"] for e in dated["items"]] == ["user1@shop.test"]
     assert call(client, "GET", "/audit-events?since=2026-02-02&until=2026-02-01", admin).status_code == 422
     assert call(client, "GET", "/audit-events?until=9999-12-31", admin).status_code == 200
-    assert call(client, "GET", "/audit-events", _token(db_session, "marketer")).status_code == 403
+    assert call(client, "GET", "/audit-events", api_token(db_session, "marketer")).status_code == 403

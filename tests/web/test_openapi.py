@@ -20,18 +20,9 @@ from pydantic import BaseModel
 from schemathesis import GenerationMode, checks
 from sqlalchemy.orm import Session
 
-from app.db import utcnow
 from app.errors import AppError
-from app.merchants import tokens
 from app.web.api import bp
 from app.web.api.openapi import operation
-
-
-@pytest.fixture
-def admin_token(db_session: Session) -> str:
-    _row, token = tokens.issue(db_session, name="schemathesis", role="admin", now=utcnow())
-    db_session.commit()
-    return token
 
 
 def test_the_document_is_valid_openapi_3_1_and_public(client: FlaskClient) -> None:
@@ -59,7 +50,7 @@ def test_every_api_route_is_in_the_document(app: Flask, client: FlaskClient) -> 
     assert creating["x-required-role"] == "marketer"
 
 
-def test_an_undeclared_answer_is_refused_rather_than_sent(app: Flask, client: FlaskClient, admin_token: str
+def test_an_undeclared_answer_is_refused_rather_than_sent(app: Flask, client: FlaskClient, admin: str
                                                           ) -> None:
     class Declared(BaseModel):
         ok: bool
@@ -77,20 +68,20 @@ def test_an_undeclared_answer_is_refused_rather_than_sent(app: Flask, client: Fl
         declared = operation(summary=name, tag="probe", responses={200: Declared})(view)
         app.view_functions[f"api.{name}"] = declared
         app.url_map.add(app.url_rule_class(f"/api/v1/_probe/{name}", endpoint=f"api.{name}", methods=["GET"]))
-        response = client.get(f"/api/v1/_probe/{name}", headers={"Authorization": f"Bearer {admin_token}"})
+        response = client.get(f"/api/v1/_probe/{name}", headers={"Authorization": f"Bearer {admin}"})
         assert response.status_code == 500 and response.mimetype == "application/problem+json"
     assert AppError.status == 500
     assert bp.name == "api"
 
 
 @pytest.fixture
-def api_schema(app: Flask, make_program: Any, make_card: Any, db_session: Session, admin_token: str
+def api_schema(app: Flask, make_program: Any, make_card: Any, db_session: Session, admin: str
                ) -> Iterator[Any]:
     program = make_program(slug="demo")
     make_card(program, phone="+37369000001", balance=40)
     db_session.commit()
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
-    schema.config.headers = {"Authorization": f"Bearer {admin_token}"}
+    schema.config.headers = {"Authorization": f"Bearer {admin}"}
     yield schema
 
 
@@ -99,7 +90,7 @@ CHECKS = [checks.not_a_server_error, checks.status_code_conformance, checks.cont
 EXAMPLES = 12  # per operation and mode; derandomised, so CI runs the same requests every time
 
 
-def test_the_api_keeps_its_document(api_schema: Any, admin_token: str) -> None:
+def test_the_api_keeps_its_document(api_schema: Any, admin: str) -> None:
     """Every operation, with valid and with invalid requests. (Schemathesis's pytest plugin does not run on
     pytest 9 yet, so the operations are walked here.)"""
     failures: list[str] = []
@@ -111,7 +102,7 @@ def test_the_api_keeps_its_document(api_schema: Any, admin_token: str) -> None:
             @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
                       suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
             def run(case: Any) -> None:
-                case.call_and_validate(headers={"Authorization": f"Bearer {admin_token}"}, checks=CHECKS)
+                case.call_and_validate(headers={"Authorization": f"Bearer {admin}"}, checks=CHECKS)
 
             try:
                 run()

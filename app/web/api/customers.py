@@ -20,10 +20,10 @@ from app.loyalty import customers as members
 from app.loyalty import ledger, member_import
 from app.merchants import audit
 from app.models import AppleRegistration, Card, Customer, GoogleObject, LedgerEntry, Program, WebPushSubscription
+from app.phones import normalise_phone
 from app.web.api import bp, get_or_404, program_by_slug
 from app.web.api._models import In, Out
 from app.web.api.openapi import operation
-from app.web.schemas import normalise_phone
 
 TAG = "customers"
 MAX_ADJUST = 1_000_000

@@ -16,11 +16,11 @@ from app.loyalty import customers as members
 from app.loyalty import ledger, member_export, member_import
 from app.merchants import audit
 from app.models import CONSENT_CHANNELS, Card, Consent, Customer, Program
+from app.phones import normalise_phone
 from app.web.dashboard import bp
 from app.web.dashboard.access import current_user, requires
 from app.web.dashboard.pages import PAGE_SIZE, page_number, programme, render, validate_form
 from app.web.forms import check_csrf
-from app.web.schemas import normalise_phone
 
 MAX_QUERY = 100
 MAX_ADJUST = 1_000_000
