@@ -61,6 +61,7 @@ class Program(Base):
     rfm_mode: Mapped[str] = mapped_column(String(16), default="quintile")
     rfm_window_days: Mapped[int] = mapped_column(default=365)
     rfm_thresholds: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    rfm_computed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the scores are as of this moment
 
     terms: Mapped[str] = mapped_column(Text, default="")
     background_color: Mapped[str] = mapped_column(String(7), default="#1F2937")

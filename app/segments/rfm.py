@@ -291,6 +291,7 @@ def recompute(session: Session, *, program: Program, now: datetime | None = None
         .values(rfm_recency=t.r, rfm_frequency=t.f, rfm_monetary=t.m, rfm_segment=t.segment)
     )
     changed = int(result.rowcount or 0)
+    program.rfm_computed_at = now
     # The UPDATE went around the ORM: reload these columns on customers already in the session.
     for obj in list(session.identity_map.values()):
         if isinstance(obj, Customer):

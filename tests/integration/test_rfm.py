@@ -155,6 +155,7 @@ def test_recompute_twice_is_stable_and_writes_nothing_the_second_time(
     assert [scores(db_session, card) for card in cards] == before == EXPECTED_TEN
     assert second.counts == first.counts
     assert (second.changed, second.unscored) == (0, first.unscored)
+    assert s.program.rfm_computed_at == T0  # the moment the scores are as of, shown in the dashboard
 
 
 def test_stale_scores_of_a_customer_without_purchases_are_cleared(

@@ -233,6 +233,7 @@ def test_the_rfm_view_counts_customers_per_segment_and_recomputes(client: FlaskC
     chart = json.loads(re.search(r'id="rfm-chart-data">(.*?)</script>', page.text).group(1))
     assert chart["labels"] == list(SEGMENT_NAMES) and chart["values"][0] == 2 and sum(chart["values"]) == 3
     assert "quintiles" in page.text and 'id="recompute-rfm"' not in page.text
+    assert "The scores have not been computed yet." in page.text
 
     client.post("/dashboard/logout", data={"csrf_token": csrf(client, "/dashboard/")})
     user, token = sign_in_as(client, db_session, "marketer")
@@ -245,6 +246,10 @@ def test_the_rfm_view_counts_customers_per_segment_and_recomputes(client: FlaskC
     assert done.status_code == 303 and done.headers["Location"] == "/dashboard/segments/rfm?program=cafea"
     after = client.get(done.headers["Location"]).text
     assert "RFM scores recomputed." in after
+    db_session.expire_all()
+    computed = shop["program"].rfm_computed_at
+    assert computed is not None and utcnow() - computed < timedelta(minutes=1)
+    assert f"These scores were computed on {computed.strftime('%Y-%m-%d %H:%M')} UTC." in after
     assert '<td data-rfm="">3</td>' in after and '<td data-rfm="Champions">1</td>' in after
     assert '<td data-rfm="Hibernating">0</td>' in after
     assert f"by {user.email}" in after

@@ -93,6 +93,7 @@ class RfmOut(Out):
     unscored: int = Field(description="Customers without a purchase in the window (no RFM segment).")
     thresholds: list[str] = Field(description="Fixed mode: the cut-offs in words.")
     thresholds_error: str | None = Field(description="Fixed mode: why the thresholds are not valid.")
+    computed_at: datetime | None = Field(description="When the scores were computed (None: not yet).")
     last_requested_at: datetime | None = Field(description="When a recompute was last asked for (dashboard or API).")
     schedule: str
 
@@ -233,7 +234,8 @@ def _rfm_out(slug: str) -> RfmOut:
     last = rfm_report.last_requested(db, program=program)
     return RfmOut(program=program.slug, mode=settings.mode, window_days=settings.window_days, counts=figures.counts,
                   scored=figures.scored, unscored=figures.unscored, thresholds=settings.lines,
-                  thresholds_error=settings.error, last_requested_at=last.at if last else None,
+                  thresholds_error=settings.error, computed_at=program.rfm_computed_at,
+                  last_requested_at=last.at if last else None,
                   schedule=rfm_report.NIGHTLY)
 
 
