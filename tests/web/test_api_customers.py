@@ -131,6 +131,25 @@ def test_import_limits_and_encoding(client: FlaskClient, token: str, viewer: str
          "message": "is not a phone number; use the international format, e.g. +37369123456"}]
 
 
+def test_the_export_is_the_csv_the_import_reads(client: FlaskClient, token: str, viewer: str,
+                                                 db_session: Session, shop: dict[str, Any],
+                                                 make_program: Callable[..., Any]) -> None:
+    assert call(client, "GET", "/customers/export.csv", viewer, query_string={"program": "cafea"}).status_code == 403
+    exported = call(client, "GET", "/customers/export.csv", token, query_string={"program": "cafea"})
+    assert exported.status_code == 200 and exported.mimetype == "text/csv"
+    lines = exported.text.splitlines()
+    assert lines[0].startswith("phone,") and len(lines) == 3
+    assert any("'+37369123456" in line and "Ana Popescu" in line and ",40," in line for line in lines[1:])
+    assert db_session.scalars(select(AuditEvent).where(AuditEvent.action == "customers.export")).one().actor \
+        .startswith("api-token:")
+    make_program(slug="other")
+    imported = call(client, "POST", "/customers/import", token, query_string={"program": "other"},
+                    data=exported.text, headers={"Content-Type": "text/csv"})
+    assert imported.status_code == 200 and imported.json["imported"] == 2, imported.json
+    other = call(client, "GET", "/customers", token, query_string={"program": "other", "q": "Ana"}).json
+    assert [(m["name"], m["balance"]) for m in other["items"]] == [("Ana Popescu", 40)]
+
+
 def test_the_document_describes_the_customer_operations(client: FlaskClient) -> None:
     spec = client.get("/api/v1/openapi.json").json
     validate(spec)

@@ -87,6 +87,18 @@ def test_anonymous_users_are_sent_to_sign_in(app: Flask, client: FlaskClient, ma
             assert response.status_code == 401, (method, path)  # refused before the CSRF check
 
 
+def test_every_form_post_needs_the_csrf_token(app: Flask, client: FlaskClient, make_user: Callable[..., User],
+                                               make_program: Callable[..., Any]) -> None:
+    make_program()
+    assert sign_in(client, make_user("admin").email).status_code == 303
+    posts = [(path, endpoint) for method, path, endpoint in dashboard_routes(app) if method == "POST"]
+    assert len(posts) > 20
+    for path, _endpoint in posts:
+        for token in (None, "forged"):
+            response = client.post(path, data={} if token is None else {"csrf_token": token})
+            assert response.status_code == 403 and "expired" in response.text, (path, token, response.status_code)
+
+
 @pytest.mark.parametrize("role", ["viewer", "marketer", "admin"])
 def test_each_role_reaches_what_its_rank_allows(role: str, app: Flask, client: FlaskClient,
                                                 make_user: Callable[..., User], make_program: Callable[..., Any]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from flask import current_app, g, request
+from flask import Response, current_app, g, request, stream_with_context
 from pydantic import Field
 from sqlalchemy import func, select
 
@@ -17,7 +17,7 @@ from app.database import get_session
 from app.db import utcnow
 from app.errors import FieldError, InvalidInput, NotFound, PayloadTooLarge
 from app.loyalty import customers as members
-from app.loyalty import ledger, member_import
+from app.loyalty import ledger, member_export, member_import
 from app.merchants import audit
 from app.models import AppleRegistration, Card, Customer, GoogleObject, LedgerEntry, Program, WebPushSubscription
 from app.phones import normalise_phone
@@ -300,3 +300,21 @@ def import_customers(query: ImportQuery) -> ImportReportOut:
                               "points": report.points}, ip=request.remote_addr)
     db.commit()
     return out
+
+
+class ExportQuery(In):
+    program: str = Field(max_length=64, description="The programme's slug.")
+
+
+@bp.get("/customers/export.csv")
+@operation(summary="Export the members as CSV (the columns the import reads)", tag=TAG, query=ExportQuery,
+           responses={200: None}, raw_response="text/csv", role="marketer",
+           description="Personal data: a marketer token is needed, and every export is in the audit log.")
+def export_customers(query: ExportQuery) -> Response:
+    program, db, now = program_by_slug(query.program), get_session(), utcnow()
+    audit.record(db, actor=f"api-token:{g.api_token.prefix}", action="customers.export", now=now,
+                 target=f"program:{program.slug}", ip=request.remote_addr)
+    db.commit()
+    filename = f"{program.slug}-members-{now:%Y-%m-%d}.csv"
+    return Response(stream_with_context(member_export.lines(db, program=program)), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})

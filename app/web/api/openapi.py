@@ -65,6 +65,7 @@ class Operation:
     query: type[BaseModel] | None = None
     role: str | None = None  # None: viewer for GET, marketer otherwise
     raw_body: str | None = None  # a media type the view reads itself (e.g. "text/csv")
+    raw_response: str | None = None  # a media type the view answers itself (its 2xx is a Response)
     description: str = ""
     extra_problems: dict[int, str] = field(default_factory=dict)
 
@@ -74,12 +75,14 @@ class Operation:
 
 def operation(*, summary: str, tag: str, responses: dict[int, type[BaseModel] | None],
               body: type[BaseModel] | None = None, query: type[BaseModel] | None = None, role: str | None = None,
-              raw_body: str | None = None, description: str = "",
+              raw_body: str | None = None, raw_response: str | None = None, description: str = "",
               problems: dict[int, str] | None = None) -> Callable[[F], F]:
     """Declare an API view. The view returns an instance of a model listed in ``responses`` (or a
-    ``(model, status)`` pair, or ``None`` for a listed status without a body)."""
+    ``(model, status)`` pair, or ``None`` for a listed status without a body). With ``raw_response`` (a
+    media type such as "text/csv"), it returns a Flask ``Response`` of that type instead."""
     op = Operation(summary=summary, tag=tag, responses=responses, body=body, query=query, role=role,
-                   raw_body=raw_body, description=description, extra_problems=problems or {})
+                   raw_body=raw_body, raw_response=raw_response, description=description,
+                   extra_problems=problems or {})
     if role is not None and role not in ROLE_RANK:
         raise ValueError(f"unknown role {role!r}")
     if not any(200 <= status < 300 for status in responses):
@@ -117,6 +120,11 @@ def _parse_query(model: type[BaseModel]) -> BaseModel:
 
 
 def _answer(op: Operation, result: Any) -> Response:
+    if op.raw_response is not None:
+        if not (isinstance(result, Response) and result.mimetype == op.raw_response
+                and result.status_code in op.responses):
+            raise AppError(f"the view was declared to answer {op.raw_response} with a listed status")
+        return result
     status = next(s for s in sorted(op.responses) if 200 <= s < 300)
     if isinstance(result, tuple):
         result, status = result
@@ -214,6 +222,9 @@ def document(app: Flask) -> dict[str, Any]:
                 answer["description"] = "OK."
             if model is not None:
                 answer["content"] = {"application/json": {"schema": ref(model, "serialization")}}
+            elif op.raw_response is not None and 200 <= status < 300:
+                answer["content"] = {op.raw_response: {"schema": {"type": "string"}}}
+                answer["description"] = f"The {op.raw_response} document."
             responses[str(status)] = answer
         problems = dict(PROBLEMS)
         if op.body is not None or op.raw_body is not None:
