@@ -124,9 +124,6 @@ def deliveries(campaign: Campaign, *, status: str | None = None, channel: str | 
     return query.order_by(Delivery.updated_at.desc(), Delivery.id.desc())
 
 
-def count_of(session: Session, query: Select) -> int:  # type: ignore[type-arg]
-    return session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-
 
 def sent_counts(session: Session, campaign_ids: list[int]) -> dict[int, int]:
     """Messages sent (or delivered) per campaign."""

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
+from app.db import count_rows
 from app.loyalty import ledger
 from app.models import (
     CONSENT_CHANNELS,
@@ -136,7 +137,7 @@ def search(session: Session, *, program_id: int, text: str = "", phone: str | No
         if len(digits) >= 3 and not any(ch.isalpha() for ch in text):
             conditions.append(Customer.phone.contains(digits, autoescape=True))
         stmt = stmt.where(or_(*conditions))
-    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    total = count_rows(session, stmt)
     cards = list(session.scalars(stmt.options(selectinload(Card.customer), selectinload(Card.tier))
                                  .order_by(Card.id.desc()).limit(per_page).offset((page - 1) * per_page)))
     return cards, total

@@ -249,3 +249,56 @@ def start_resync(session: Session, *, program: Program, actor: User | str, now: 
 def latest_job(session: Session, *, program: Program) -> Job | None:
     return session.scalar(select(Job).where(Job.program_id == program.id, Job.kind == RESYNC)
                           .order_by(Job.id.desc()).limit(1))
+
+
+# ------------------------------------------------------------------------------------- whole lists at once
+
+
+def replace_tiers(session: Session, *, program: Program, specs: list[TierSpec], actor: User | str,
+                  now: datetime) -> bool:
+    """Make the programme's tiers exactly ``specs``, matched by name in any case: missing ones are removed,
+    known ones updated, new ones added. Returns whether anything changed (the passes show the tier).
+
+    :raise InvalidInput: a name given twice (field ``tiers.<n>.name``). :raise RuleViolation: a tier to
+        remove has cards on it."""
+    wanted: dict[str, TierSpec] = {}
+    for index, spec in enumerate(specs):
+        if spec.name.lower() in wanted:
+            raise InvalidInput("two tiers have the same name",
+                               errors=[FieldError(f"tiers.{index}.name", "This name is given twice.")])
+        wanted[spec.name.lower()] = spec
+    current = {t.name.lower(): t for t in program.tiers}
+    changed = False
+    for name, tier in current.items():
+        if name not in wanted:
+            remove_tier(session, tier=tier, actor=actor, now=now)
+            changed = True
+    for name, spec in wanted.items():
+        if name in current:
+            changed = bool(update_tier(session, tier=current[name], spec=spec, actor=actor, now=now)) or changed
+        else:
+            add_tier(session, program=program, spec=spec, actor=actor, now=now)
+            changed = True
+    return changed
+
+
+def replace_bonus_rules(session: Session, *, program: Program, specs: list[BonusRuleSpec], actor: User | str,
+                        now: datetime) -> None:
+    """Make the programme's bonus rules exactly ``specs``, matched by event name.
+
+    :raise InvalidInput: an event given twice (field ``rules.<n>.event_name``)."""
+    wanted: dict[str, BonusRuleSpec] = {}
+    for index, spec in enumerate(specs):
+        if spec.event_name in wanted:
+            raise InvalidInput("two rules have the same event name",
+                               errors=[FieldError(f"rules.{index}.event_name", "This event is given twice.")])
+        wanted[spec.event_name] = spec
+    current = {r.event_name: r for r in program.bonus_rules}
+    for name, rule in current.items():
+        if name not in wanted:
+            remove_bonus_rule(session, rule=rule, actor=actor, now=now)
+    for name, spec in wanted.items():
+        if name in current:
+            update_bonus_rule(session, rule=current[name], spec=spec, actor=actor, now=now)
+        else:
+            add_bonus_rule(session, program=program, spec=spec, actor=actor, now=now)

@@ -13,6 +13,11 @@ from app.models import SmsMessage
 from app.web.wallet import channels
 
 
+def sms_sender() -> str | None:
+    """The number campaign SMS go out from (``TALLYPASS_SMS_FROM``): a STOP sent to it opts out of it."""
+    return current_app.config["TALLYPASS"].sms_from
+
+
 def send_text(session: Session, *, to: str, body: str, customer_id: int | None = None) -> SmsMessage:
     """:raise Unavailable: the gateway cannot take the message now (the shopper may try again)."""
     settings = current_app.config["TALLYPASS"]

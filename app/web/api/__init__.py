@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from flask import Blueprint, current_app, g, request
+from flask import Blueprint, g, request
 from sqlalchemy import select
 
 from app.database import get_session
@@ -55,8 +55,9 @@ def get_or_404(model: type, row_id: int, what: str):  # noqa: ANN201 (returns an
     return row
 
 
-def sms_sender() -> str | None:
-    return current_app.config["TALLYPASS"].sms_from
+def api_actor() -> str:
+    """Who the audit log says made a change through the API."""
+    return f"api-token:{g.api_token.prefix}"
 
 
 def _register_views() -> None:

@@ -15,7 +15,7 @@ from app.database import get_session
 from app.db import utcnow
 from app.errors import Conflict
 from app.merchants import tokens
-from app.web.api import bp
+from app.web.api import api_actor, bp
 from app.web.api._models import In, Out
 from app.web.api.openapi import operation
 
@@ -69,7 +69,7 @@ def list_tokens(query: TokensQuery) -> TokenListOut:
 def create_token(body: TokenIn) -> tuple[IssuedTokenOut, int]:
     db = get_session()
     row, token = tokens.issue(db, name=body.name, role=body.role, now=utcnow(),
-                              actor=f"api-token:{g.api_token.prefix}")
+                              actor=api_actor())
     out = IssuedTokenOut(**TokenOut.model_validate(row).model_dump(), token=token)
     db.commit()
     return out, 201
@@ -83,7 +83,7 @@ def revoke_token(token_id: int) -> TokenOut:
         raise Conflict("a token cannot revoke itself; use another admin token or the dashboard",
                        code="token-revokes-itself")
     db = get_session()
-    row = tokens.revoke(db, token_id=token_id, actor=f"api-token:{g.api_token.prefix}", now=utcnow())
+    row = tokens.revoke(db, token_id=token_id, actor=api_actor(), now=utcnow())
     out = TokenOut.model_validate(row)
     db.commit()
     return out

@@ -10,15 +10,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from flask import current_app, g
+from flask import current_app
 from pydantic import Field, RootModel, field_validator
 from sqlalchemy import select
 
 from app.campaigns import lifecycle, results, send, templating
 from app.campaigns.lifecycle import VariantSpec
-from app.campaigns.results import count_of, deliveries, sent_counts
+from app.campaigns.results import deliveries, sent_counts
 from app.database import get_session
-from app.db import utcnow
+from app.db import count_rows, utcnow
 from app.errors import NotFound
 from app.merchants import audit
 from app.models import (
@@ -31,9 +31,10 @@ from app.models import (
     Program,
     Segment,
 )
-from app.web.api import bp, get_or_404, program_by_slug, sms_sender
+from app.web.api import api_actor, bp, get_or_404, program_by_slug
 from app.web.api._models import In, Out
 from app.web.api.openapi import operation
+from app.web.messaging import sms_sender
 
 TAG = "campaigns"
 
@@ -234,7 +235,7 @@ def _campaign(campaign_id: int) -> Campaign:
 
 
 def _audit(action: str, campaign: Campaign, **details: object) -> None:
-    audit.record(get_session(), actor=f"api-token:{g.api_token.prefix}", action=action, now=utcnow(),
+    audit.record(get_session(), actor=api_actor(), action=action, now=utcnow(),
                  target=f"campaign:{campaign.id}", details=details)
 
 
@@ -249,7 +250,7 @@ def list_campaigns(query: CampaignListQuery) -> CampaignListOut:
         rows = rows.where(Campaign.program_id == program_by_slug(query.program).id)
     if query.state is not None:
         rows = rows.where(Campaign.state == query.state)
-    total = count_of(db, rows)
+    total = count_rows(db, rows)
     page = db.execute(rows.order_by(Campaign.created_at.desc(), Campaign.id.desc())
                       .limit(query.per_page).offset((query.page - 1) * query.per_page)).all()
     sent = sent_counts(db, [c.id for c, _ in page])
@@ -422,7 +423,7 @@ def campaign_deliveries(campaign_id: int, query: DeliveryQuery) -> DeliveryListO
     campaign, db = _campaign(campaign_id), get_session()
     rows = deliveries(campaign, status=query.status, channel=query.channel, variant=query.variant,
                       phone=query.phone)
-    total = count_of(db, rows)
+    total = count_rows(db, rows)
     names = {v.id: v.name for v in campaign.variants}
     page = db.execute(rows.limit(query.per_page).offset((query.page - 1) * query.per_page)).all()
     return DeliveryListOut(page=query.page, per_page=query.per_page, total=total, items=[

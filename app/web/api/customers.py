@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from flask import Response, current_app, g, request, stream_with_context
+from flask import Response, current_app, request, stream_with_context
 from pydantic import Field
 from sqlalchemy import func, select
 
@@ -21,7 +21,7 @@ from app.loyalty import ledger, member_export, member_import
 from app.merchants import audit
 from app.models import AppleRegistration, Card, Customer, GoogleObject, LedgerEntry, Program, WebPushSubscription
 from app.phones import normalise_phone
-from app.web.api import bp, get_or_404, program_by_slug
+from app.web.api import api_actor, bp, get_or_404, program_by_slug
 from app.web.api._models import In, Out
 from app.web.api.openapi import operation
 
@@ -242,7 +242,7 @@ def customer_ledger(customer_id: int, query: PageQuery) -> LedgerPageOut:
                                                     "in the ledger (actor: the token) and in the audit log.")
 def adjust_customer(customer_id: int, body: AdjustIn) -> tuple[AdjustOut, int]:
     card, db, now = _card(program_by_slug(body.program), customer_id), get_session(), utcnow()
-    actor = f"api-token:{g.api_token.prefix}"
+    actor = api_actor()
     entry = ledger.adjust(db, card=card, points=body.points, reason=body.reason.strip(), actor=actor, now=now)
     audit.record(db, actor=actor, action="customer.adjust", now=now, target=f"card:{card.id}",
                  details={"customer_id": customer_id, "points": body.points, "reason": body.reason.strip(),
@@ -282,7 +282,7 @@ def import_customers(query: ImportQuery) -> ImportReportOut:
         raise InvalidInput("the file is not UTF-8 text", code="not-utf8",
                            errors=[FieldError("body", "save the file as CSV UTF-8")]) from None
     db, now = get_session(), utcnow()
-    actor = f"api-token:{g.api_token.prefix}"
+    actor = api_actor()
     report = member_import.import_members(db, program=program, csv_text=text, actor=actor, now=now,
                                           region=current_app.config["TALLYPASS"].default_phone_region,
                                           only_if_valid=query.mode == "all")
@@ -312,7 +312,7 @@ class ExportQuery(In):
            description="Personal data: a marketer token is needed, and every export is in the audit log.")
 def export_customers(query: ExportQuery) -> Response:
     program, db, now = program_by_slug(query.program), get_session(), utcnow()
-    audit.record(db, actor=f"api-token:{g.api_token.prefix}", action="customers.export", now=now,
+    audit.record(db, actor=api_actor(), action="customers.export", now=now,
                  target=f"program:{program.slug}", ip=request.remote_addr)
     db.commit()
     filename = f"{program.slug}-members-{now:%Y-%m-%d}.csv"

@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import Field
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, select
 
 from app.database import get_session
+from app.db import count_rows
 from app.models import ChannelMessage
 from app.web.api import bp
 from app.web.api._models import In, Out
@@ -55,7 +56,7 @@ def messages(channel: str | None = None) -> Select[tuple[ChannelMessage]]:
 def list_outbox(query: OutboxQuery) -> OutboxOut:
     db = get_session()
     rows = messages(query.channel)
-    total = db.scalar(select(func.count()).select_from(rows.order_by(None).subquery())) or 0
+    total = count_rows(db, rows)
     page = db.scalars(rows.limit(query.per_page).offset((query.page - 1) * query.per_page))
     return OutboxOut(page=query.page, per_page=query.per_page, total=total,
                      items=[MessageOut.model_validate(m) for m in page])

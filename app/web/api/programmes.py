@@ -5,19 +5,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import current_app, g, request
+from flask import current_app, request
 from pydantic import Field
 from sqlalchemy import select
 
 from app.database import get_session
 from app.db import utcnow
-from app.errors import FieldError, InvalidInput, NotFound
+from app.errors import NotFound
 from app.loyalty import programs as programs_service
 from app.loyalty import settings as service
 from app.models import IMAGE_KINDS, Job, Program
 from app.tasks.design import resync_design
 from app.wallet import images
-from app.web.api import bp, get_or_404, program_by_slug
+from app.web.api import api_actor, bp, get_or_404, program_by_slug
 from app.web.api._models import In, Out
 from app.web.api.openapi import operation
 
@@ -132,9 +132,6 @@ class ImageOut(Out):
     job: JobOut
 
 
-def _actor() -> str:
-    return f"api-token:{g.api_token.prefix}"
-
 
 def _program_out(program: Program) -> ProgramOut:
     db = get_session()
@@ -161,7 +158,7 @@ def _job_out(job: Job) -> JobOut:
 def _finish(program: Program, *, resync: bool) -> ProgramSavedOut:
     """Commit; queue the re-sync job when the passes change; the programme as it is now."""
     db = get_session()
-    job = service.start_resync(db, program=program, actor=_actor(), now=utcnow()) if resync else None
+    job = service.start_resync(db, program=program, actor=api_actor(), now=utcnow()) if resync else None
     db.commit()
     if job is not None:
         resync_design.delay(job.id)
@@ -191,54 +188,24 @@ def get_program(slug: str) -> ProgramOut:
                        "logo text) starts a job that re-sends every pass.")
 def patch_settings(slug: str, body: SettingsIn) -> ProgramSavedOut:
     program = program_by_slug(slug)
-    changed = service.update_program(get_session(), program=program, settings=body, actor=_actor(), now=utcnow())
+    changed = service.update_program(get_session(), program=program, settings=body, actor=api_actor(), now=utcnow())
     return _finish(program, resync=bool(changed.keys() & service.PASS_FIELDS))
 
 
 @bp.put("/programs/<slug>/tiers")
 @operation(summary="Replace a programme's tiers", tag=TAG, body=TiersIn, responses={200: ProgramSavedOut})
 def put_tiers(slug: str, body: TiersIn) -> ProgramSavedOut:
-    program, db, now, actor = program_by_slug(slug), get_session(), utcnow(), _actor()
-    wanted = {}
-    for index, spec in enumerate(body.tiers):
-        if spec.name.lower() in wanted:
-            raise InvalidInput("two tiers have the same name",
-                               errors=[FieldError(f"tiers.{index}.name", "This name is given twice.")])
-        wanted[spec.name.lower()] = spec
-    current = {t.name.lower(): t for t in program.tiers}
-    changed = False
-    for name, tier in current.items():
-        if name not in wanted:
-            service.remove_tier(db, tier=tier, actor=actor, now=now)
-            changed = True
-    for name, spec in wanted.items():
-        if name in current:
-            changed = bool(service.update_tier(db, tier=current[name], spec=spec, actor=actor, now=now)) or changed
-        else:
-            service.add_tier(db, program=program, spec=spec, actor=actor, now=now)
-            changed = True
+    program = program_by_slug(slug)
+    changed = service.replace_tiers(get_session(), program=program, specs=body.tiers, actor=api_actor(),
+                                    now=utcnow())
     return _finish(program, resync=changed)
 
 
 @bp.put("/programs/<slug>/bonus-rules")
 @operation(summary="Replace a programme's bonus rules", tag=TAG, body=BonusRulesIn, responses={200: ProgramSavedOut})
 def put_bonus_rules(slug: str, body: BonusRulesIn) -> ProgramSavedOut:
-    program, db, now, actor = program_by_slug(slug), get_session(), utcnow(), _actor()
-    wanted = {}
-    for index, spec in enumerate(body.rules):
-        if spec.event_name in wanted:
-            raise InvalidInput("two rules have the same event name",
-                               errors=[FieldError(f"rules.{index}.event_name", "This event is given twice.")])
-        wanted[spec.event_name] = spec
-    current = {r.event_name: r for r in program.bonus_rules}
-    for name, rule in current.items():
-        if name not in wanted:
-            service.remove_bonus_rule(db, rule=rule, actor=actor, now=now)
-    for name, spec in wanted.items():
-        if name in current:
-            service.update_bonus_rule(db, rule=current[name], spec=spec, actor=actor, now=now)
-        else:
-            service.add_bonus_rule(db, program=program, spec=spec, actor=actor, now=now)
+    program = program_by_slug(slug)
+    service.replace_bonus_rules(get_session(), program=program, specs=body.rules, actor=api_actor(), now=utcnow())
     return _finish(program, resync=False)
 
 
@@ -256,9 +223,9 @@ def upload_image(slug: str, kind: str) -> tuple[ImageOut, int]:
     data = request.get_data(cache=False)
     db = get_session()
     now = utcnow()
-    rows = images.save_image(db, program=program, kind=kind, data=data, actor=_actor(), now=now, field="body")
+    rows = images.save_image(db, program=program, kind=kind, data=data, actor=api_actor(), now=now, field="body")
     programs_service.saved(db, program=program)  # Google's class points at the new logo
-    job = service.start_resync(db, program=program, actor=_actor(), now=now)
+    job = service.start_resync(db, program=program, actor=api_actor(), now=now)
     out = [(r.scale, r.sha256) for r in rows]
     db.commit()
     resync_design.delay(job.id)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from flask import current_app, g, request
+from flask import current_app, request
 from pydantic import Field
 from sqlalchemy import func, select
 
@@ -16,9 +16,10 @@ from app.errors import BadRequest, FieldError, InvalidInput, NotFound
 from app.merchants import audit
 from app.models import Segment
 from app.segments import catalog, manage, rfm_report, rules
-from app.web.api import bp, get_or_404, program_by_slug, sms_sender
+from app.web.api import api_actor, bp, get_or_404, program_by_slug
 from app.web.api._models import In, Out
 from app.web.api.openapi import operation
+from app.web.messaging import sms_sender
 
 MAX_CSV = 5 * 1024 * 1024
 TAG = "segments"
@@ -124,9 +125,6 @@ def _out(segment: Segment) -> SegmentOut:
                       count=count)
 
 
-def _actor() -> str:
-    return f"api-token:{g.api_token.prefix}"
-
 
 @bp.get("/segments")
 @operation(summary="The programme's segments with their counts", tag=TAG, query=ListQuery,
@@ -144,7 +142,7 @@ def list_segments(query: ListQuery) -> SegmentListOut:
 @operation(summary="Create a segment", tag=TAG, body=SegmentIn, responses={201: SegmentOut})
 def create_segment(body: SegmentIn) -> tuple[SegmentOut, int]:
     program, db = program_by_slug(body.program), get_session()
-    segment = manage.create(db, program=program, name=body.name, kind=body.kind, actor=_actor(), now=utcnow(),
+    segment = manage.create(db, program=program, name=body.name, kind=body.kind, actor=api_actor(), now=utcnow(),
                             tree=body.rules if body.rules is not None else {}, rfm_names=body.segments)
     out = _out(segment)
     db.commit()
@@ -157,7 +155,7 @@ def _change(segment_id: int, body: SegmentPatchIn, *, whole: bool) -> SegmentOut
         needed = {"rules": "rules", "rfm": "segments"}.get(segment.kind)
         if needed and getattr(body, needed) is None:
             raise InvalidInput(f"A {segment.kind} segment needs {needed}", errors=[FieldError(needed, "is required")])
-    manage.update(db, segment=segment, actor=_actor(), now=utcnow(), name=body.name, tree=body.rules,
+    manage.update(db, segment=segment, actor=api_actor(), now=utcnow(), name=body.name, tree=body.rules,
                   rfm_names=body.segments)
     out = _out(segment)
     db.commit()
@@ -183,7 +181,7 @@ def edit_segment(segment_id: int, body: SegmentPatchIn) -> SegmentOut:
            tag=TAG, responses={204: None})
 def delete_segment(segment_id: int) -> tuple[None, int]:
     segment, db = get_or_404(Segment, segment_id, "segment"), get_session()
-    manage.delete(db, segment=segment, actor=_actor(), now=utcnow())
+    manage.delete(db, segment=segment, actor=api_actor(), now=utcnow())
     db.commit()
     return None, 204
 
@@ -214,7 +212,7 @@ def import_segment(segment_id: int) -> ImportOut:
         raise BadRequest("the file is larger than 5 MB", code="too-large")
     outcome = rules.import_static(db, segment=segment, csv_text=raw.decode("utf-8-sig", errors="replace"),
                                   region=current_app.config["TALLYPASS"].default_phone_region)
-    audit.record(db, actor=_actor(), action="segment.import", now=utcnow(), target=f"segment:{segment.id}",
+    audit.record(db, actor=api_actor(), action="segment.import", now=utcnow(), target=f"segment:{segment.id}",
                  details={"added": outcome.added, "unmatched": len(outcome.unmatched),
                           "invalid": len(outcome.invalid)})
     db.commit()
@@ -250,7 +248,8 @@ def program_rfm(slug: str) -> RfmOut:
            responses={202: RecomputeOut})
 def recompute_program_rfm(slug: str) -> tuple[RecomputeOut, int]:
     program, db = _program(slug), get_session()
-    audit.record(db, actor=_actor(), action=rfm_report.RECOMPUTE_ACTION, now=utcnow(), target=f"program:{program.id}")
+    audit.record(db, actor=api_actor(), action=rfm_report.RECOMPUTE_ACTION, now=utcnow(),
+                 target=f"program:{program.id}")
     db.commit()
     from app.tasks.segments import recompute_rfm
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from flask import current_app, g
+from flask import current_app
 from pydantic import Field
 from sqlalchemy import func, select
 
@@ -13,7 +13,7 @@ from app.database import get_session
 from app.db import utcnow
 from app.merchants import stores
 from app.models import PosCredential, Store
-from app.web.api import bp, get_or_404, program_by_slug
+from app.web.api import api_actor, bp, get_or_404, program_by_slug
 from app.web.api._models import In, Out
 from app.web.api.openapi import operation
 
@@ -21,9 +21,6 @@ TAG = "stores"
 TEXT = r"^[^\x00]*$"  # PostgreSQL text holds no NUL
 MAX_PER_PAGE = 100
 
-
-def _actor() -> str:
-    return f"api-token:{g.api_token.prefix}"
 
 
 class StoreIn(In):
@@ -146,7 +143,7 @@ def list_stores(query: StoresQuery) -> StoreListOut:
 def create_store(body: StoreIn) -> tuple[StoreOut, int]:
     program, db = program_by_slug(body.program), get_session()
     store = stores.create_store(db, program=program, name=body.name, address=body.address, latitude=body.latitude,
-                                longitude=body.longitude, timezone=body.timezone, actor=_actor(), now=utcnow())
+                                longitude=body.longitude, timezone=body.timezone, actor=api_actor(), now=utcnow())
     out = _one(store)
     db.commit()
     return out, 201
@@ -167,7 +164,7 @@ def update_store(store_id: int, body: StorePatch) -> StoreOut:
     for required in ("name", "timezone", "address"):
         if changes.get(required, "") is None:
             changes.pop(required)  # null means "unchanged" for fields a store always has
-    stores.update_store(db, store=store, changes=changes, actor=_actor(), now=utcnow())
+    stores.update_store(db, store=store, changes=changes, actor=api_actor(), now=utcnow())
     out = _one(store)
     db.commit()
     return out
@@ -185,7 +182,7 @@ def list_keys(store_id: int) -> KeyListOut:
            role="admin")
 def create_key(store_id: int) -> tuple[IssuedKeyOut, int]:
     store, db, now = _store(store_id), get_session(), utcnow()
-    issued = stores.issue_credential(db, store=store, secret_key=current_app.config["SECRET_KEY"], actor=_actor(),
+    issued = stores.issue_credential(db, store=store, secret_key=current_app.config["SECRET_KEY"], actor=api_actor(),
                                      now=now)
     out = IssuedKeyOut(key_id=issued.credential.key_id, secret=issued.secret, created_at=issued.credential.created_at)
     db.commit()
@@ -199,7 +196,7 @@ def rotate_key(store_id: int, key_id: str, body: RotateIn) -> tuple[IssuedKeyOut
     store, db, now = _store(store_id), get_session(), utcnow()
     old = _key(store, key_id)
     issued = stores.rotate_credential(db, credential=old, overlap=timedelta(hours=body.overlap_hours),
-                                      secret_key=current_app.config["SECRET_KEY"], actor=_actor(), now=now)
+                                      secret_key=current_app.config["SECRET_KEY"], actor=api_actor(), now=now)
     out = IssuedKeyOut(key_id=issued.credential.key_id, secret=issued.secret, created_at=issued.credential.created_at,
                        replaced=_key_out(old, now))
     db.commit()
@@ -210,7 +207,7 @@ def rotate_key(store_id: int, key_id: str, body: RotateIn) -> tuple[IssuedKeyOut
 @operation(summary="Revoke a POS key now", tag=TAG, responses={200: KeyOut}, role="admin")
 def revoke_key(store_id: int, key_id: str) -> KeyOut:
     store, db, now = _store(store_id), get_session(), utcnow()
-    key = stores.revoke_credential(db, key_id=_key(store, key_id).key_id, actor=_actor(), now=now)
+    key = stores.revoke_credential(db, key_id=_key(store, key_id).key_id, actor=api_actor(), now=now)
     out = _key_out(key, now)
     db.commit()
     return out

@@ -20,9 +20,9 @@ from werkzeug.datastructures import MultiDict
 
 from app.campaigns import audience, lifecycle, results, send, templating
 from app.campaigns.lifecycle import VariantSpec, update_draft
-from app.campaigns.results import count_of, deliveries, progress, sent_counts
+from app.campaigns.results import deliveries, progress, sent_counts
 from app.database import get_session
-from app.db import utcnow
+from app.db import count_rows, utcnow
 from app.errors import InvalidInput, NotFound
 from app.merchants import audit
 from app.models import (
@@ -40,6 +40,7 @@ from app.web.dashboard import bp
 from app.web.dashboard.access import current_user, requires
 from app.web.dashboard.pages import PAGE_SIZE, field_errors, page_number, programme, render, validate_form
 from app.web.forms import check_csrf
+from app.web.messaging import sms_sender
 
 MAX_VARIANTS = 10
 CHANNEL_LABELS = {"wallet": "Wallet pass (Apple and Google)", "push": "Web push", "sms": "SMS"}
@@ -208,9 +209,6 @@ def _audit(campaign: Campaign, action: str, **details: Any) -> None:
                  target=f"campaign:{campaign.id}", details=details, ip=request.remote_addr)
 
 
-def _sms_sender() -> str | None:
-    return current_app.config["TALLYPASS"].sms_from
-
 
 # ------------------------------------------------------------------ the list and the composer
 
@@ -224,7 +222,7 @@ def campaigns() -> Response:
     query = select(Campaign).where(Campaign.program_id == program.id, Campaign.automation.is_(None))
     if state in CAMPAIGN_STATES:
         query = query.where(Campaign.state == state)
-    total = count_of(db, query)
+    total = count_rows(db, query)
     rows = list(db.scalars(query.order_by(Campaign.created_at.desc(), Campaign.id.desc())
                            .limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)))
     segments = dict(db.execute(select(Segment.id, Segment.name).where(Segment.program_id == program.id)).all())
@@ -301,7 +299,7 @@ def _sample(program: Program, segment: Segment | None) -> tuple[str, dict[str, A
     db = get_session()
     query = select(Card).where(Card.program_id == program.id, Card.status == "active").order_by(Card.id)
     if segment is not None:
-        members = rules.members(db, segment=segment, now=utcnow(), sms_sender=_sms_sender()).subquery()
+        members = rules.members(db, segment=segment, now=utcnow(), sms_sender=sms_sender()).subquery()
         query = query.where(Card.customer_id.in_(select(members.c[0])))
     card = db.scalars(query.limit(1)).first()
     if card is None:
@@ -400,7 +398,7 @@ def campaigns_confirm(campaign_id: int) -> Response:
         flash(f"This campaign is {campaign.state}; it cannot be sent again.", "error")
         return redirect(url_for("dashboard.campaigns_show", campaign_id=campaign.id), 303)
     db = get_session()
-    members = audience.audience(db, campaign=campaign, now=utcnow(), sms_sender=_sms_sender()).subquery()
+    members = audience.audience(db, campaign=campaign, now=utcnow(), sms_sender=sms_sender()).subquery()
     size = db.scalar(select(func.count()).select_from(members)) or 0
     held = int(size * campaign.holdout_percent / 100)
     segment = db.get(Segment, campaign.segment_id) if campaign.segment_id else None
@@ -416,7 +414,7 @@ def campaigns_start(campaign_id: int) -> Response:
     check_csrf()
     campaign, _, _ = _campaign(campaign_id)
     db = get_session()
-    size = lifecycle.start(db, campaign=campaign, now=utcnow(), sms_sender=_sms_sender())
+    size = lifecycle.start(db, campaign=campaign, now=utcnow(), sms_sender=sms_sender())
     _audit(campaign, "campaign-start", audience=size)
     db.commit()
     kick(campaign.id)
@@ -521,9 +519,9 @@ def campaigns_deliveries(campaign_id: int) -> Response:
         "phone": request.args.get("phone", "").strip()[:20],
     }
     query = deliveries(campaign, **{k: v or None for k, v in filters.items()})
-    total = count_of(db, query)
+    total = count_rows(db, query)
     rows = db.execute(query.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
-    failed = count_of(db, deliveries(campaign, status="failed"))
+    failed = count_rows(db, deliveries(campaign, status="failed"))
     return render("dashboard/campaign_deliveries.html", campaign=campaign, program=program, programs=programs,
                   rows=rows, total=total, page=page, pages=max(1, -(-total // PAGE_SIZE)), filters=filters,
                   states=DELIVERY_STATES, channels=CAMPAIGN_CHANNELS, variant_names=variant_names,

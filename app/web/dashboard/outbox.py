@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 from flask import Response, request
-from sqlalchemy import func, select
 
 from app.database import get_session
+from app.db import count_rows
 from app.web.api.outbox import CHANNELS, messages
 from app.web.dashboard import bp
 from app.web.dashboard.access import requires
@@ -26,7 +26,7 @@ def outbox() -> Response:
     channel = request.args.get("channel", "")
     channel = channel if channel in CHANNELS else ""
     query = messages(channel or None)
-    total = db.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    total = count_rows(db, query)
     rows = [(m, json.dumps(m.payload, indent=2, ensure_ascii=False, sort_keys=True, default=str))
             for m in db.scalars(query.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE))]
     return render("dashboard/outbox.html", program=program, programs=programs, rows=rows, channel=channel,

@@ -20,6 +20,7 @@ from app.web.dashboard import bp
 from app.web.dashboard.access import current_user, may, requires
 from app.web.dashboard.pages import programme, render
 from app.web.forms import check_csrf
+from app.web.messaging import sms_sender
 
 KINDS = {"rules": "Rules", "rfm": "RFM", "static": "Imported list"}
 MAX_RULES_JSON = 60_000
@@ -27,13 +28,10 @@ MAX_CSV = rules.MAX_IMPORT_BYTES
 SHOWN_LINES = 50
 
 
-def _sms_sender() -> str | None:
-    return current_app.config["TALLYPASS"].sms_from
-
 
 def _count(segment: Segment) -> int | None:
     try:
-        return rules.count(get_session(), segment=segment, now=utcnow(), sms_sender=_sms_sender())
+        return rules.count(get_session(), segment=segment, now=utcnow(), sms_sender=sms_sender())
     except InvalidInput:  # a definition stored before it was checked: shown as "—", fixed by editing it
         return None
 
@@ -232,7 +230,7 @@ def segments_count() -> Response:
         return _json_errors({"program": "There is no such programme."}, status=404)
     try:
         catalog.refuse_nul(data.get("rules"))
-        n = rules.count(db, tree=data.get("rules"), program_id=program.id, now=utcnow(), sms_sender=_sms_sender())
+        n = rules.count(db, tree=data.get("rules"), program_id=program.id, now=utcnow(), sms_sender=sms_sender())
     except InvalidInput as exc:
         return _json_errors(catalog.errors_by_path(exc))
     return jsonify(count=n)
