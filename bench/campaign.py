@@ -63,6 +63,7 @@ from app.db import make_engine, make_session_factory  # noqa: E402
 from app.models import Campaign, Delivery, OutboxEvent, Program, Tier  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.tasks import outbox as outbox_tasks  # noqa: E402
+from bench.pos import cpu_by_role  # noqa: E402
 from bench.rfm import drop_database, recreate_database  # noqa: E402
 from tests.fakes.apns_h2 import FakeApns  # noqa: E402
 from tests.fakes.push_service import FakePushService  # noqa: E402
@@ -167,6 +168,8 @@ def run_campaign(app: Any, env: dict[str, str], program_id: int, workers: int, c
                  "-n", f"bench{workers}-{n}@%h"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err))
     try:
         time.sleep(3)  # the workers connect to Redis and PostgreSQL (not timed)
+        roles = {f"worker {n}": proc.pid for n, proc in enumerate(procs)}
+        cpu_before = cpu_by_role(roles)
         started, sent_at = time.perf_counter(), None
         with app.app_context():
             start_campaign.delay(campaign_id)
@@ -183,6 +186,7 @@ def run_campaign(app: Any, env: dict[str, str], program_id: int, workers: int, c
             if any(p.poll() is not None for p in procs):
                 raise SystemExit(f"a worker died; see {logs}")
         elapsed = time.perf_counter() - started
+        cpu_after = cpu_by_role(roles)
     finally:
         for proc in procs:
             proc.terminate()
@@ -195,7 +199,12 @@ def run_campaign(app: Any, env: dict[str, str], program_id: int, workers: int, c
                                         .where(Delivery.campaign_id == campaign_id).group_by(Delivery.channel)).all())
     apns_tokens = Counter(r.token for r in apns.requests[apns_before:])
     pushes = sum(len(v) for v in push.received.values()) - push_before
-    return {"workers": workers, "seconds": round(elapsed, 2), "deliveries_per_s": round(customers / elapsed),
+    used = {role: cpu_after[role] - cpu_before.get(role, 0.0) for role in cpu_after}
+    cpu = {"workers": sum(v for k, v in used.items() if k.startswith("worker")), "postgres": used.get("postgres", 0.0),
+           "stand-ins (bench process)": used.get("bench client", 0.0)}
+    return {"cpu_ms_per_delivery": {role: round(1000 * v / customers, 3) for role, v in cpu.items()},
+            "cpu_seconds": {role: round(v, 1) for role, v in cpu.items()},
+            "workers": workers, "seconds": round(elapsed, 2), "deliveries_per_s": round(customers / elapsed),
             "all_sent_seconds": round(sent_at or elapsed, 2),
             "state": state, "statuses": statuses, "channels": channels,
             "apns_pushes": sum(apns_tokens.values()), "apns_devices": len(apns_tokens), "web_pushes": pushes,
@@ -222,7 +231,8 @@ def main() -> int:
 
     redis.Redis.from_url(args.broker).flushdb()
     results: dict[str, Any] = {"customers": args.customers, "database": conninfo_to_dict(libpq_url)["dbname"]}
-    with FakeApns(client_ca=[certs / "root-ca.pem", certs / "wwdr.pem"]) as apns, FakePushService() as push:
+    with FakeApns(client_ca=[certs / "root-ca.pem", certs / "wwdr.pem"]) as apns, \
+            FakePushService(http2=True) as push:
         program_id = load(url, libpq_url, args.customers, push)
         settings = Settings(  # type: ignore[call-arg]
             _env_file=None, env="testing", database_url=url, broker_url=args.broker, secret_key=SECRET,
@@ -230,7 +240,8 @@ def main() -> int:
             apple_pass_cert=certs / "pass-cert.pem", apple_pass_key=certs / "pass-key.pem",
             apple_wwdr_cert=certs / "wwdr.pem", vapid_private_key=certs / "vapid-private.pem",
             vapid_subject="mailto:ops@tallypass.test", log_level="WARNING")
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith("TALLYPASS_")}, **settings.environment()}
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("TALLYPASS_")}, **settings.environment(),
+               "SSL_CERT_FILE": str(push.ca_file)}  # the workers trust the push stand-in's certificate
         app = create_app(settings)
         engine = make_engine(url, pool_size=2)
         app.extensions[SESSIONS] = make_session_factory(engine, dispatch=outbox_tasks.dispatch_events)
@@ -258,6 +269,8 @@ def main() -> int:
                   f"  {run['deliveries_per_s']:>7,} deliveries/s"
                   f"  ratio {run['ratio_to_reference']:.3f}  APNs pushes {run['apns_pushes']:,} to "
                   f"{run['apns_devices']:,} devices, web pushes {run['web_pushes']:,}  ok={run['ok']}")
+            print("      CPU per delivery: " + ", ".join(f"{role} {ms:.3f} ms" for role, ms in
+                                                         run["cpu_ms_per_delivery"].items()))
         print(f"  reference: {results['reference_encryptions_per_s']:,} web-push encryptions/s in one process")
         print(f"  goal: {results['goal']}")
     return 0 if all(run["ok"] for run in results["runs"]) else 1

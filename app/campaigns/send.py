@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.campaigns import templating
 from app.campaigns.channels import Channel, SendFailed
@@ -52,13 +53,18 @@ def claim(session: Session, *, campaign_id: int, limit: int, now: datetime, leas
         (Delivery.status == "sending") & (Delivery.lease_until < now),
     )
     rows = list(session.scalars(
-        select(Delivery).where(Delivery.campaign_id == campaign_id, due).order_by(Delivery.id).limit(limit)
+        select(Delivery).where(Delivery.campaign_id == campaign_id, Delivery.status.in_(("queued", "sending")), due)
+        .order_by(Delivery.id).limit(limit)
         .with_for_update(skip_locked=True)
     ))
     in_doubt = {row.id for row in rows if row.status == "sending" and row.channel is not None}
-    for row in rows:
-        row.status, row.lease_until, row.updated_at = "sending", now + lease, now
-    session.flush()
+    if rows:  # one UPDATE for the batch; the loaded rows are told the same values
+        leased = {"status": "sending", "lease_until": now + lease, "updated_at": now}
+        session.execute(update(Delivery).where(Delivery.id.in_([row.id for row in rows])).values(**leased),
+                        execution_options={"synchronize_session": False})
+        for row in rows:
+            for name, value in leased.items():
+                set_committed_value(row, name, value)
     return Claim(rows, in_doubt)
 
 

@@ -36,7 +36,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -664,23 +663,6 @@ def _oauth_error(response: httpx.Response | None) -> tuple[str | None, str | Non
         return (reasons[0] if reasons else status), message
     return (error if isinstance(error, str) else None), (description if isinstance(description, str) else None)
 
-
-class _MaskBearer(logging.Filter):
-    """hpack logs every HTTP/2 header at DEBUG, ``authorization: Bearer <access token>`` included."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken record is the handler's to report, never a reason to fail the request
-            return True
-        if "earer" in message:
-            record.msg, record.args = _BEARER.sub(r"\1…", message), ()
-        return True
-
-
-_BEARER = re.compile(r"(bearer\s+)[\w.~+/=-]+", re.IGNORECASE)
-for _name in ("hpack.hpack", "hpack.table"):
-    logging.getLogger(_name).addFilter(_MaskBearer())
 
 # What forked children inherited and must neither use nor close.
 _ABANDONED: list[httpx.Client] = []

@@ -1,8 +1,10 @@
-"""Small pieces every outbound client shares: reading ``Retry-After``, and resetting after a fork."""
+"""Small pieces every outbound client shares: reading ``Retry-After``, resetting after a fork, and keeping
+HTTP/2 header blocks out of the logs."""
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import weakref
 from email.utils import parsedate_to_datetime
@@ -42,3 +44,16 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class _HideHeaderBlocks(logging.Filter):
+    """hpack logs every header it encodes or decodes at DEBUG: device tokens, access, provider and VAPID tokens,
+    push endpoints (capability URLs). None of them may reach a log, so its records say only that much."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = "(HTTP/2 header block, not logged)", ()
+        return True
+
+
+for _name in ("hpack.hpack", "hpack.table"):
+    logging.getLogger(_name).addFilter(_HideHeaderBlocks())

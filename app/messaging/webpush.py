@@ -22,7 +22,6 @@ import binascii
 import ipaddress
 import logging
 import re
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -220,24 +219,15 @@ def notify_customer(
     return counts[PushOutcome.SENT]
 
 
-SEND_THREADS = 16  # pushes in flight at once: each waits mostly on its push service
-
-
 def notify_many(session: Session, *, payloads: dict[int, dict], pusher: WebPusher, now: datetime,
                 ttl: int | None = None, urgency: Urgency = "normal", topic: str | None = None) -> dict[int, int]:
     """``notify_customer`` for many customers at once (a campaign batch): one query for the subscriptions,
-    the pushes sent side by side on ``SEND_THREADS`` threads (the pusher is thread-safe; the session is
-    only touched here, on the caller's thread), one UPDATE for the successes. ``payloads`` maps customer
-    id → payload; returns customer id → how many push services took it."""
+    one ``send_many`` (the pushes go out side by side), one UPDATE for the successes. ``payloads`` maps
+    customer id → payload; returns customer id → how many push services took it."""
     subscriptions = list(session.scalars(select(W).where(W.customer_id.in_(list(payloads))).order_by(W.id)))
     targets = [(s.id, s.customer_id, SubscriptionInfo(s.endpoint, s.p256dh, s.auth)) for s in subscriptions]
-
-    def push(target: tuple[int, int, SubscriptionInfo]) -> PushResult:
-        return pusher.send(target[2], payloads[target[1]], ttl=ttl, urgency=urgency, topic=topic)
-
-    with ThreadPoolExecutor(max_workers=min(SEND_THREADS, max(1, len(targets))),
-                            thread_name_prefix="webpush") as pool:
-        results = list(pool.map(push, targets))
+    results = pusher.send_many([(info, payloads[customer_id]) for _, customer_id, info in targets], ttl=ttl,
+                               urgency=urgency, topic=topic)
     sent = dict.fromkeys(payloads, 0)
     succeeded = []
     for (subscription_id, customer_id, _), result in zip(targets, results, strict=True):

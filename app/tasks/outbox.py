@@ -17,8 +17,9 @@ from datetime import timedelta
 from typing import Any
 
 from celery import shared_task
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.database import sessions
 from app.db import utcnow
@@ -113,9 +114,13 @@ def _run(session: Session, events: list[OutboxEvent]) -> None:
     for ev in events:
         for handler in HANDLERS.get(ev.topic, []):
             handler(session, ev.payload)
-        ev.attempts += 1
-        ev.processed_at = now
-        ev.last_error = None
+    if events:  # one UPDATE for the batch; the loaded events are told the same values
+        session.execute(update(OutboxEvent).where(OutboxEvent.id.in_([ev.id for ev in events]))
+                        .values(attempts=OutboxEvent.attempts + 1, processed_at=now, last_error=None),
+                        execution_options={"synchronize_session": False})
+        for ev in events:
+            for name, value in (("attempts", ev.attempts + 1), ("processed_at", now), ("last_error", None)):
+                set_committed_value(ev, name, value)
 
 
 def _claim(session: Session, *, limit: int, only: int | None = None) -> list[OutboxEvent]:
@@ -159,8 +164,9 @@ def process_batch(*, limit: int = BATCH_SIZE) -> int:
             ids = [ev.id for ev in events]
             _run(session, events)
         return len(ids)
-    except Exception:
-        log.warning("an outbox batch of %d failed; retrying its events one by one", len(ids))
+    except Exception as exc:
+        log.warning("an outbox batch of %d failed (%s: %s); retrying its events one by one", len(ids),
+                    type(exc).__name__, str(exc).splitlines()[0][:300] if str(exc) else "")
     for event_id in ids:
         try:
             with sessions().begin() as session:

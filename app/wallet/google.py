@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.channels.google_wallet import (
@@ -153,14 +154,21 @@ def _record(session: Session, *, method: str, path: str, body: dict[str, Any], c
 
 def ensure_class(session: Session, *, setup: GoogleSetup, program: Program, client: GoogleWalletClient | None,
                  now: datetime) -> GoogleClass:
-    """Create or update the programme's class when what we would send differs from what we sent."""
+    """Create or update the programme's class when what we would send differs from what we sent. The row is
+    read first without a lock: when nothing changed (nearly always) concurrent senders do not queue on it."""
     stores = list(session.scalars(select(Store).where(Store.program_id == program.id)))
     resource = class_resource(setup, program, stores)
-    row = session.scalar(select(GoogleClass).where(GoogleClass.program_id == program.id).with_for_update())
-    if row is None:
-        row = GoogleClass(program_id=program.id, class_id=resource["id"])
-        session.add(row)
     digest = _digest(resource)
+    this = select(GoogleClass).where(GoogleClass.program_id == program.id)
+    row = session.scalar(this)
+    if row is not None and row.content_digest == digest and (row.inserted_at is not None or client is None):
+        return row
+    if row is None:  # two senders may get here at once: the loser's insert does nothing, then both lock the row
+        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        session.execute(insert(GoogleClass).values(program_id=program.id, class_id=resource["id"])
+                        .on_conflict_do_nothing())
+    row = session.scalar(this.with_for_update().execution_options(populate_existing=True))
+    assert row is not None
     if row.content_digest == digest and (row.inserted_at is not None or client is None):
         return row
     if client is None:

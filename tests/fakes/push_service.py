@@ -25,9 +25,16 @@ for the localhost subject). ``requests`` records every request with its status; 
 the ``exp`` checks.
 
 Over real HTTP/1.1 on 127.0.0.1 with keep-alive, ``with FakePushService() as push:``, on the threaded
-server of ``tests/fakes/google_wallet_api.py`` (its handler reads exactly the request body and keeps the
+server of ``tests/fakes/live_http.py`` (its handler reads exactly the request body and keeps the
 connection open); ``connections`` counts TCP connections accepted. Or in process through
 ``httpx.WSGITransport(app=push.wsgi_app)`` on ``http://localhost``.
+
+Or, as FCM and Mozilla's service are reached, over HTTP/2 with TLS (ALPN ``h2``):
+``FakePushService(http2=True)`` serves the same checks on ``tests/fakes/h2_server.py``'s server at
+``https://127.0.0.1:<port>`` (``base_url``, the endpoints' origin and VAPID's ``aud``), whose certificate
+clients trust through ``ca_file``; ``goaway_after(n)`` sends GOAWAY after the n-th answer from then on.
+Requests skip WSGI there (werkzeug would cost more CPU than the h2 layer itself); recorded headers are the
+same, pseudo-headers left out. A held request (``hold_after``) holds its whole connection.
 """
 
 from __future__ import annotations
@@ -42,17 +49,21 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any, NamedTuple
+from urllib.parse import unquote
 
 import http_ece
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from hpack import NeverIndexedHeaderTuple
 from werkzeug.wrappers import Request, Response
 
+from tests.fakes.h2_server import H2Answer, H2Request, H2Server
 from tests.fakes.live_http import LiveHttpFake
 
 __all__ = ["FakePushService", "RecordedPush"]
@@ -94,6 +105,12 @@ class _Fault:
     message: str | None
 
 
+class _Answer(NamedTuple):
+    status: int
+    headers: list[tuple[str, str]]  # spelt as HTTP/1.1 answers carry them; lower-cased for HTTP/2
+    body: bytes
+
+
 class _Refusal(Exception):
     def __init__(self, status: int, message: str, *, apple_reason: str | None = None) -> None:
         super().__init__(message)
@@ -105,8 +122,11 @@ class FakePushService(LiveHttpFake):
 
     LABEL = "fake push service"
 
-    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.time, http2: bool = False) -> None:
         self.clock = clock
+        self.http2 = http2
+        self.ca_file: Path | None = None  # with http2, the CA that issued the server's certificate
+        self._h2: H2Server | None = None
         self.subscriptions: dict[str, _Subscription] = {}
         self.received: dict[str, list[dict[str, Any]]] = {}
         self.requests: list[RecordedPush] = []
@@ -121,6 +141,35 @@ class FakePushService(LiveHttpFake):
         self._init_live()
 
     # ---------------------------------------------------------------------------- public API
+
+    @property
+    def connections(self) -> int:
+        """TCP connections accepted (with HTTP/2, those whose TLS handshake failed too)."""
+        return self._h2.connections if self._h2 is not None else self._http1_connections
+
+    @connections.setter
+    def connections(self, value: int) -> None:
+        self._http1_connections = value
+
+    def start(self) -> None:
+        if not self.http2:
+            super().start()
+            return
+        self._h2 = H2Server(self._h2_answer, name="fake-push-h2", server_name="push service (fake)")
+        self._h2.start()
+        self.base_url, self.ca_file = self._h2.url, self._h2.ca_file
+
+    def stop(self) -> None:
+        if self._h2 is None:
+            super().stop()
+        else:
+            self._h2.stop()
+
+    def goaway_after(self, count: int) -> None:
+        """HTTP/2 only: send GOAWAY on the connection that answers the ``count``-th request from now."""
+        if self._h2 is None:
+            raise RuntimeError("GOAWAY needs FakePushService(http2=True), started")
+        self._h2.goaway_after(count)
 
     @property
     def origin(self) -> str:
@@ -193,26 +242,41 @@ class FakePushService(LiveHttpFake):
 
     def wsgi_app(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         request = Request(environ)
-        response = self._respond(request)
-        with self._lock:
-            self.requests.append(RecordedPush(
-                request.method, request.path, response.status_code,
-                {k.lower(): v for k, v in request.headers.items()},
-            ))
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        body = request.get_data()  # read whatever happens, so the kept-alive connection stays in step
+        answer = self._respond(request.method, request.path, headers, body)
+        response = Response(answer.body, status=answer.status, headers=answer.headers)
         return response(environ, start_response)
 
     # ---------------------------------------------------------------------------- one request
 
-    def _respond(self, request: Request) -> Response:
-        match = _PATH.fullmatch(request.path)
+    def _h2_answer(self, request: H2Request) -> H2Answer:
+        path = request.path.partition("?")[0]
+        if "%" in path:
+            path = unquote(path)
+        headers = {name: value for name, value in request.headers.items() if name[0] != ":"}
+        answer = self._respond(request.method, path, headers, request.body)
+        # A Location is new every time: never indexed, it would only churn the HPACK table.
+        out = [NeverIndexedHeaderTuple("location", value) if name == "Location" else (name.lower(), value)
+               for name, value in answer.headers]
+        if answer.body:
+            out.append(("content-length", str(len(answer.body))))
+        return H2Answer(answer.status, out, answer.body)
+
+    def _respond(self, method: str, path: str, headers: dict[str, str], body: bytes) -> _Answer:
+        """Answers one request (headers with lower-case names) and records it."""
+        answer = self._decide(method, path, headers, body)
+        with self._lock:
+            self.requests.append(RecordedPush(method, path, answer.status, headers))
+        return answer
+
+    def _decide(self, method: str, path: str, headers: dict[str, str], body: bytes) -> _Answer:
+        match = _PATH.fullmatch(path)
         if match is None:
-            return _error(404, f"Not found: {request.path}")
-        if request.method != "POST":
-            response = _error(405, "Method not allowed")
-            response.headers["Allow"] = "POST"
-            return response
+            return _error(404, f"Not found: {path}")
+        if method != "POST":
+            return _error(405, "Method not allowed", ("Allow", "POST"))
         sub_id = match.group(1)
-        body = request.get_data()  # read whatever happens, so the kept-alive connection stays in step
         with self._lock:
             holding = self._hold_after is not None and sum(map(len, self.received.values())) >= self._hold_after
             if holding:
@@ -223,35 +287,29 @@ class FakePushService(LiveHttpFake):
             fault = self._take_fault(sub_id)
             subscription = self.subscriptions.get(sub_id)
         if fault is not None:
-            response = _error(fault.status, fault.message or HTTPStatus(fault.status).phrase)
-            if fault.retry_after is not None:
-                response.headers["Retry-After"] = fault.retry_after
-            return response
+            extra = () if fault.retry_after is None else (("Retry-After", fault.retry_after),)
+            return _error(fault.status, fault.message or HTTPStatus(fault.status).phrase, *extra)
         if subscription is None:
             return _error(404, "Subscription not found")
         if subscription.expired:
             return _error(410, "Push subscription is no longer available")
         try:
-            claims = self._check_vapid(request.headers.get("Authorization"), subscription)
-            ttl, urgency, topic = _check_headers(request)
-            plaintext = _decrypt(request, body, subscription)
+            claims = self._check_vapid(headers.get("authorization"), subscription)
+            ttl, urgency, topic = _check_headers(headers)
+            plaintext = _decrypt(headers, body, subscription)
         except _Refusal as refusal:
             if refusal.apple_reason is not None:
                 return _json(refusal.status, {"reason": refusal.apple_reason})
-            response = _error(refusal.status, refusal.message)
-            if refusal.status == 401:
-                response.headers["WWW-Authenticate"] = "vapid"
-            return response
+            extra = (("WWW-Authenticate", "vapid"),) if refusal.status == 401 else ()
+            return _error(refusal.status, refusal.message, *extra)
         message_id = uuid.uuid4().hex
         with self._lock:
             self.received[sub_id].append({
                 "plaintext": plaintext, "ttl": ttl, "urgency": urgency, "topic": topic, "vapid": claims,
-                "headers": {k.lower(): v for k, v in request.headers.items()}, "id": message_id,
+                "headers": dict(headers), "id": message_id,
             })
-        response = Response(b"", status=201)
-        response.headers["Location"] = f"{self.base_url}/message/{message_id}"
-        response.headers["TTL"] = str(min(ttl, MAX_TTL))
-        return response
+        location = f"{self.base_url}/message/{message_id}"
+        return _Answer(201, [("Location", location), ("TTL", str(min(ttl, MAX_TTL)))], b"")
 
     def _take_fault(self, sub_id: str) -> _Fault | None:
         faults = self._faults.get(sub_id) or []
@@ -277,14 +335,15 @@ class FakePushService(LiveHttpFake):
                 params[name.strip().lower()] = value.strip().strip('"')
         if "t" not in params or "k" not in params:
             raise _Refusal(401, "The vapid authorization needs both t and k")
+        verified = self._verified.get((params["t"], params["k"]))  # found: k was a valid key then, no need to parse it
         try:
             raw_key = _b64decode(params["k"])
-            public_key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw_key)
+            if verified is None:
+                public_key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), raw_key)
         except ValueError:
             raise _Refusal(401, "k is not a base64url P-256 public key") from None
         if subscription.application_server_key is not None and raw_key != subscription.application_server_key:
             raise _Refusal(403, "The VAPID key does not match the one the subscription was made with")
-        verified = self._verified.get((params["t"], params["k"]))
         if verified is None:
             try:
                 verified = (jwt.get_unverified_header(params["t"]), jwt.decode(
@@ -312,27 +371,27 @@ class FakePushService(LiveHttpFake):
         return claims
 
 
-def _check_headers(request: Request) -> tuple[int, str, str | None]:
-    ttl_header = request.headers.get("TTL")
+def _check_headers(headers: Mapping[str, str]) -> tuple[int, str, str | None]:
+    ttl_header = headers.get("ttl")
     if ttl_header is None:
         raise _Refusal(400, "Missing TTL header")
     if not _TTL.fullmatch(ttl_header.strip()):
         raise _Refusal(400, f"Invalid TTL header {ttl_header!r}")
-    urgency = request.headers.get("Urgency", "normal")
+    urgency = headers.get("urgency", "normal")
     if urgency not in URGENCIES:
         raise _Refusal(400, f"Invalid Urgency header {urgency!r}")
-    topic = request.headers.get("Topic")
+    topic = headers.get("topic")
     if topic is not None and not _TOPIC.fullmatch(topic):
         raise _Refusal(400, f"Invalid Topic header {topic!r}")
     return int(ttl_header), urgency, topic
 
 
-def _decrypt(request: Request, body: bytes, subscription: _Subscription) -> bytes:
+def _decrypt(headers: Mapping[str, str], body: bytes, subscription: _Subscription) -> bytes:
     if len(body) > MAX_BODY:
         raise _Refusal(413, f"Message body too large ({len(body)} bytes, at most {MAX_BODY})")
     if not body:
         return b""
-    encoding = request.headers.get("Content-Encoding", "")
+    encoding = headers.get("content-encoding", "")
     if encoding.lower() != "aes128gcm":
         raise _Refusal(400, f"Unsupported Content-Encoding {encoding!r}: expected aes128gcm")
     try:
@@ -344,13 +403,13 @@ def _decrypt(request: Request, body: bytes, subscription: _Subscription) -> byte
         raise _Refusal(400, f"The body does not decrypt: {message}") from None
 
 
-def _error(status: int, message: str) -> Response:
+def _error(status: int, message: str, *extra_headers: tuple[str, str]) -> _Answer:
     return _json(status, {"code": status, "errno": _ERRNO.get(status, 999), "error": HTTPStatus(status).phrase,
-                          "message": message})
+                          "message": message}, *extra_headers)
 
 
-def _json(status: int, data: dict[str, Any]) -> Response:
-    return Response(json.dumps(data), status=status, content_type="application/json")
+def _json(status: int, data: dict[str, Any], *extra_headers: tuple[str, str]) -> _Answer:
+    return _Answer(status, [("Content-Type", "application/json"), *extra_headers], json.dumps(data).encode())
 
 
 def _b64url(data: bytes) -> str:

@@ -9,6 +9,7 @@ import base64
 import json
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -71,18 +72,22 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-def push(clock: Clock) -> Iterator[FakePushService]:
-    with FakePushService(clock=clock) as fake:
+@pytest.fixture(params=["http1", "http2"])
+def push(request: pytest.FixtureRequest, clock: Clock) -> Iterator[FakePushService]:
+    """The push service over plain HTTP/1.1 (the pusher's httpx path), and over HTTP/2 with TLS (its own
+    client, app.channels.http2): every behaviour below holds on both."""
+    with FakePushService(clock=clock, http2=request.param == "http2") as fake:
         yield fake
 
 
 @pytest.fixture
-def make_pusher(vapid: VapidKey, clock: Clock) -> Iterator[Callable[..., WebPusher]]:
+def make_pusher(request: pytest.FixtureRequest, vapid: VapidKey, clock: Clock) -> Iterator[Callable[..., WebPusher]]:
     made: list[WebPusher] = []
+    push = request.getfixturevalue("push") if "push" in request.fixturenames else None
+    trust = {"ca_file": push.ca_file} if push is not None and push.ca_file is not None else {}
 
     def make(key: VapidKey | None = None, subject: str = SUBJECT, **overrides: Any) -> WebPusher:
-        pusher = WebPusher(WebPushConfig(vapid_key=key or vapid, subject=subject, **{**FAST, **overrides}),
+        pusher = WebPusher(WebPushConfig(vapid_key=key or vapid, subject=subject, **{**FAST, **trust, **overrides}),
                            clock=clock)
         made.append(pusher)
         return pusher
@@ -377,7 +382,8 @@ def test_the_fake_refuses_missing_stale_and_foreign_vapid(push: FakePushService,
     sub = subscription(push)
     authorization = vapid.authorization(aud=push.origin, exp=int(clock.now) + 3600, sub=SUBJECT)
     body_headers = {"TTL": "60", "Content-Encoding": "aes128gcm"}
-    with httpx.Client() as http:
+    verify = ssl.create_default_context(cafile=str(push.ca_file)) if push.ca_file else True
+    with httpx.Client(verify=verify, http2=push.ca_file is not None) as http:
         missing = http.post(sub.endpoint, headers={"TTL": "60"})
         other_aud = http.post(sub.endpoint, headers={"TTL": "60", "Authorization": vapid.authorization(
             aud="https://elsewhere.example", exp=int(clock.now) + 3600, sub=SUBJECT)})
@@ -529,6 +535,43 @@ def test_sequential_pushes_share_one_connection(push: FakePushService, pusher: W
     assert push.connections == 1
 
 
+def test_send_many_delivers_each_message_once_with_results_in_order(push: FakePushService,
+                                                                     pusher: WebPusher) -> None:
+    """A campaign batch: 150 browsers of one push service, one gone, one failing once."""
+    subs = [subscription(push) for _ in range(150)]
+    push.expire(subs[7].endpoint)
+    push.fail(subs[9].endpoint, 503, times=1)
+
+    results = pusher.send_many([(sub, {"n": n}) for n, sub in enumerate(subs)], topic="campaign3")
+
+    assert [r.outcome for r in results] == [PushOutcome.GONE if n == 7 else PushOutcome.SENT for n in range(150)]
+    assert results[9].attempts == 2 and results[0].attempts == 1
+    for n, sub in enumerate(subs):
+        assert [json.loads(m["plaintext"]) for m in push.messages(sub.endpoint)] == ([] if n == 7 else [{"n": n}])
+    assert push.messages(subs[0].endpoint)[0]["topic"] == "campaign3"
+    if push.ca_file is not None:  # HTTP/2: one connection carries the whole batch
+        assert push.connections == 1
+    assert pusher.send_many([]) == []
+
+
+def test_send_many_survives_a_goaway_without_losing_or_repeating_a_message(
+    clock: Clock, make_pusher: Callable[..., WebPusher]
+) -> None:
+    """RFC 9113 §6.8: the streams after GOAWAY's last stream id were not processed; they go again on a new
+    connection, and those before it are answered on the old one."""
+    with FakePushService(clock=clock, http2=True) as push:
+        pusher = make_pusher(ca_file=push.ca_file)
+        subs = [subscription(push) for _ in range(60)]
+        pusher.send(subs[0], {"n": -1})  # the connection is proven: the batch then goes out many streams at once
+        push.goaway_after(25)
+
+        results = pusher.send_many([(sub, {"n": n}) for n, sub in enumerate(subs)])
+
+    assert {r.outcome for r in results} == {PushOutcome.SENT} and {r.attempts for r in results} == {1}
+    assert [len(push.messages(sub.endpoint)) for sub in subs] == [2] + [1] * 59
+    assert push.connections == 2
+
+
 def test_logs_never_hold_endpoints_keys_or_tokens(push: FakePushService, pusher: WebPusher,
                                                   caplog: pytest.LogCaptureFixture) -> None:
     sub = subscription(push)
@@ -543,7 +586,9 @@ def test_logs_never_hold_endpoints_keys_or_tokens(push: FakePushService, pusher:
 
     token = vapid_parts(push.requests[0].headers["authorization"])["t"]
     text = "\n".join(r.getMessage() for r in caplog.records)
-    assert "HTTP Request: POST" in text and mask_endpoint(sub.endpoint) in text
+    assert mask_endpoint(sub.endpoint) in text
+    if push.ca_file is None:  # httpx's own request lines, masked
+        assert "HTTP Request: POST" in text
     for secret in (push.id_of(sub.endpoint), push.id_of(gone.endpoint), sub.p256dh, sub.auth, token):
         assert secret not in text
     assert "SubscriptionInfo(endpoint=" in repr(sub) and sub.auth not in repr(sub)

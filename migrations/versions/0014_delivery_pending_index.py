@@ -1,0 +1,27 @@
+"""an index of the deliveries left to send, in claiming order
+
+Revision ID: 0014
+Revises: 0013
+Create Date: 2026-11-24 03:05:00.000000
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = '0014'
+down_revision: str | None = '0013'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+PENDING = "status IN ('queued', 'sending')"
+
+
+def upgrade() -> None:
+    op.create_index('ix_delivery_pending', 'delivery', ['campaign_id', 'id'], unique=False,
+                    postgresql_where=sa.text(PENDING), sqlite_where=sa.text(PENDING))
+
+
+def downgrade() -> None:
+    op.drop_index('ix_delivery_pending', table_name='delivery')

@@ -1,0 +1,178 @@
+"""The small HTTP/2 client (app/channels/http2.py) on the wire: many streams on one connection within the
+server's limit, request bodies larger than the flow-control window, and what the caller gets when the
+server is missing, silent, or speaks HTTP/1.1 only."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from app.channels.http2 import Http2Connection, NotHttp2, Request
+from tests.fakes.apns_h2 import FakeApns
+
+TOPIC = "pass.test.tallypass"
+
+
+def push(i: int, body: bytes = b"{}") -> Request:
+    return Request("POST", f"/3/device/{i:064x}", [("apns-topic", TOPIC)], body, unique_path=True)
+
+
+def client_for(fake: FakeApns, **kwargs: float) -> Http2Connection:
+    return Http2Connection(fake.url, ssl.create_default_context(cafile=str(fake.ca_file)), **kwargs)
+
+
+def test_a_batch_shares_one_connection_within_the_servers_stream_limit() -> None:
+    """The fake advertises 3 concurrent streams and drops a connection that opens more (h2 enforces it)."""
+    with FakeApns(max_concurrent_streams=3) as fake:
+        client = client_for(fake)
+        responses = client.exchange([push(i) for i in range(60)])
+        again = client.exchange([push(i) for i in range(60, 70)])
+        client.close()
+
+    assert [r.status for r in responses + again] == [200] * 70
+    assert sorted(r.token for r in fake.requests) == [f"{i:064x}" for i in range(70)]
+    assert fake.connections == 1 and client.connections_opened == 1
+    assert all(r.headers["apns-id"] for r in responses)
+
+
+def test_answers_come_back_in_request_order_with_their_bodies() -> None:
+    with FakeApns() as fake:
+        fake.script(f"{3:064x}", [(410, None, None)])
+        fake.script(f"{5:064x}", [(429, None, {"retry-after": "7"})])
+        client = client_for(fake)
+        responses = client.exchange([push(i) for i in range(8)])
+        client.close()
+
+    assert [r.status for r in responses] == [200, 200, 200, 410, 200, 429, 200, 200]
+    assert b'"Unregistered"' in responses[3].body and responses[3].headers["content-type"] == "application/json"
+    assert responses[5].headers["retry-after"] == "7"
+
+
+def test_a_body_larger_than_the_flow_control_window_is_sent_whole() -> None:
+    """65,535 bytes is the initial window: the rest must wait for the server's WINDOW_UPDATEs."""
+    with FakeApns() as fake:
+        client = client_for(fake)
+        [big, small] = client.exchange([push(1, b"x" * 200_000), push(2)])
+        client.close()
+
+    assert (big.status, small.status) == (413, 200)  # APNs's answer to a payload over 4 KB, after reading it all
+    assert {r.token: len(r.body) for r in fake.requests} == {f"{1:064x}": 200_000, f"{2:064x}": 2}
+
+
+def test_a_refused_connection_fails_every_request_as_not_sent() -> None:
+    with socket.socket() as placeholder:
+        placeholder.bind(("127.0.0.1", 0))
+        port = placeholder.getsockname()[1]
+    client = Http2Connection(f"https://127.0.0.1:{port}", ssl.create_default_context(), timeout=2)
+
+    responses = client.exchange([push(i) for i in range(5)])
+
+    assert {(r.status, r.sent) for r in responses} == {(None, False)}
+    assert "Connection refused" in (responses[0].error or "")
+
+
+# ------------------------------------------------------------------------------ servers that misbehave
+
+
+@pytest.fixture(scope="module")
+def server_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (PEM with its key) and the same certificate as the CA file."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=1))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    out = tmp_path_factory.mktemp("h2-server")
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    (out / "server.pem").write_bytes(pem + key.private_bytes(serialization.Encoding.PEM,
+                                                             serialization.PrivateFormat.PKCS8,
+                                                             serialization.NoEncryption()))
+    (out / "ca.pem").write_bytes(pem)
+    return out / "server.pem", out / "ca.pem"
+
+
+@pytest.fixture
+def tls_server(server_cert: tuple[Path, Path]) -> Iterator[Callable[[list[str]], int]]:
+    """``start(alpn)``: a TLS server offering these ALPN protocols, which reads whatever comes and never
+    answers; returns its port."""
+    servers: list[tuple[socket.socket, threading.Thread]] = []
+    held: list[ssl.SSLSocket] = []
+
+    def start(alpn: list[str]) -> int:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(server_cert[0])
+        ctx.set_alpn_protocols(alpn)
+        listener = socket.create_server(("127.0.0.1", 0))
+
+        def serve() -> None:
+            while True:
+                try:
+                    raw, _ = listener.accept()
+                except OSError:
+                    return
+                try:
+                    tls = ctx.wrap_socket(raw, server_side=True)
+                except (OSError, ssl.SSLError):
+                    raw.close()
+                    continue
+                held.append(tls)
+
+                def drain(sock: ssl.SSLSocket = tls) -> None:
+                    try:
+                        while sock.recv(65536):
+                            pass
+                    except OSError:
+                        pass
+
+                threading.Thread(target=drain, daemon=True).start()
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        servers.append((listener, thread))
+        return int(listener.getsockname()[1])
+
+    yield start
+    for listener, thread in servers:
+        listener.close()
+        thread.join(timeout=5)
+    for sock in held:
+        sock.close()
+
+
+def test_a_server_without_http2_raises_not_http2(tls_server: Callable[[list[str]], int],
+                                                 server_cert: tuple[Path, Path]) -> None:
+    port = tls_server(["http/1.1"])
+    client = Http2Connection(f"https://127.0.0.1:{port}", ssl.create_default_context(cafile=str(server_cert[1])))
+
+    with pytest.raises(NotHttp2):
+        client.exchange([push(1)])
+
+
+def test_a_silent_server_times_out_and_the_request_may_have_been_sent(
+    tls_server: Callable[[list[str]], int], server_cert: tuple[Path, Path]
+) -> None:
+    port = tls_server(["h2"])
+    client = Http2Connection(f"https://127.0.0.1:{port}", ssl.create_default_context(cafile=str(server_cert[1])),
+                             timeout=0.3)
+
+    first, second = client.exchange([push(1), push(2)])
+
+    assert (first.status, first.sent) == (None, True)  # it went out: whether it arrived is unknown
+    assert "no answer within 0.3 s" in (first.error or "")
+    assert (second.status, second.sent) == (None, False)  # a new connection sends one request alone first
