@@ -1,4 +1,4 @@
-"""an index of the deliveries left to send, in claiming order
+"""indexes of the deliveries left to send and of the outbox events waiting, in claiming order
 
 Revision ID: 0014
 Revises: 0013
@@ -18,10 +18,19 @@ depends_on: str | Sequence[str] | None = None
 PENDING = "status IN ('queued', 'sending')"
 
 
+WAITING = "processed_at IS NULL"
+
+
 def upgrade() -> None:
     op.create_index('ix_delivery_pending', 'delivery', ['campaign_id', 'id'], unique=False,
                     postgresql_where=sa.text(PENDING), sqlite_where=sa.text(PENDING))
+    op.drop_index('ix_outbox_event_pending', table_name='outbox_event')
+    op.create_index('ix_outbox_event_pending', 'outbox_event', ['id'], unique=False,
+                    postgresql_where=sa.text(WAITING), sqlite_where=sa.text(WAITING))
 
 
 def downgrade() -> None:
+    op.drop_index('ix_outbox_event_pending', table_name='outbox_event')
+    op.create_index('ix_outbox_event_pending', 'outbox_event', ['created_at'], unique=False,
+                    postgresql_where=sa.text(WAITING), sqlite_where=sa.text(WAITING))
     op.drop_index('ix_delivery_pending', table_name='delivery')
