@@ -47,14 +47,16 @@ class Claim:
 
 def claim(session: Session, *, campaign_id: int, limit: int, now: datetime, lease: timedelta = LEASE) -> Claim:
     """Lease up to ``limit`` deliveries that are due: queued (and past their ``not_before``), or left in
-    ``sending`` by a worker whose lease ran out."""
+    ``sending`` by a worker whose lease ran out. First attempts go first, in id order, then retries: an order
+    PostgreSQL reads off ``ix_delivery_pending`` (by id alone it would walk the primary key past every row
+    already sent)."""
     due = or_(
         (Delivery.status == "queued") & or_(Delivery.not_before.is_(None), Delivery.not_before <= now),
         (Delivery.status == "sending") & (Delivery.lease_until < now),
     )
     rows = list(session.scalars(
         select(Delivery).where(Delivery.campaign_id == campaign_id, Delivery.status.in_(("queued", "sending")), due)
-        .order_by(Delivery.id).limit(limit)
+        .order_by(Delivery.attempts, Delivery.id).limit(limit)  # ix_delivery_pending's order
         .with_for_update(skip_locked=True)
     ))
     in_doubt = {row.id for row in rows if row.status == "sending" and row.channel is not None}

@@ -84,9 +84,10 @@ class Delivery(Base):
         UniqueConstraint("campaign_id", "customer_id", "occurrence"),
         Index("ix_delivery_campaign_status", "campaign_id", "status"),
         Index("ix_delivery_customer_sent", "customer_id", "sent_at"),
-        # What is left to send, in claiming order: a claim reads its batch here instead of sorting (or
-        # walking past) every row the campaign already sent.
-        Index("ix_delivery_pending", "campaign_id", "id", postgresql_where=text(PENDING),
+        # What is left to send, in claiming order (``send.claim``): first attempts by id, then retries.
+        # PostgreSQL cannot get this order from the primary key, so it reads the batch here; ordered by id
+        # alone it walked the primary key past every row already sent (it cannot know those are the low ids).
+        Index("ix_delivery_pending", "campaign_id", "attempts", "id", postgresql_where=text(PENDING),
               sqlite_where=text(PENDING)),
     )
 

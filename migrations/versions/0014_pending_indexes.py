@@ -22,7 +22,7 @@ WAITING = "processed_at IS NULL"
 
 
 def upgrade() -> None:
-    op.create_index('ix_delivery_pending', 'delivery', ['campaign_id', 'id'], unique=False,
+    op.create_index('ix_delivery_pending', 'delivery', ['campaign_id', 'attempts', 'id'], unique=False,
                     postgresql_where=sa.text(PENDING), sqlite_where=sa.text(PENDING))
     op.drop_index('ix_outbox_event_pending', table_name='outbox_event')
     op.create_index('ix_outbox_event_pending', 'outbox_event', ['id'], unique=False,
