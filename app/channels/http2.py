@@ -49,6 +49,7 @@ __all__ = ["Http2Connection", "NotHttp2", "Request", "Response"]
 
 _RECV = 65536
 _MAX_GOAWAYS = 3  # new connections one exchange() opens after graceful GOAWAYs before it gives up
+_MAX_REFUSALS = 3  # times one request is sent again after REFUSED_STREAM within one exchange()
 
 
 class NotHttp2(Exception):
@@ -110,6 +111,7 @@ class Http2Connection:
         self._sock: ssl.SSLSocket | None = None
         self._h2: h2.connection.H2Connection | None = None
         self._proven = False  # a response arrived on this connection
+        self._refusals: dict[int, int] = {}  # request index → REFUSED_STREAM answers, within one exchange()
         self.connections_opened = 0
 
     # ---------------------------------------------------------------------------- public API
@@ -121,6 +123,7 @@ class Http2Connection:
         results: list[Response | None] = [None] * len(requests)
         queue = deque(range(len(requests)))
         with self._lock:
+            self._refusals = {}
             if self._pid != os.getpid():
                 self._abandon()
             goaways = 0
@@ -269,8 +272,13 @@ class Http2Connection:
                             self._proven = True
                     elif isinstance(event, h2.events.StreamReset):
                         if (stream := streams.pop(event.stream_id, None)) is not None:
-                            if event.error_code == h2.errors.ErrorCodes.REFUSED_STREAM:
+                            refused = event.error_code == h2.errors.ErrorCodes.REFUSED_STREAM
+                            if refused and self._refusals.get(stream.index, 0) < _MAX_REFUSALS:
+                                self._refusals[stream.index] = self._refusals.get(stream.index, 0) + 1
                                 queue.appendleft(stream.index)  # RFC 9113 §8.7: not processed, safe to repeat
+                            elif refused:
+                                results[stream.index] = Response(None, error="stream refused by the server",
+                                                                 sent=False)
                             else:
                                 results[stream.index] = Response(
                                     None, error=f"stream reset by the server ({_code(event.error_code)})")
