@@ -3,7 +3,8 @@
 One thread accepts, one thread per connection runs the h2 state machine on a blocking TLS socket, so a
 single connection carries thousands of concurrent streams, answered as they complete. The stand-in's
 ``handler`` is called on that thread with each complete request (an ``H2Request``) and returns an
-``H2Answer``, or ``RESET_STREAM`` (RST_STREAM INTERNAL_ERROR) or ``DROP_CONNECTION`` (close the TCP
+``H2Answer``, or ``RESET_STREAM`` (RST_STREAM INTERNAL_ERROR), ``REFUSE_STREAM`` (RST_STREAM
+REFUSED_STREAM: "not processed", RFC 9113 §8.7) or ``DROP_CONNECTION`` (close the TCP
 connection, failing every stream on it). A handler that blocks holds its whole connection, as a stalled
 server would; one that raises is logged and answered 500. A client that breaks the protocol gets h2's
 GOAWAY with the error code, and the connection closes.
@@ -50,7 +51,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from hyperframe.frame import GoAwayFrame
 
-__all__ = ["DROP_CONNECTION", "RESET_STREAM", "H2Answer", "H2Request", "H2Server", "Handler", "Special"]
+__all__ = [
+    "DROP_CONNECTION", "REFUSE_STREAM", "RESET_STREAM", "H2Answer", "H2Request", "H2Server", "Handler", "Special",
+]
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +81,12 @@ class H2Answer(NamedTuple):
 
 class Special(enum.Enum):
     RESET_STREAM = "reset"
+    REFUSE_STREAM = "refuse"
     DROP_CONNECTION = "drop"
 
 
 RESET_STREAM = Special.RESET_STREAM
+REFUSE_STREAM = Special.REFUSE_STREAM
 DROP_CONNECTION = Special.DROP_CONNECTION
 Handler = Callable[[H2Request], H2Answer | Special]
 
@@ -355,6 +360,8 @@ class _Session:
             answer = H2Answer(500, [("content-type", "text/plain")], b"internal error")
         if answer is RESET_STREAM:
             self.conn.reset_stream(stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
+        elif answer is REFUSE_STREAM:
+            self.conn.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
         elif answer is DROP_CONNECTION:
             raise _Drop
         else:

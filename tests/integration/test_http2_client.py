@@ -20,6 +20,7 @@ from cryptography.x509.oid import NameOID
 
 from app.channels.http2 import Http2Connection, NotHttp2, Request
 from tests.fakes.apns_h2 import FakeApns
+from tests.fakes.h2_server import REFUSE_STREAM, H2Answer, H2Request, H2Server, Special
 
 TOPIC = "pass.test.tallypass"
 
@@ -68,6 +69,30 @@ def test_a_body_larger_than_the_flow_control_window_is_sent_whole() -> None:
 
     assert (big.status, small.status) == (413, 200)  # APNs's answer to a payload over 4 KB, after reading it all
     assert {r.token: len(r.body) for r in fake.requests} == {f"{1:064x}": 200_000, f"{2:064x}": 2}
+
+
+def test_refused_streams_are_sent_again_a_few_times_then_fail_as_not_sent() -> None:
+    """RFC 9113 §8.7: REFUSED_STREAM means the request was not processed, so sending it again is safe."""
+    refusals: dict[str, int] = {"/once": 1, "/always": 10**6}
+    seen: list[str] = []
+
+    def handler(request: H2Request) -> H2Answer | Special:
+        seen.append(request.path)
+        if refusals.get(request.path, 0) > 0:
+            refusals[request.path] -= 1
+            return REFUSE_STREAM
+        return H2Answer(204)
+
+    with H2Server(handler) as server:
+        client = Http2Connection(server.url, ssl.create_default_context(cafile=str(server.ca_file)))
+        once, always, fine = client.exchange([Request("GET", "/once"), Request("GET", "/always"),
+                                              Request("GET", "/fine")])
+        client.close()
+
+    assert (once.status, fine.status) == (204, 204)
+    assert (always.status, always.sent, always.error) == (None, False, "stream refused by the server")
+    assert seen.count("/once") == 2 and seen.count("/always") == 4  # the first try and three more
+    assert server.connections == 1
 
 
 def test_a_refused_connection_fails_every_request_as_not_sent() -> None:
