@@ -189,22 +189,25 @@ class Http2Connection:
     def _read_idle_input(self) -> None:
         """Between calls the server may have sent GOAWAY, a PING or SETTINGS, or closed the connection:
         read that now, so that a dead connection is replaced before a request is lost on it."""
-        assert self._sock is not None and self._h2 is not None
+        sock, conn = self._sock, self._h2
+        assert sock is not None and conn is not None
         try:
-            while self._sock.pending() or select.select([self._sock], [], [], 0)[0]:
-                self._sock.settimeout(0.0)
+            while sock.pending() or select.select([sock], [], [], 0)[0]:
+                sock.settimeout(0.0)
                 try:
-                    data = self._sock.recv(_RECV)
+                    data = sock.recv(_RECV)
                 except (ssl.SSLWantReadError, BlockingIOError):
                     return  # only part of a TLS record so far: nothing to act on yet
+                finally:
+                    sock.settimeout(self._timeout)  # blocking again before anything is sent
                 if not data:
                     raise _Closed("closed")
-                for event in self._h2.receive_data(data):
+                for event in conn.receive_data(data):
                     if isinstance(event, h2.events.ConnectionTerminated):
                         raise _Closed("GOAWAY")
-                out = self._h2.data_to_send()
+                out = conn.data_to_send()
                 if out:
-                    self._sock.sendall(out)
+                    sock.sendall(out)
         except (_Closed, OSError, h2.exceptions.ProtocolError):
             self._drop()
 
@@ -228,6 +231,7 @@ class Http2Connection:
         ends first (the streams it did not process are back in ``queue``, the others have results)."""
         sock, conn = self._sock, self._h2
         assert sock is not None and conn is not None
+        sock.settimeout(self._timeout)
         streams: dict[int, _Stream] = {}
         going_away = False
         try:
@@ -250,7 +254,6 @@ class Http2Connection:
                     if going_away:
                         raise _Closed("GOAWAY", graceful=True)
                     return
-                sock.settimeout(self._timeout)
                 try:
                     data = sock.recv(_RECV)
                 except TimeoutError:

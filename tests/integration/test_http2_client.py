@@ -95,6 +95,19 @@ def test_refused_streams_are_sent_again_a_few_times_then_fail_as_not_sent() -> N
     assert server.connections == 1
 
 
+def test_a_connection_the_server_ends_between_calls_is_replaced_without_losing_a_request() -> None:
+    with H2Server(lambda request: H2Answer(204)) as server:
+        client = Http2Connection(server.url, ssl.create_default_context(cafile=str(server.ca_file)))
+        first = client.exchange([Request("GET", "/a")])
+        server.goaway_after(1)  # GOAWAY right after the next answer: the connection then closes
+        second = client.exchange([Request("GET", "/b")])
+        later = client.exchange([Request("GET", f"/c{i}") for i in range(5)])
+        client.close()
+
+    assert [r.status for r in first + second + later] == [204] * 7
+    assert server.connections == 2 and client.connections_opened == 2
+
+
 def test_a_refused_connection_fails_every_request_as_not_sent() -> None:
     with socket.socket() as placeholder:
         placeholder.bind(("127.0.0.1", 0))
