@@ -98,7 +98,7 @@ def _measure(client: ApnsClient, tokens: list[str], batch: int | None) -> dict[s
     }
 
 
-def run(n: int = 10_000, *, batch: int = 100, concurrency: int = 500, fake_in_process: bool = False) -> dict:
+def run(n: int = 10_000, *, batch: int = 100, concurrency: int = 100, fake_in_process: bool = False) -> dict:
     """Push ``n`` tokens in one call and ``n`` more in calls of ``batch`` through one client; the figures."""
     with tempfile.TemporaryDirectory(prefix="tallypass-bench-apns-") as tmp:
         certs = Path(tmp)
@@ -180,7 +180,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pushes", type=int, default=10_000, help="tokens per phase (default 10000)")
     ap.add_argument("--batch", type=int, default=100, help="tokens per push() call in the second phase (default 100)")
-    ap.add_argument("--concurrency", type=int, default=500, help="ApnsConfig.concurrency (default 500)")
+    ap.add_argument("--concurrency", type=int, default=100, help="ApnsConfig.concurrency (default 100)")
     ap.add_argument("--fake-in-process", action="store_true", help="run the fake in a thread of this process")
     ap.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = ap.parse_args()
