@@ -106,6 +106,7 @@ _RETRY_STATUSES = frozenset({429}) | frozenset(range(500, 600))
 _GONE_STATUSES = frozenset({404, 410})
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 H2_STREAMS = 100  # concurrent streams per HTTP/2 connection to a push service
+H2_ORIGINS = 32  # HTTP/2 connections kept open (push services are a handful: FCM, Mozilla, Apple, Microsoft)
 HTTP1_THREADS = 16  # requests at once to a push service that speaks HTTP/1.1 only
 
 
@@ -400,11 +401,16 @@ class WebPusher:
 
     def _over_http2(self, origin: str, group: list[_Message], authorization: str) -> list[_Answer] | None:
         """The group as concurrent streams on the origin's HTTP/2 connection; None if it speaks HTTP/1.1 only."""
+        stale = None
         with self._h2_lock:
             conn = self._h2.get(origin)
             if conn is None:
+                if len(self._h2) >= H2_ORIGINS:  # odd endpoints must not hold connections open without end
+                    stale = self._h2.pop(next(iter(self._h2)))
                 conn = self._h2[origin] = Http2Connection(origin, _ssl_context(self._config),
                                                           timeout=self._config.timeout, max_streams=H2_STREAMS)
+        if stale is not None:
+            stale.close()  # waits for a batch another thread may still be sending on it
         requests = []
         for m in group:
             path = m.parts.path or "/"

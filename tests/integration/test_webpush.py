@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.channels import webpush as webpush_channel
 from app.channels.webpush import (
     MAX_PLAINTEXT,
     REASON_BAD_KEYS,
@@ -332,6 +333,24 @@ def test_each_push_service_origin_gets_its_own_token(
         first, second = push.requests[0].headers["authorization"], other.requests[0].headers["authorization"]
     assert first != second
     assert jwt.decode(vapid_parts(second)["t"], options={"verify_signature": False})["aud"] == other.origin
+
+
+def test_http2_connections_are_kept_for_a_bounded_number_of_push_services(
+    clock: Clock, make_pusher: Callable[..., WebPusher], vapid: VapidKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Endpoints come from browsers: a pusher must not keep a connection open to every origin it ever saw."""
+    monkeypatch.setattr(webpush_channel, "H2_ORIGINS", 1)
+    with FakePushService(clock=clock, http2=True) as first, FakePushService(clock=clock, http2=True) as second:
+        assert first.ca_file is not None and second.ca_file is not None
+        bundle = Path(str(first.ca_file) + ".both.pem")
+        bundle.write_bytes(first.ca_file.read_bytes() + second.ca_file.read_bytes())
+        pusher = make_pusher(ca_file=bundle)
+        a, b = subscription(first, vapid), subscription(second, vapid)
+
+        outcomes = [pusher.send(sub, {"n": n}).outcome for n, sub in enumerate([a, b, a])]
+
+        assert outcomes == [PushOutcome.SENT] * 3
+        assert (first.connections, second.connections) == (2, 1)  # the first was closed when the second came
 
 
 def test_a_subscription_made_with_another_key_is_refused_with_403(
