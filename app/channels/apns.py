@@ -47,7 +47,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from app.channels.http import retry_after as _retry_after
-from app.channels.http2 import Http2Connection, Request, Response
+from app.channels.http2 import Http2Connection, Request, Response, client_context
 
 __all__ = ["ApnsClient", "ApnsConfig", "PushOutcome", "PushResult"]
 
@@ -283,11 +283,7 @@ def _check_limits(config: ApnsConfig) -> None:
 def _ssl_context(
     config: ApnsConfig, *, client_certificate: tuple[x509.Certificate, PrivateKeyTypes] | None
 ) -> ssl.SSLContext:
-    ctx = ssl.create_default_context()  # system CAs, hostname check
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    if config.ca_file is not None:
-        ctx.load_verify_locations(cafile=str(config.ca_file))
-    ctx.set_alpn_protocols(["h2"])
+    ctx = client_context(config.ca_file)
     if client_certificate is not None:
         _load_client_certificate(ctx, *client_certificate)
     return ctx

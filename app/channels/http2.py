@@ -33,6 +33,7 @@ import threading
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import h2.config
@@ -45,11 +46,21 @@ from hpack import NeverIndexedHeaderTuple
 
 import app.channels.http  # noqa: F401 (keeps hpack's header logs out: see _HideHeaderBlocks)
 
-__all__ = ["Http2Connection", "NotHttp2", "Request", "Response"]
+__all__ = ["Http2Connection", "NotHttp2", "Request", "Response", "client_context"]
 
 _RECV = 65536
 _MAX_GOAWAYS = 3  # new connections one exchange() opens after graceful GOAWAYs before it gives up
 _MAX_REFUSALS = 3  # times one request is sent again after REFUSED_STREAM within one exchange()
+
+
+def client_context(ca_file: Path | None = None) -> ssl.SSLContext:
+    """TLS for a push service: system CAs (``SSL_CERT_FILE`` honoured) plus ``ca_file`` if given, hostname
+    check, TLS 1.2 or later. ``Http2Connection`` sets the ALPN protocols itself."""
+    ctx = ssl.create_default_context()
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    if ca_file is not None:
+        ctx.load_verify_locations(cafile=str(ca_file))
+    return ctx
 
 
 class NotHttp2(Exception):

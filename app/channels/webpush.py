@@ -43,7 +43,6 @@ import json
 import logging
 import random
 import re
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -63,7 +62,7 @@ from py_vapid import Vapid02, VapidException
 from app.channels.dev_credentials import VAPID_PRIVATE_KEY
 from app.channels.http import reset_after_fork
 from app.channels.http import retry_after as _retry_after
-from app.channels.http2 import Http2Connection, NotHttp2, Request
+from app.channels.http2 import Http2Connection, NotHttp2, Request, client_context
 
 if TYPE_CHECKING:
     from app.settings import Settings
@@ -407,7 +406,7 @@ class WebPusher:
             if conn is None:
                 if len(self._h2) >= H2_ORIGINS:  # odd endpoints must not hold connections open without end
                     stale = self._h2.pop(next(iter(self._h2)))
-                conn = self._h2[origin] = Http2Connection(origin, _ssl_context(self._config),
+                conn = self._h2[origin] = Http2Connection(origin, client_context(self._config.ca_file),
                                                           timeout=self._config.timeout, max_streams=H2_STREAMS)
         if stale is not None:
             stale.close()  # waits for a batch another thread may still be sending on it
@@ -672,14 +671,6 @@ def _reason(answer: _Answer) -> str | None:
         with contextlib.suppress(ValueError):
             text = HTTPStatus(answer.status).phrase
     return text[:200] if text else None
-
-
-def _ssl_context(config: WebPushConfig) -> ssl.SSLContext:
-    ctx = ssl.create_default_context()  # system CAs (SSL_CERT_FILE honoured), hostname check
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    if config.ca_file is not None:
-        ctx.load_verify_locations(cafile=str(config.ca_file))
-    return ctx
 
 
 def _hint(status: int) -> str:

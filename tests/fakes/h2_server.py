@@ -53,6 +53,7 @@ from hyperframe.frame import GoAwayFrame
 
 __all__ = [
     "DROP_CONNECTION", "REFUSE_STREAM", "RESET_STREAM", "H2Answer", "H2Request", "H2Server", "Handler", "Special",
+    "server_credentials",
 ]
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ class H2Server:
 
     def start(self) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix=f"{self._name}-")
-        self.ca_file, server_pem = _server_credentials(Path(self._tmp.name), self._name, self._server_name)
+        self.ca_file, server_pem = server_credentials(Path(self._tmp.name), self._name, self._server_name)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.load_cert_chain(server_pem)
@@ -420,7 +421,7 @@ def _peer_subject(tls: ssl.SSLSocket) -> str | None:
     return x509.load_der_x509_certificate(der).subject.rfc4514_string() if der else None
 
 
-def _server_credentials(directory: Path, name: str, server_name: str) -> tuple[Path, Path]:
+def server_credentials(directory: Path, name: str, server_name: str) -> tuple[Path, Path]:
     """A throwaway CA (``ca.pem``) and a server certificate for 127.0.0.1/localhost (``server.pem``,
     certificate then key). EC P-256 keeps start-up fast."""
     now = dt.datetime.now(dt.UTC)

@@ -4,8 +4,6 @@ server is missing, silent, or speaks HTTP/1.1 only."""
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import socket
 import ssl
 import threading
@@ -13,14 +11,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from app.channels.http2 import Http2Connection, NotHttp2, Request
 from tests.fakes.apns_h2 import FakeApns
-from tests.fakes.h2_server import REFUSE_STREAM, H2Answer, H2Request, H2Server, Special
+from tests.fakes.h2_server import REFUSE_STREAM, H2Answer, H2Request, H2Server, Special, server_credentials
 
 TOPIC = "pass.test.tallypass"
 
@@ -125,24 +119,9 @@ def test_a_refused_connection_fails_every_request_as_not_sent() -> None:
 
 @pytest.fixture(scope="module")
 def server_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 (PEM with its key) and the same certificate as the CA file."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=1))
-            .not_valid_after(now + dt.timedelta(hours=1))
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    out = tmp_path_factory.mktemp("h2-server")
-    pem = cert.public_bytes(serialization.Encoding.PEM)
-    (out / "server.pem").write_bytes(pem + key.private_bytes(serialization.Encoding.PEM,
-                                                             serialization.PrivateFormat.PKCS8,
-                                                             serialization.NoEncryption()))
-    (out / "ca.pem").write_bytes(pem)
-    return out / "server.pem", out / "ca.pem"
+    """The stand-ins' own throwaway CA: (server certificate with its key, CA file)."""
+    ca_file, server_pem = server_credentials(tmp_path_factory.mktemp("h2-server"), "silent", "127.0.0.1")
+    return server_pem, ca_file
 
 
 @pytest.fixture
