@@ -15,14 +15,16 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import exists, func, or_, select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app.campaigns import templating
 from app.campaigns.channels import Channel, SendFailed
+from app.db import write_objects
 from app.errors import InvalidInput
 from app.models import Campaign, CampaignVariant, Card, Customer, Delivery
 
@@ -96,8 +98,11 @@ def _over_cap(session: Session, campaign: Campaign, customer_id: int, now: datet
     return (recent or 0) >= campaign.max_per_week
 
 
-def _skip(row: Delivery, reason: str, now: datetime) -> str:
-    row.status, row.reason, row.lease_until, row.updated_at = "skipped", reason, None, now
+Writes = dict[Delivery, dict[str, Any]]  # each row's new values, written together (``db.write_objects``)
+
+
+def _skip(writes: Writes, row: Delivery, reason: str, now: datetime) -> str:
+    writes[row] = {"status": "skipped", "reason": reason, "lease_until": None, "updated_at": now}
     return f"skipped:{reason}"
 
 
@@ -124,25 +129,25 @@ INTERRUPTED = ("the worker stopped while handing this message to the {channel} c
 
 def _decide(session: Session, *, campaign: Campaign, row: Delivery, card: Card,
             variants: Mapping[int, CampaignVariant], channels: Mapping[str, Channel], base_url: str,
-            now: datetime) -> Outgoing | str:
-    """Everything short of sending: an ``Outgoing`` to send, or the outcome already written on the row."""
+            now: datetime, writes: Writes) -> Outgoing | str:
+    """Everything short of sending: an ``Outgoing`` to send, or the outcome (its values put in ``writes``)."""
     customer = card.customer
     if customer.anonymized_at is not None or card.status != "active":
-        return _skip(row, "card-inactive", now)
+        return _skip(writes, row, "card-inactive", now)
     if (later := quiet_until(customer, campaign, now)) is not None:
-        row.status, row.not_before, row.lease_until, row.updated_at = "queued", later, None, now
-        row.reason = "quiet-hours"
+        writes[row] = {"status": "queued", "not_before": later, "lease_until": None, "updated_at": now,
+                       "reason": "quiet-hours"}
         return "deferred"
     if _over_cap(session, campaign, customer.id, now):
-        return _skip(row, "frequency-cap", now)
+        return _skip(writes, row, "frequency-cap", now)
     channel = next((channels[name] for name in campaign.channels
                     if name in channels and channels[name].reachable(session, card)), None)
     if channel is None:
         said_no = any(channels[name].opted_out(session, card) for name in campaign.channels if name in channels)
-        return _skip(row, "opted-out" if said_no else "unreachable", now)
+        return _skip(writes, row, "opted-out" if said_no else "unreachable", now)
     variant = variants[row.variant_id] if row.variant_id is not None else None
     if variant is None:
-        return _skip(row, "no-variant", now)
+        return _skip(writes, row, "no-variant", now)
     values = templating.context(card, base_url=base_url)
     if "expir" in variant.body or "expir" in variant.title:  # one more query, only where it is used
         from app.campaigns.automations import expiring
@@ -152,10 +157,10 @@ def _decide(session: Session, *, campaign: Campaign, row: Delivery, card: Card,
     try:
         message = templating.render(variant.title, variant.body, values)
     except InvalidInput as exc:
-        row.status, row.error, row.lease_until = "failed", exc.detail[:500], None
+        writes[row] = {"status": "failed", "error": exc.detail[:500], "lease_until": None, "updated_at": now}
         return "failed"
-    row.attempts += 1
-    row.channel, row.updated_at = channel.name, now  # with status "sending": the intent, committed before sending
+    # with status "sending": the intent, committed before sending
+    writes[row] = {"attempts": row.attempts + 1, "channel": channel.name, "updated_at": now}
     return Outgoing(row=row, card=card, channel=channel, message=message)
 
 
@@ -178,25 +183,27 @@ def prepare(session: Session, *, campaign_id: int, channels: Mapping[str, Channe
         return prepared
     cards = {c.id: c for c in session.scalars(
         select(Card).where(Card.id.in_([r.card_id for r in rows]))
-        .options(selectinload(Card.customer).selectinload(Customer.consents), selectinload(Card.tier),
-                 selectinload(Card.program)))}
+        .options(joinedload(Card.customer).selectinload(Customer.consents), joinedload(Card.tier),
+                 joinedload(Card.program)))}
     variants = {v.id: v for v in campaign.variants}
     for name in campaign.channels:
         if name in channels:
             channels[name].preload(session, list(cards.values()))
+    writes: Writes = {}
     for row in rows:
         if row.id in claimed.in_doubt and row.channel in channels and not channels[row.channel].repeatable:
-            row.status, row.reason, row.lease_until, row.updated_at = "failed", "interrupted", None, now
-            row.error = INTERRUPTED.format(channel=row.channel)
+            writes[row] = {"status": "failed", "reason": "interrupted", "lease_until": None, "updated_at": now,
+                           "error": INTERRUPTED.format(channel=row.channel)}
             prepared.outcomes["failed:interrupted"] += 1
             continue
         decided = _decide(session, campaign=campaign, row=row, card=cards[row.card_id], variants=variants,
-                          channels=channels, base_url=base_url, now=now)
+                          channels=channels, base_url=base_url, now=now, writes=writes)
         if isinstance(decided, Outgoing):
             prepared.outgoing.append(decided)
         else:
             prepared.outcomes[decided] += 1
     session.flush()
+    write_objects(session, writes)
     return prepared
 
 
@@ -223,22 +230,24 @@ def transmit(session: Session, *, prepared: Prepared, now: datetime) -> Counter[
                                                          message=item.message, now=now)
             except SendFailed as exc:
                 outcomes[item.row.id] = exc
+    writes: Writes = {}
     for item in prepared.outgoing:
         row, outcome = item.row, outcomes[item.row.id]
         if isinstance(outcome, SendFailed):
-            row.error, row.lease_until, row.updated_at = outcome.reason[:500], None, now
+            failed = {"error": outcome.reason[:500], "lease_until": None, "updated_at": now}
             if outcome.retry and row.attempts < MAX_ATTEMPTS:
-                row.status, row.not_before = "queued", now + RETRY_AFTER
+                writes[row] = {**failed, "status": "queued", "not_before": now + RETRY_AFTER}
                 prepared.outcomes["deferred"] += 1
             else:
-                row.status = "failed"
+                writes[row] = {**failed, "status": "failed"}
                 prepared.outcomes["failed"] += 1
             continue
-        row.status, row.provider_id, row.reason = "sent", outcome, None
-        row.sent_at, row.lease_until, row.error, row.updated_at = now, None, None, now
+        writes[row] = {"status": "sent", "provider_id": outcome, "reason": None, "sent_at": now, "lease_until": None,
+                       "error": None, "updated_at": now}
         prepared.outcomes["sent"] += 1
     prepared.outgoing = []
     session.flush()
+    write_objects(session, writes)
     return prepared.outcomes
 
 

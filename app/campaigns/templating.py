@@ -29,6 +29,7 @@ GSM7 = set(
     "abcdefghijklmnopqrstuvwxyzäöñüà"
 )
 GSM7_EXTENDED = set("^{}\\[~]|€")
+GSM7_ALL = GSM7 | GSM7_EXTENDED
 
 _env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, trim_blocks=True)
 
@@ -36,10 +37,11 @@ _env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False
 def sms_segments(text: str) -> int:
     """How many SMS parts ``text`` takes: GSM-7 (160, or 153 per part when split; extended characters
     count twice) unless a character needs UCS-2 (70, or 67 per part)."""
-    if all(ch in GSM7 or ch in GSM7_EXTENDED for ch in text):
-        units = sum(2 if ch in GSM7_EXTENDED else 1 for ch in text)
+    chars = set(text)  # every message is measured: work on its distinct characters, not each one
+    if chars <= GSM7_ALL:
+        units = len(text) + sum(text.count(ch) for ch in chars & GSM7_EXTENDED)
         return 1 if units <= 160 else -(-units // 153)
-    units = sum(2 if ord(ch) > 0xFFFF else 1 for ch in text)
+    units = len(text) + sum(text.count(ch) for ch in chars if ord(ch) > 0xFFFF)
     return 1 if units <= 70 else -(-units // 67)
 
 
@@ -90,10 +92,16 @@ def _compiled(source: str) -> Template:
     return _env.from_string(source)
 
 
+def _render(source: str, values: dict[str, Any]) -> str:
+    if "{" not in source:  # no variable, tag or comment: the text as it stands (and no Jinja context to build)
+        return source.strip()
+    return _compiled(source).render(values).strip()
+
+
 def render(title: str, body: str, values: dict[str, Any]) -> Rendered:
     """Render both parts; :raise InvalidInput: a template error (also for a variable missing at run time)."""
     try:
-        out = Rendered(_compiled(title).render(values).strip(), _compiled(body).render(values).strip())
+        out = Rendered(_render(title, values), _render(body, values))
     except TemplateError as exc:
         raise InvalidInput(f"the message cannot be rendered: {exc}", errors=[FieldError("body", str(exc))]) from None
     if len(out.body) > LIMITS["wallet"]:

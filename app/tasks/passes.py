@@ -19,13 +19,13 @@ from typing import Any
 from celery import shared_task
 from flask import current_app
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from app.channels.apns import PushOutcome
 from app.channels.google_wallet import GoogleConfigError, GoogleWalletError
 from app.channels.registry import EXTENSION, Channels, ChannelUnavailable, GoogleWallet
 from app.database import sessions
-from app.db import utcnow
+from app.db import flush_changed, utcnow
 from app.models import Card, ChannelMessage, GoogleClass, GoogleObject, Program
 from app.wallet import apple, google
 
@@ -118,7 +118,7 @@ def sync_google_cards(session: Session, payloads: list[dict[str, Any]]) -> None:
         return
     now = utcnow()
     cards = list(session.scalars(select(Card).where(Card.id.in_(sorted(changes))).order_by(Card.id).options(
-        selectinload(Card.program), selectinload(Card.customer), selectinload(Card.tier))))
+        joinedload(Card.program), joinedload(Card.customer), joinedload(Card.tier))))
     rows = google.object_rows(session, setup=wallet.setup, cards=cards)
     # Without a client (outbox mode) nothing can fail half-way: no savepoint per card, and each programme's
     # class is checked once. With one, each card's calls are undone alone when Google fails.
@@ -128,6 +128,8 @@ def sync_google_cards(session: Session, payloads: list[dict[str, Any]]) -> None:
             google.sync_card(session, setup=wallet.setup, card=card, client=wallet.client, now=now,
                              notify=bool(changes[card.id] & google.NOTIFY_REASONS), row=rows[card.id],
                              classes=classes)
+    if wallet.client is None:  # the rows' new versions in one statement (no savepoint flushed them one by one)
+        flush_changed(session, rows.values())
 
 
 def create_google_object(session: Session, payload: dict[str, Any]) -> None:
