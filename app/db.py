@@ -6,6 +6,7 @@ one session factory. The entrypoint owns the transaction: services flush, the ca
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -13,13 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     DateTime,
     Engine,
     MetaData,
     Row,
     Select,
     Table,
+    Text,
     bindparam,
+    cast,
     create_engine,
     event,
     exc,
@@ -171,10 +175,10 @@ def update_rows(session: Session, table: Table, changes: Mapping[int, Mapping[st
             stmt = update(table).where(table.c.id.in_(ids)).values(**shared)
         else:
             columns = ["id", *varying]
-            data = func.unnest(*(bindparam(f"v_{n}", [i if n == "id" else changes[i][n] for i in ids],
-                                           type_=postgresql.ARRAY(table.c[n].type)) for n in columns)
-                               ).table_valued(*columns).render_derived(name="v")
-            stmt = update(table).where(table.c.id == data.c.id).values(**shared, **{n: data.c[n] for n in varying})
+            data = func.unnest(*(_array(n, table.c[n].type, [i if n == "id" else changes[i][n] for i in ids])
+                                 for n in columns)).table_valued(*columns).render_derived(name="v")
+            stmt = update(table).where(table.c.id == data.c.id).values(
+                **shared, **{n: cast(data.c[n], JSON) if _is_json(table.c[n].type) else data.c[n] for n in varying})
         if returning:
             return list(session.execute(stmt.returning(*out), execution_options=options).all())
         session.execute(stmt, execution_options=options)
@@ -184,6 +188,18 @@ def update_rows(session: Session, table: Table, changes: Mapping[int, Mapping[st
     session.execute(stmt, [{"_id": i, **{f"_{n}": changes[i][n] for n in varying}} for i in ids],
                     execution_options=options)
     return list(session.execute(select(*out).where(table.c.id.in_(ids))).all()) if returning else []
+
+
+def _is_json(type_: Any) -> bool:
+    return isinstance(type_, JSON)
+
+
+def _array(name: str, type_: Any, items: list[Any]) -> Any:
+    """One column's values as an array parameter. JSON values go as text (an array of JSON lists would be
+    read as a two-dimensional array), ``None`` as JSON ``null`` like the ORM writes it."""
+    if _is_json(type_):
+        return bindparam(f"v_{name}", [json.dumps(item) for item in items], type_=postgresql.ARRAY(Text))
+    return bindparam(f"v_{name}", items, type_=postgresql.ARRAY(type_))
 
 
 def write_objects(session: Session, changes: Mapping[Any, Mapping[str, Any]]) -> None:
