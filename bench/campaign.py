@@ -11,7 +11,9 @@ What it does:
 1. drops and recreates the database ``tallypass_bench_campaign`` (``--database-url``), migrates it and
    loads in SQL one programme and the customers with a card each: half have the card in Apple Wallet
    (wallet consent, a device registered for the card), half subscribed to web push in a browser (push
-   consent, a subscription made at the push stand-in, with its own P-256 key and auth secret);
+   consent, a subscription made at the push stand-in, with its own P-256 key and auth secret); every card
+   has its Google Wallet object row as enrolment leaves it without Google credentials (outbox mode: the
+   card's changes are recorded in the outbox table as the PATCH calls they would be);
 2. starts the stand-ins in this process (their threads are all it does while the workers run): the fake
    APNs of ``tests/fakes/apns_h2.py``, which checks the client certificate against the dev-certs
    root, and the push service of ``tests/fakes/push_service.py``, which checks each VAPID JWT and
@@ -106,6 +108,11 @@ def load(url: str, libpq_url: str, customers: int, push: FakePushService) -> int
                         SELECT g, %(program_id)s, g, md5('s' || g)::uuid::text, 'C' || g, md5('a' || g),
                                md5('p' || g), 'active', g %% 500, 0, 0, 0, '', '{}', 1, now(), now()
                           FROM generate_series(1, %(n)s) g""", params)
+        # Each card's Google Wallet object as enrolment leaves it when Google has no credentials (outbox mode):
+        # the row exists and the outbox holds its insert; a change to the card then records a PATCH.
+        conn.execute("""INSERT INTO google_object (card_id, object_id, synced_version, synced_at, notifications)
+                        SELECT id, %(issuer)s || '.' || serial, 1, now(), '[]' FROM card""",
+                     {"issuer": Settings(_env_file=None).google_issuer_id})  # type: ignore[call-arg]
         conn.execute("""INSERT INTO consent (customer_id, channel, granted, source, changed_at)
                         SELECT g, CASE WHEN g <= %(half)s THEN 'wallet' ELSE 'push' END, true, 'bench', now()
                           FROM generate_series(1, %(n)s) g""", params)
