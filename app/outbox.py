@@ -31,7 +31,8 @@ def emit_many(session: Session, topic: str, payloads: list[dict[str, Any]]) -> l
     if not payloads:
         return []
     now = utcnow()
-    ids = list(session.scalars(insert(OutboxEvent).returning(OutboxEvent.id),
+    table = OutboxEvent.__table__  # a Core INSERT: the ORM's bulk insert costs more per row and adds nothing here
+    ids = list(session.scalars(insert(table).returning(table.c.id),
                                [{"topic": topic, "payload": p, "created_at": now, "attempts": 0} for p in payloads]))
     for event_id in ids:
         track(session, event_id)
