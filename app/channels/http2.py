@@ -34,6 +34,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import h2.config
@@ -42,6 +43,7 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+import hpack
 from hpack import NeverIndexedHeaderTuple
 
 import app.channels.http  # noqa: F401 (keeps hpack's header logs out: see _HideHeaderBlocks)
@@ -187,6 +189,7 @@ class Http2Connection:
         conn = h2.connection.H2Connection(h2.config.H2Configuration(
             client_side=True, header_encoding=None, validate_outbound_headers=False,
             normalize_outbound_headers=False))
+        conn.encoder = _PlainEncoder()
         conn.local_settings = h2.settings.Settings(client=True, initial_values={
             h2.settings.SettingCodes.ENABLE_PUSH: 0, h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 0})
         conn.initiate_connection()
@@ -345,6 +348,15 @@ class Http2Connection:
     def _fail(queue: deque[int], results: list[Response | None], error: str, *, sent: bool) -> None:
         while queue:
             results[queue.popleft()] = Response(None, error=error, sent=sent)
+
+
+class _PlainEncoder(hpack.Encoder):
+    """Header literals without Huffman coding, which HPACK leaves to the encoder (RFC 7541 §5.2). In pure
+    Python it was about a seventh of the client's CPU per push (bench/apns.py: 76–81 µs, 65–68 without), to
+    save some 20 bytes of a request's headers."""
+
+    def encode(self, headers: Any, huffman: bool = False) -> bytes:
+        return super().encode(headers, huffman=False)
 
 
 def _read_headers(raw: list[tuple[bytes, bytes]]) -> tuple[int | None, dict[str, str]]:
