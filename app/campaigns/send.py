@@ -183,8 +183,7 @@ def prepare(session: Session, *, campaign_id: int, channels: Mapping[str, Channe
         return prepared
     cards = {c.id: c for c in session.scalars(
         select(Card).where(Card.id.in_([r.card_id for r in rows]))
-        .options(joinedload(Card.customer).selectinload(Customer.consents), joinedload(Card.tier),
-                 joinedload(Card.program)))}
+        .options(joinedload(Card.customer), joinedload(Card.tier), joinedload(Card.program)))}  # consents: preload
     variants = {v.id: v for v in campaign.variants}
     for name in campaign.channels:
         if name in channels:
