@@ -15,12 +15,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, bindparam, func, select, update
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app import outbox
-from app.db import utcnow
+from app.db import update_rows, utcnow
 from app.errors import Conflict, FieldError, NotFound, RuleViolation
 from app.loyalty import rules
 from app.merchants.stores import StoreLike
@@ -190,22 +190,16 @@ def touch(session: Session, card: Card, *, now: datetime, reasons: list[str], **
 def touch_many(session: Session, changes: Sequence[tuple[Card, Mapping[str, Any]]], *, now: datetime,
                reasons: list[str], **payload: Any) -> None:
     """``touch`` for many cards, each with its own new column values (every mapping has the same keys): a
-    campaign batch's offers. One UPDATE statement run for all of them, bumping ``version`` in SQL
-    (``version + 1``: a purchase committed in between is not overwritten, unlike a version computed here);
-    one read of the new versions, which are also set on the ``Card`` objects; one INSERT of the events."""
+    campaign batch's offers. One UPDATE for all of them (``db.update_rows``), bumping ``version`` in SQL
+    (``version + 1``: a purchase committed in between is not overwritten, unlike a version computed here)
+    and returning the new versions, which are also set on the ``Card`` objects; one INSERT of the events."""
     if not changes:
         return
     session.flush()  # nothing pending on these cards can be written over them later
     table = Card.__table__
-    keys = sorted(changes[0][1])
-    stmt = (update(table).where(table.c.id == bindparam("card_id"))
-            .values(version=table.c.version + 1, updated_at=now,
-                    **{key: bindparam(f"new_{key}", type_=table.c[key].type) for key in keys}))
-    session.execute(stmt, [{"card_id": card.id, **{f"new_{key}": values[key] for key in keys}}
-                           for card, values in changes])
     cards = {card.id: (card, values) for card, values in changes}
-    now_state = session.execute(select(table.c.id, table.c.version, table.c.balance)
-                                .where(table.c.id.in_(list(cards)))).all()
+    now_state = update_rows(session, table, {card.id: {**values, "updated_at": now} for card, values in changes},
+                            also={"version": table.c.version + 1}, returning=["version", "balance"])
     for card_id, version, balance in now_state:  # the rows are locked by the UPDATE: these are ours
         card, values = cards[card_id]
         for key, value in {**values, "version": version, "balance": balance, "updated_at": now}.items():
