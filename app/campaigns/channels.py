@@ -74,7 +74,7 @@ Answers = dict[int, bool | None]  # customer id → consent to one channel: gran
 
 
 def _answers(session: Session, channel: str, cards: Sequence[Card]) -> Answers:
-    """A batch's consents to ``channel`` in one query of three columns (not a Consent object per customer)."""
+    """A batch's consents to ``channel`` in one query of two columns (not a Consent object per customer)."""
     ids = [c.customer_id for c in cards]
     found = dict(session.execute(select(Consent.customer_id, Consent.granted)
                                  .where(Consent.customer_id.in_(ids), Consent.channel == channel)).all())

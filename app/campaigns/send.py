@@ -22,9 +22,9 @@ from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
+from app.bulk import write_objects
 from app.campaigns import templating
 from app.campaigns.channels import Channel, SendFailed
-from app.db import write_objects
 from app.errors import InvalidInput
 from app.models import Campaign, CampaignVariant, Card, Customer, Delivery
 
@@ -98,7 +98,7 @@ def _over_cap(session: Session, campaign: Campaign, customer_id: int, now: datet
     return (recent or 0) >= campaign.max_per_week
 
 
-Writes = dict[Delivery, dict[str, Any]]  # each row's new values, written together (``db.write_objects``)
+Writes = dict[Delivery, dict[str, Any]]  # each row's new values, written together (``bulk.write_objects``)
 
 
 def _skip(writes: Writes, row: Delivery, reason: str, now: datetime) -> str:

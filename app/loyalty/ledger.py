@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from app import outbox
-from app.db import update_rows, utcnow
+from app.bulk import update_rows
+from app.db import utcnow
 from app.errors import Conflict, FieldError, NotFound, RuleViolation
 from app.loyalty import rules
 from app.merchants.stores import StoreLike
@@ -190,7 +191,7 @@ def touch(session: Session, card: Card, *, now: datetime, reasons: list[str], **
 def touch_many(session: Session, changes: Sequence[tuple[Card, Mapping[str, Any]]], *, now: datetime,
                reasons: list[str], **payload: Any) -> None:
     """``touch`` for many cards, each with its own new column values (every mapping has the same keys): a
-    campaign batch's offers. One UPDATE for all of them (``db.update_rows``), bumping ``version`` in SQL
+    campaign batch's offers. One UPDATE for all of them (``bulk.update_rows``), bumping ``version`` in SQL
     (``version + 1``: a purchase committed in between is not overwritten, unlike a version computed here)
     and returning the new versions, which are also set on the ``Card`` objects; one INSERT of the events."""
     if not changes:

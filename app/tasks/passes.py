@@ -21,11 +21,12 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
+from app.bulk import flush_changed
 from app.channels.apns import PushOutcome
 from app.channels.google_wallet import GoogleConfigError, GoogleWalletError
 from app.channels.registry import EXTENSION, Channels, ChannelUnavailable, GoogleWallet
 from app.database import sessions
-from app.db import flush_changed, utcnow
+from app.db import utcnow
 from app.models import Card, ChannelMessage, GoogleClass, GoogleObject, Program
 from app.wallet import apple, google
 

@@ -1,4 +1,4 @@
-"""Set-based writes of many rows (``app.db.update_rows`` and friends), on SQLite and on PostgreSQL: each row
+"""Set-based writes of many rows (``app.bulk``), on SQLite and on PostgreSQL: each row
 gets its own values, rows not named are untouched, and loaded objects agree with the database afterwards."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.bulk import flush_changed, update_rows, write_objects
 from app.database import SESSIONS
-from app.db import flush_changed, update_rows, write_objects
 from app.models import Customer
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
