@@ -252,6 +252,36 @@ def test_the_tasks_start_and_finish_a_campaign(app: Any, db_session: Session, ma
     assert sum(t.payload["body"].startswith("Hello") for t in texts) == 12  # (welcome messages may go too)
 
 
+def test_a_sender_hands_its_worker_back_and_queues_its_continuation(
+        app: Any, db_session: Session, make_card: Callable[..., Any], program: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a broker, a sender gives the worker back after ``SLICE_SECONDS`` (the outbox drains queued behind
+    it run in between) and queues itself again; the continuation picks up where it stopped."""
+    from app.tasks import campaigns as tasks
+
+    for _ in range(12):
+        customer(db_session, make_card, program, consents={"sms": True})
+    campaign = lifecycle.create(db_session, program=program, name="Slices", channels=["sms"], quiet_start_hour=0,
+                                quiet_end_hour=0, variants=[VariantSpec("A", "Hello {{ first_name }}")],
+                                now=NOON_UTC)
+    lifecycle.start(db_session, campaign=campaign, now=NOON_UTC, sms_sender="Tallypass")
+    db_session.commit()
+    monkeypatch.setattr(tasks, "BATCH", 5)
+    monkeypatch.setattr(tasks, "SLICE_SECONDS", 0.0)  # every batch is a whole slice
+    monkeypatch.setitem(tasks.send_campaign.app.conf, "task_always_eager", False)
+    queued: list[int] = []
+    monkeypatch.setattr(tasks.send_campaign, "delay", queued.append)  # the broker, as far as this test goes
+    with app.app_context():
+        sent = [tasks.send_campaign(campaign.id).get("sent", 0)]
+        while queued:
+            sent.append(tasks.send_campaign(queued.pop()).get("sent", 0))
+    assert sent == [5, 5, 2]  # a batch per slice; the last, short batch queues nothing more
+    db_session.refresh(campaign)
+    assert campaign.state == "finished"
+    assert Counter(db_session.scalars(select(Delivery.status).where(Delivery.campaign_id == campaign.id))) \
+        == Counter(sent=12)
+
+
 def test_results_compare_conversions_with_the_holdout(db_session: Session, make_card: Callable[..., Any],
                                                       make_store: Callable[..., Any], program: Any) -> None:
     from app.campaigns.results import results
