@@ -191,10 +191,10 @@ def test_real_workers_send_a_campaign_once_through_a_crash(committing_app: Flask
         fakes["push"].hold_after(250 + 20)
         with app.app_context():
             start_campaign.delay(campaign_id)
-        # Kill the first worker outright halfway through a batch of web pushes: the push service has taken
-        # the first 20 of the batch and holds the other 30, so some reached the browsers and none is
-        # recorded as sent yet. (In id order the 750 wallet customers come first, then the pushes: with batches of
-        # 200, pushes 251–450 are one batch.)
+        # Kill the first worker outright in the middle of a batch of web pushes: the push service has taken the
+        # first 20 of the batch and holds the other 180, so some reached the browsers and none is recorded as
+        # sent yet. (In id order the 750 wallet customers come first, then the pushes; with batches of 200,
+        # pushes 251–450 are one batch.)
         deadline = time.monotonic() + 120
         while not fakes["push"].held and time.monotonic() < deadline:
             assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
