@@ -27,7 +27,7 @@ def update_rows(session: Session, table: Table, changes: Mapping[int, Mapping[st
     has no arrays; there it is an executemany of the same UPDATE."""
     if not changes:
         return []
-    ids = list(changes)
+    ids = sorted(changes)  # batch writers that meet the same rows then tend to lock them in the same order
     names = list(changes[ids[0]])
     shared = {n: changes[ids[0]][n] for n in names if all(changes[i][n] == changes[ids[0]][n] for i in ids[1:])}
     varying = [n for n in names if n not in shared]
