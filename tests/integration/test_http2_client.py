@@ -41,6 +41,19 @@ def test_a_batch_shares_one_connection_within_the_servers_stream_limit() -> None
     assert all(r.headers["apns-id"] for r in responses)
 
 
+def test_a_long_lived_connection_forgets_its_finished_streams() -> None:
+    """The client skips most of h2's walk over its streams; the walk still runs often enough that a connection
+    kept for thousands of pushes holds a bounded number of finished streams."""
+    with FakeApns() as fake:
+        client = client_for(fake)
+        answers = [r for n in range(25) for r in client.exchange([push(n * 100 + i) for i in range(100)])]
+        held = len(client._h2.streams) if client._h2 is not None else -1
+        client.close()
+
+    assert [r.status for r in answers] == [200] * 2500 and client.connections_opened == 1
+    assert 0 <= held <= 1000
+
+
 def test_answers_come_back_in_request_order_with_their_bodies() -> None:
     with FakeApns() as fake:
         fake.script(f"{3:064x}", [(410, None, None)])
