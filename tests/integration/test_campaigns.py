@@ -226,6 +226,7 @@ def test_templates_are_sandboxed_and_checked(program: Any, db_session: Session) 
 @pytest.mark.parametrize(("text", "parts"), [
     ("x" * 160, 1), ("x" * 161, 2), ("x" * 306, 2), ("x" * 307, 3), ("€" * 80, 1), ("€" * 81, 2),
     ("ș" * 70, 1), ("ș" * 71, 2), ("Привет" * 12, 2),
+    ("😀" * 35, 1), ("😀" * 36, 2), ("€" + "x" * 158, 1), ("€" + "x" * 159, 2),  # emoji and € take two units
 ])
 def test_sms_segments(text: str, parts: int) -> None:
     assert templating.sms_segments(text) == parts
