@@ -44,9 +44,6 @@ from app.web.messaging import sms_sender
 
 MAX_VARIANTS = 10
 CHANNEL_LABELS = {"wallet": "Wallet pass (Apple and Google)", "push": "Web push", "sms": "SMS"}
-# A stand-in customer for the preview when the programme has nobody yet.
-SAMPLE = {"first_name": "Maria", "name": "Maria Popescu", "balance": 120, "stamps": 4, "tier": "Silver",
-          "card_url": "https://example.test/c/sample", "expiring_points": 30, "expiry_date": "2026-12-31"}
 FRIENDLIER = {
     "String should have at least 1 character": "This cannot be empty.",
     "List should have at least 1 item after validation, not 0": "Choose at least one.",
@@ -303,7 +300,7 @@ def _sample(program: Program, segment: Segment | None) -> tuple[str, dict[str, A
         query = query.where(Card.customer_id.in_(select(members.c[0])))
     card = db.scalars(query.limit(1)).first()
     if card is None:
-        return "a sample customer (the programme has none yet)", {**SAMPLE, "programme": program.name}
+        return "a sample customer (the programme has none yet)", {**templating.SAMPLE, "programme": program.name}
     values = templating.context(card, base_url=current_app.config["TALLYPASS"].base_url)
     return card.customer.name or f"customer #{card.customer_id}", values
 
