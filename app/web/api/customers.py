@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from flask import Response, current_app, request, stream_with_context
+from flask import Response, current_app, request
 from pydantic import Field
 from sqlalchemy import func, select
 
@@ -17,10 +17,11 @@ from app.database import get_session
 from app.db import utcnow
 from app.errors import FieldError, InvalidInput, NotFound, PayloadTooLarge
 from app.loyalty import customers as members
-from app.loyalty import ledger, member_export, member_import
+from app.loyalty import ledger, member_import
 from app.merchants import audit
 from app.models import AppleRegistration, Card, Customer, GoogleObject, LedgerEntry, Program, WebPushSubscription
 from app.phones import normalise_phone
+from app.web import downloads
 from app.web.api import api_actor, bp, get_or_404, program_by_slug
 from app.web.api._models import In, Out
 from app.web.api.openapi import operation
@@ -316,5 +317,4 @@ def export_customers(query: ExportQuery) -> Response:
                  target=f"program:{program.slug}", ip=request.remote_addr)
     db.commit()
     filename = f"{program.slug}-members-{now:%Y-%m-%d}.csv"
-    return Response(stream_with_context(member_export.lines(db, program=program)), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return downloads.members_csv(program, filename=filename)

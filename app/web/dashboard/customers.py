@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from flask import Response, current_app, flash, redirect, request, stream_with_context, url_for
+from flask import Response, current_app, flash, redirect, request, url_for
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 
@@ -13,10 +13,11 @@ from app.database import get_session
 from app.db import utcnow
 from app.errors import NotFound, RuleViolation
 from app.loyalty import customers as members
-from app.loyalty import ledger, member_export, member_import
+from app.loyalty import ledger, member_import
 from app.merchants import audit
 from app.models import CONSENT_CHANNELS, Card, Consent, Customer, Program
 from app.phones import normalise_phone
+from app.web import downloads
 from app.web.dashboard import bp
 from app.web.dashboard.access import current_user, requires
 from app.web.dashboard.pages import PAGE_SIZE, page_number, programme, render, validate_form
@@ -233,6 +234,5 @@ def customers_export() -> Response:
                  ip=request.remote_addr)
     db.commit()
     filename = f"{program.slug}-members-{now:%Y-%m-%d}.csv"
-    return Response(stream_with_context(member_export.lines(db, program=program)), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return downloads.members_csv(program, filename=filename)
 
