@@ -544,6 +544,31 @@ def test_a_bad_signature_is_403_and_changes_nothing(
     assert status_of(db_session, sent) == ("queued", None)
 
 
+@pytest.mark.parametrize("signed_url", ["https://tallypass.test:8443/sms/status", "https://tallypass.test/sms/status"],
+                         ids=["with-port", "port-removed"])
+def test_behind_a_public_url_with_a_port_either_signature_is_accepted(
+    app_with: Callable[..., Flask], sent: SmsMessage, db_session: Session, signed_url: str
+) -> None:
+    """TALLYPASS_BASE_URL with a non-default port: Twilio may sign the URL with it or without it."""
+    other = mount(app_with(base_url="https://tallypass.test:8443")).test_client()
+    form = status_form(sent)
+    response = other.post("/sms/status", data=form, headers={"X-Twilio-Signature": fake_signature(
+        TOKEN, signed_url, form)})
+    assert response.status_code == 204
+    assert status_of(db_session, sent) == ("delivered", None)
+    wrong_port = fake_signature(TOKEN, "https://tallypass.test:443/sms/status", form)
+    assert other.post("/sms/status", data=form, headers={"X-Twilio-Signature": wrong_port}).status_code == 403
+
+
+def test_a_webhook_that_is_not_form_encoded_is_400(client: FlaskClient, twilio: FakeSmsGateway) -> None:
+    body = '{"MessageSid": "SM1", "MessageStatus": "delivered"}'
+    url = "https://tallypass.test/sms/status?bodySHA256=" + hashlib.sha256(body.encode()).hexdigest()
+    response = client.post(url.removeprefix("https://tallypass.test"), data=body, content_type="application/json",
+                           headers={"X-Twilio-Signature": twilio.sign(url, {})})
+    assert response.status_code == 400 and response.mimetype == "application/problem+json"
+    assert response.json["type"].endswith("/not-form-encoded")
+
+
 def test_a_missing_signature_is_403(client: FlaskClient, sent: SmsMessage, db_session: Session) -> None:
     response = client.post("/sms/status", data=status_form(sent), headers={"Accept": "text/html"})
 
