@@ -5,7 +5,9 @@ strategies). Each answers whether it can reach a customer now and sends one rend
   screen after the APNs push the version bump triggers) and a Google Wallet message
   (``TEXT_AND_NOTIFY`` within Google's budget);
 - ``push``: a web-push notification to the customer's browsers;
-- ``sms``: a text through the gateway (per-sender STOP honoured).
+- ``sms``: a text through the gateway (per-sender STOP honoured). Every text asks the gateway for delivery
+  reports (the client's ``StatusCallback``, /sms/status), which turn the delivery ``delivered``, or
+  ``failed`` with the gateway's error code (``messaging.sms.record_report``).
 
 Without credentials each still "sends" into the channel outbox, so campaigns run end to end anywhere.
 """

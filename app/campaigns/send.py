@@ -298,6 +298,7 @@ def record_provider_status(session: Session, *, channel: str, provider_id: str, 
                            error: str | None, now: datetime) -> int:
     """A gateway's delivery report reaches the campaign log: ``sent`` becomes ``delivered``, or ``failed``
     with the gateway's error when the message could not be delivered. Returns the rows changed."""
+    status = (status or "").strip().lower()
     if status == "delivered":
         values: dict[str, object] = {"status": "delivered", "updated_at": now}
     elif status in ("undelivered", "failed"):

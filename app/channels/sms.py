@@ -1,7 +1,9 @@
 """SMS through a Twilio-compatible Messages API, and the checks for the webhooks such a gateway sends.
 
 Sending: ``POST {api_url}/2010-04-01/Accounts/{AccountSid}/Messages.json``, form-encoded ``To``, ``From``,
-``Body`` and optionally ``StatusCallback``, with HTTP basic auth (account SID, auth token). The answer is
+``Body`` and ``StatusCallback``, with HTTP basic auth (account SID, auth token). ``StatusCallback`` is part of the
+client's configuration (``TwilioConfig.status_callback``: the service's ``/sms/status``), so no message can leave
+without it: a message sent without one never reports delivered/undelivered/failed. The answer is
 ``201`` with the message resource (``sid`` ``SM…``, ``status`` ``queued`` or ``accepted``). Errors come as
 ``{"code": <Twilio error number>, "message", "more_info", "status": <HTTP status>}``:
 
@@ -18,8 +20,12 @@ Sending: ``POST {api_url}/2010-04-01/Accounts/{AccountSid}/Messages.json``, form
 
 Webhooks (status callbacks, incoming messages) carry ``X-Twilio-Signature``: base64 of HMAC-SHA1 keyed
 with the auth token over the full URL Twilio requested followed by every POST parameter, sorted by name,
-as name + value (``twilio_signature``). ``valid_signature`` compares in constant time, and also accepts the
-URL with the default port written out or left off, as Twilio's own validators do.
+as name + value (``twilio_signature``). ``valid_signature`` accepts exactly what Twilio's own
+``twilio.request_validator.RequestValidator.validate`` accepts (see ``_url_variants``: the URL with its port
+removed and the URL with the scheme's default port added when it has none; a JSON body through its
+``bodySHA256`` query parameter), compared in constant time. It is written out here rather than imported
+because the ``twilio`` package (the whole REST client) is only a test dependency, whose validator the tests
+compare this one with, case by case.
 
 One keep-alive ``httpx.Client`` per client, shared by all threads; a forked child (Celery prefork) makes its
 own on first use. The auth token is never logged nor part of an exception or a repr; recipients are logged
@@ -39,7 +45,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import parse_qs, quote, urlparse, urlsplit
 
 import httpx
 
@@ -60,6 +66,8 @@ __all__ = [
     "build_sms_client",
     "mask_phone",
     "opt_out_action",
+    "outbox_warning",
+    "status_callback_url",
     "twilio_signature",
     "valid_signature",
 ]
@@ -69,6 +77,12 @@ log = logging.getLogger(__name__)
 API_VERSION = "2010-04-01"
 SIGNATURE_HEADER = "X-Twilio-Signature"
 MAX_BODY = 1600  # characters; Twilio refuses longer bodies (error 21617)
+MAX_CALLBACK_URL = 4000  # characters; Twilio refuses a longer StatusCallback (error 21609)
+
+# Our webhooks (app/web/sms.py): WEBHOOK_PATH + STATUS_PATH gets delivery statuses, + INBOUND_PATH replies.
+WEBHOOK_PATH = "/sms"
+STATUS_PATH = "/status"
+INBOUND_PATH = "/inbound"
 
 # Error codes the domain acts on.
 UNSUBSCRIBED_RECIPIENT = 21610
@@ -101,6 +115,11 @@ def _mask_numbers(text: str) -> str:
     return _PHONE_IN_TEXT.sub(lambda m: mask_phone(m.group(0)), text)
 
 
+def status_callback_url(base_url: str) -> str:
+    """The ``StatusCallback`` every message carries: the service's public base URL + ``/sms/status``."""
+    return base_url.rstrip("/") + WEBHOOK_PATH + STATUS_PATH
+
+
 def _values(params: Mapping[str, Any], name: str) -> list[str]:
     getlist = getattr(params, "getlist", None)  # werkzeug's MultiDict: a repeated field has several values
     if callable(getlist):
@@ -125,37 +144,62 @@ def twilio_signature(auth_token: str, url: str, params: Mapping[str, Any] | None
 
 
 def _url_variants(url: str) -> list[str]:
-    """The URL as given, and with the scheme's default port added or removed (Twilio may sign either)."""
-    parts = urlsplit(url)
-    default = {"https": 443, "http": 80}.get(parts.scheme)
-    variants = [url]
-    if default is None or not parts.hostname:
-        return variants
-    try:
-        port = parts.port
-    except ValueError:
-        return variants
-    auth = parts.netloc.rpartition("@")[0]
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    prefix = f"{auth}@" if auth else ""
-    if port is None:
-        variants.append(urlunsplit(parts._replace(netloc=f"{prefix}{host}:{default}")))
-    elif port == default:
-        variants.append(urlunsplit(parts._replace(netloc=f"{prefix}{host}")))
-    return variants
+    """The URLs a signature is checked against, as ``RequestValidator.validate`` builds them (Twilio's
+    "signature generation on the back end is inconsistent" about ports): the URL with its port removed and
+    the URL with a port. Written to give the very same strings, quirks included, so that we accept exactly
+    what Twilio's validator accepts:
+
+    - both are ``urlparse(url)`` put back together (``geturl()``), which lower-cases the scheme and drops an
+      empty ``?`` or ``#``; the URL "as given" counts only in that form;
+    - without the port: a URL with a port (other than 0) loses everything in its host part from the first
+      ``:``, otherwise it stays as it is;
+    - with the port: a URL without one (or with port 0) gets ``:443`` for https and ``:80`` for anything
+      else; a URL with a port stays as it is (a non-default port is never replaced by the default one).
+
+    :raise ValueError: the port is not a number from 0 to 65535 (Twilio's validator raises too).
+    """
+    parsed = urlparse(url)
+    port = parsed.port  # raises ValueError for a port that is not a number in range
+    if port:
+        without_port = parsed._replace(netloc=parsed.netloc.split(":")[0]).geturl()
+        with_port = parsed.geturl()
+    else:
+        without_port = parsed.geturl()
+        default = 443 if parsed.scheme == "https" else 80
+        with_port = parsed._replace(netloc=f"{parsed.netloc}:{default}").geturl()
+    return [without_port, with_port]
 
 
-def valid_signature(auth_token: str, url: str, params: Mapping[str, Any] | None, signature: str | None) -> bool:
-    """Whether ``signature`` (the ``X-Twilio-Signature`` header) is Twilio's for this URL and these fields.
-    Constant-time comparison; a missing or empty signature or token is never valid."""
-    if not signature or not auth_token:
+def valid_signature(auth_token: str, url: str, params: Mapping[str, Any] | str | None,
+                    signature: str | None) -> bool:
+    """Whether ``signature`` (the ``X-Twilio-Signature`` header) is Twilio's for a request to ``url`` with
+    these form fields, by the rules of ``twilio.request_validator.RequestValidator.validate`` (HMAC-SHA1,
+    the auth token as key): true for exactly the same requests. ``params`` may also be the raw body (a
+    ``str``) of a JSON webhook: then ``url`` must carry ``bodySHA256`` = the hex SHA-256 of the body, and the
+    signature covers the URL alone. Constant-time comparisons; every candidate URL is checked (no early exit).
+    A missing signature, an empty auth token, a port that is not a number, or a JSON body without a
+    ``bodySHA256`` is never valid (Twilio's validator raises an exception for all but the empty token)."""
+    if signature is None or not auth_token:
         return False
-    given = signature.strip().encode("ascii", "replace")
+    try:
+        candidates = _url_variants(url)
+    except ValueError:
+        return False
+    body_ok = True
+    fields: Mapping[str, Any] | None = None if isinstance(params, str) else params
+    if isinstance(params, str):
+        hashes = parse_qs(urlparse(url).query).get("bodySHA256")
+        if not hashes:
+            return False
+        body_ok = hmac.compare_digest(hashlib.sha256(params.encode("utf-8")).hexdigest().encode("ascii"),
+                                      hashes[0].encode("utf-8", "replace"))
+        fields = None
+    given = signature.encode("utf-8", "replace")  # a replaced character is never in a base64 signature
     ok = False
-    for candidate in _url_variants(url):
-        expected = twilio_signature(auth_token, candidate, params).encode("ascii")
-        ok |= hmac.compare_digest(expected, given)  # every variant is checked: no early exit
-    return ok
+    for candidate in candidates:
+        expected = twilio_signature(auth_token, candidate, fields).encode("ascii")
+        ok |= hmac.compare_digest(expected, given)
+    return body_ok and ok
 
 
 def opt_out_action(params: Mapping[str, Any]) -> Literal["stop", "start", "help"] | None:
@@ -219,6 +263,9 @@ class TwilioConfig:
     account_sid: str  # "AC…" (TALLYPASS_SMS_ACCOUNT_SID)
     auth_token: str = field(repr=False)  # TALLYPASS_SMS_AUTH_TOKEN; never logged
     sender: str  # the From number (E.164), short code or alphanumeric sender id (TALLYPASS_SMS_FROM)
+    # The absolute URL the gateway POSTs each message's delivery statuses to (``status_callback_url``); sent
+    # with every message, so none can go out without reporting back.
+    status_callback: str = field(kw_only=True)
     timeout: float = 10.0
     max_attempts: int = 3  # for 429 / 503 / connections never made
     backoff: float = 0.5  # first retry delay, doubling, with jitter, capped at backoff_max; Retry-After wins
@@ -254,22 +301,28 @@ class SmsClient:
     def sender(self) -> str:
         return self._config.sender
 
+    @property
+    def status_callback(self) -> str:
+        return self._config.status_callback
+
     def send(self, to: str, body: str, *, status_callback: str | None = None) -> SentSms:
-        """Send ``body`` to ``to`` (E.164) from the configured sender. ``status_callback``: the absolute URL the
-        gateway POSTs delivery statuses to.
+        """Send ``body`` to ``to`` (E.164) from the configured sender, with ``StatusCallback``: the
+        configured URL, or ``status_callback`` when given (an absolute http(s) URL; never absent).
 
         :raise SmsRejected: 4xx other than 429 (``code`` 21211 invalid number, 21610 unsubscribed recipient…).
         :raise SmsUnavailable: 429 / 5xx / network errors after the retries, or an error after which the
             message may exist (``possibly_sent``).
-        :raise ValueError: an empty body, or one over 1600 characters.
+        :raise ValueError: an empty body, or one over 1600 characters, or a ``status_callback`` Twilio would
+            refuse.
         """
         if not body or not body.strip():
             raise ValueError("an SMS needs a non-empty body")
         if len(body) > MAX_BODY:
             raise ValueError(f"an SMS body holds at most {MAX_BODY} characters, not {len(body)}")
-        form = {"To": to, "From": self._config.sender, "Body": body}
+        callback = status_callback or self._config.status_callback
         if status_callback:
-            form["StatusCallback"] = status_callback
+            _check_callback(status_callback)
+        form = {"To": to, "From": self._config.sender, "Body": body, "StatusCallback": callback}
         who = mask_phone(to)
         attempts = 0
         while True:
@@ -365,7 +418,44 @@ def build_sms_client(settings: Settings) -> SmsClient | None:
         log.warning("SMS provider twilio without %s: text messages go to the channel outbox", ", ".join(missing))
         return None
     return SmsClient(TwilioConfig(api_url=settings.sms_api_url, account_sid=settings.sms_account_sid,
-                                  auth_token=token, sender=settings.sms_from))
+                                  auth_token=token, sender=settings.sms_from,
+                                  status_callback=status_callback_url(settings.base_url)))
+
+
+def _outbox_reason(settings: Settings) -> str | None:
+    """Why this deployment's texts go to the channel outbox instead of the gateway, or None when they do not."""
+    if settings.sms_provider != "twilio":
+        return f"TALLYPASS_SMS_PROVIDER is {settings.sms_provider}"
+    token = settings.sms_auth_token.get_secret_value() if settings.sms_auth_token is not None else ""
+    missing = [name for name, value in (("TALLYPASS_SMS_ACCOUNT_SID", settings.sms_account_sid),
+                                        ("TALLYPASS_SMS_AUTH_TOKEN", token),
+                                        ("TALLYPASS_SMS_FROM", settings.sms_from)) if not value]
+    if missing:
+        return f"TALLYPASS_SMS_PROVIDER is twilio but {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} unset"
+    try:
+        _check_config(TwilioConfig(api_url=settings.sms_api_url, account_sid=settings.sms_account_sid or "",
+                                   auth_token=token, sender=settings.sms_from or "",
+                                   status_callback=status_callback_url(settings.base_url)))
+    except ValueError as exc:
+        return f"the SMS settings are unusable ({exc})"
+    return None
+
+
+def outbox_warning(settings: Settings) -> str | None:
+    """In production, the warning an operator must not miss when no text message can leave (the provider is
+    ``outbox``, or ``twilio`` without a usable configuration): one-time codes, card links and campaign texts
+    are only recorded in the channel outbox. None in development and tests, or with a working gateway. Names
+    settings, never their values."""
+    if settings.env != "production":
+        return None
+    reason = _outbox_reason(settings)
+    if reason is None:
+        return None
+    return (f"SMS is off: {reason}, so no text message leaves this service; each is only recorded in the "
+            "dashboard's Outbox. Customers who sign up at /join/<programme> with a phone number that already has "
+            "a card are sent a one-time code that never reaches them, so they cannot get their card back; card "
+            "links sent by SMS and campaign texts do not arrive either. Set TALLYPASS_SMS_PROVIDER=twilio, "
+            "TALLYPASS_SMS_ACCOUNT_SID, TALLYPASS_SMS_AUTH_TOKEN and TALLYPASS_SMS_FROM (see docs/sms.md).")
 
 
 # -------------------------------------------------------------------------------- helpers
@@ -379,10 +469,21 @@ def _check_config(config: TwilioConfig) -> None:
         log.warning("SMS api_url %s is plain http: the auth token travels unencrypted", config.api_url)
     if not config.account_sid or not config.auth_token or not config.sender:
         raise ValueError("the SMS client needs an account SID, an auth token and a sender")
+    _check_callback(config.status_callback)
     if config.max_attempts < 1:
         raise ValueError("max_attempts must be at least 1")
     if config.backoff < 0 or config.backoff_max < 0 or config.timeout <= 0:
         raise ValueError("backoff and backoff_max must not be negative, timeout must be positive")
+
+
+def _check_callback(url: str) -> None:
+    """The rules Twilio applies to ``StatusCallback`` before answering 21609: an absolute http(s) URL with
+    a host name (without underscores), at most 4000 characters."""
+    parts = urlsplit(url or "")
+    host = parts.hostname or ""
+    if parts.scheme not in ("http", "https") or not host or "_" in host or len(url) > MAX_CALLBACK_URL:
+        raise ValueError(f"the SMS status callback must be an absolute http(s) URL (TALLYPASS_BASE_URL + "
+                         f"{WEBHOOK_PATH}{STATUS_PATH}) that Twilio accepts, not {url!r}")
 
 
 def _new_http(config: TwilioConfig) -> httpx.Client:

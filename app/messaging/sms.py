@@ -8,7 +8,10 @@ Every message we attempt becomes an ``SmsMessage``:
   with error 21610, and a 21610 we did not know of (an inbound STOP we missed) is recorded as an opt-out.
 - ``outbox``: the deployment has no SMS gateway; the message is in the channel outbox (``ChannelMessage``).
 - the gateway's status (``queued``/``accepted``) and its message sid, moved forward by status callbacks
-  (``record_status``) to ``sent``, ``delivered``, ``undelivered`` or ``failed``.
+  (``record_report``) to ``sent``, ``delivered``, ``undelivered`` or ``failed``; the same report moves a
+  campaign delivery sent as that text to ``delivered``, or ``failed`` with the gateway's error code. A report
+  that arrives before its text is committed (a campaign batch commits after its last text) is kept and
+  applied a little later (``apply_early_reports``).
 - ``failed`` with the gateway's error code when it refused the message (21211 invalid number, …).
 
 An unreachable gateway (``SmsUnavailable``) records nothing and propagates: the caller retries later.
@@ -19,31 +22,35 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.channels.sms import (
+    INBOUND_PATH,
     MAX_BODY,
+    STATUS_PATH,
     UNSUBSCRIBED_RECIPIENT,
+    WEBHOOK_PATH,
     SmsClient,
     SmsRejected,
     mask_phone,
     opt_out_action,
+    status_callback_url,
 )
 from app.db import utcnow
 from app.loyalty.enrollment import set_consents
-from app.models import ChannelMessage, Customer, SmsMessage, SmsOptOut
+from app.models import ChannelMessage, Customer, Delivery, SmsMessage, SmsOptOut, SmsStatusReport
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "sms"
-SMS_PATH = "/sms"  # the webhooks: SMS_PATH + STATUS_PATH (delivery statuses), SMS_PATH + INBOUND_PATH (replies)
-STATUS_PATH = "/status"
-INBOUND_PATH = "/inbound"
+SMS_PATH = WEBHOOK_PATH  # the webhooks: SMS_PATH + STATUS_PATH (delivery statuses), SMS_PATH + INBOUND_PATH (replies)
+__all__ = ["INBOUND_PATH", "SMS_PATH", "STATUS_PATH", "apply_early_reports", "handle_inbound", "opted_out",
+           "record_report", "record_status", "send_sms", "status_callback_url"]
 OPTED_OUT = "opted-out"  # error_code of a message skipped because of an opt-out
 MAX_NUMBER = 20  # characters of a phone number or sender we store
 
@@ -55,13 +62,10 @@ STATUS_RANK = {
     "delivered": 4, "undelivered": 4, "failed": 4, "canceled": 4, "read": 5,
 }
 TERMINAL_STATUSES = frozenset(s for s, rank in STATUS_RANK.items() if rank >= 4)
+KEEP_EARLY_REPORTS = timedelta(days=1)  # a report whose text never appears is dropped after this long
+EARLY_REPORTS_PER_RUN = 1000
 
 _E164 = re.compile(r"\+[1-9]\d{1,14}")
-
-
-def status_callback_url(base_url: str) -> str:
-    """The URL to hand the gateway as ``StatusCallback`` (the service's public base URL + ``/sms/status``)."""
-    return base_url.rstrip("/") + SMS_PATH + STATUS_PATH
 
 
 def opted_out(session: Session, *, phone: str, sender: str) -> bool:
@@ -86,8 +90,9 @@ def send_sms(
     Skipped without a request (status ``skipped``, error ``opted-out``) when ``to`` sent STOP to ``sender``.
     With ``client`` None (no gateway configured) the message is recorded in the channel outbox, status
     ``outbox``. A refusal by the gateway is status ``failed`` with its error code; 21610 (the recipient
-    unsubscribed at the gateway) also records the opt-out. ``status_callback`` is usually
-    ``status_callback_url(settings.base_url)``.
+    unsubscribed at the gateway) also records the opt-out. Every message carries the client's
+    ``StatusCallback`` (``/sms/status``), whose reports ``record_status`` applies; ``status_callback``
+    replaces that URL for this message only (callers normally leave it out).
 
     :raise SmsUnavailable: the gateway could not be reached after the client's retries; nothing is recorded.
         When ``possibly_sent`` is set the message may exist at the gateway: sending again risks a duplicate.
@@ -151,6 +156,44 @@ def record_status(session: Session, *, sid: str, status: str, error_code: str | 
     message.updated_at = now
     session.flush()
     return True
+
+
+def record_report(session: Session, *, sid: str, status: str, error_code: str | None, now: datetime) -> bool:
+    """A delivery-status report (the ``StatusCallback`` webhook) about the text the gateway knows as ``sid``:
+    its ``SmsMessage`` moves forward (``record_status``), and a campaign delivery sent as this text becomes
+    ``delivered``, or ``failed`` with the gateway's error code (``campaigns.send.record_provider_status``).
+    A report about a text not committed yet (its campaign batch is still sending, or the request that sent
+    it has not finished) is kept as an ``SmsStatusReport`` for ``apply_early_reports``. Returns whether the
+    text was known."""
+    from app.campaigns import send as campaign_send  # campaigns build on this module, not the other way
+
+    status = (status or "").strip().lower()[:20]
+    known = record_status(session, sid=sid, status=status, error_code=error_code, now=now)
+    changed = campaign_send.record_provider_status(session, channel=CHANNEL, provider_id=sid, status=status,
+                                                   error=error_code, now=now)
+    if not (known or changed) and status in STATUS_RANK:
+        session.add(SmsStatusReport(provider_sid=sid, status=status,
+                                    error_code=str(error_code)[:20] if error_code else None, received_at=now))
+        session.flush()
+    return known or bool(changed)
+
+
+def apply_early_reports(session: Session, *, now: datetime, limit: int = EARLY_REPORTS_PER_RUN) -> int:
+    """Apply the kept reports (``record_report``) whose text is now recorded, in the order they arrived, each
+    once; drop those older than ``KEEP_EARLY_REPORTS`` that never found their text. Returns how many were
+    applied. Workers running this side by side skip each other's rows."""
+    recorded = or_(exists().where(SmsMessage.provider_sid == SmsStatusReport.provider_sid),
+                   exists().where(Delivery.channel == CHANNEL, Delivery.provider_id == SmsStatusReport.provider_sid))
+    reports = session.scalars(select(SmsStatusReport).where(recorded).order_by(SmsStatusReport.id).limit(limit)
+                              .with_for_update(skip_locked=True, of=SmsStatusReport)).all()
+    for report in reports:
+        record_report(session, sid=report.provider_sid, status=report.status, error_code=report.error_code, now=now)
+        session.delete(report)
+    stale = session.execute(delete(SmsStatusReport).where(SmsStatusReport.received_at < now - KEEP_EARLY_REPORTS))
+    if stale.rowcount:
+        log.info("dropped %d sms status report(s) whose message never appeared", stale.rowcount)
+    session.flush()
+    return len(reports)
 
 
 def handle_inbound(

@@ -14,7 +14,7 @@ from app.models.devices import AppleDevice, AppleRegistration, WebPushSubscripti
 from app.models.google import GoogleClass, GoogleObject
 from app.models.ledger import LEDGER_KINDS, BonusEvent, LedgerEntry, Purchase, Refund, Reward
 from app.models.merchant import USER_ROLES, ApiToken, PosCredential, Store, User
-from app.models.messaging import PhoneCheck, SmsMessage, SmsOptOut
+from app.models.messaging import PhoneCheck, SmsMessage, SmsOptOut, SmsStatusReport
 from app.models.ops import AuditEvent, ChannelMessage, IdempotencyRecord, OutboxEvent
 from app.models.program import BONUS_PERIODS, CARD_KINDS, BonusRule, Program, Tier
 from app.models.segments import SEGMENT_KINDS, Segment, SegmentMember
@@ -61,6 +61,7 @@ __all__ = [
     "SegmentMember",
     "SmsMessage",
     "SmsOptOut",
+    "SmsStatusReport",
     "Store",
     "Tier",
     "User",

@@ -102,7 +102,8 @@ class Delivery(Base):
     channel: Mapped[str | None] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(String(500))
-    provider_id: Mapped[str | None] = mapped_column(String(120))
+    # the channel's id of what it sent (an SMS sid…); indexed: each delivery report looks its row up by it
+    provider_id: Mapped[str | None] = mapped_column(String(120), index=True)
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)  # quiet hours: wait until then
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

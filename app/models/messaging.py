@@ -26,6 +26,24 @@ class SmsMessage(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class SmsStatusReport(Base):
+    """A delivery-status report the gateway sent before the message it is about was committed here.
+
+    A campaign batch records its texts (``SmsMessage``, ``Delivery.provider_id``) when the whole batch
+    commits, seconds after the first went out, while the gateway reports "sent" and "delivered" within
+    seconds; such an early report is kept here and applied once the message exists
+    (``messaging.sms.apply_early_reports``, every minute). Reports that never find their message (a text
+    whose batch was lost, or one sent by another application on the account) are dropped after a day."""
+
+    __tablename__ = "sms_status_report"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_sid: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    error_code: Mapped[str | None] = mapped_column(String(20))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class SmsOptOut(Base):
     """``phone`` sent STOP to ``sender``; removed by START."""
 

@@ -8,9 +8,10 @@ import base64
 import hashlib
 import hmac
 import logging
+import re
 import socket
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,6 +23,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from werkzeug.datastructures import MultiDict
 
+from app import log as log_setup
+from app.campaigns import lifecycle
+from app.campaigns.lifecycle import VariantSpec
+from app.campaigns.results import results
+from app.campaigns.send import send_batch
 from app.channels.sms import (
     SentSms,
     SmsClient,
@@ -34,19 +40,36 @@ from app.channels.sms import (
     twilio_signature,
     valid_signature,
 )
+from app.database import SESSIONS
 from app.db import utcnow
+from app.loyalty import enrollment
 from app.messaging import sms
-from app.models import ChannelMessage, Consent, Customer, SmsMessage, SmsOptOut
+from app.models import (
+    Campaign,
+    ChannelMessage,
+    Consent,
+    Customer,
+    Delivery,
+    Program,
+    SmsMessage,
+    SmsOptOut,
+    SmsStatusReport,
+    Tier,
+)
 from app.settings import Settings
+from app.tasks.campaigns import campaign_channels
+from app.tasks.sms import apply_early_sms_reports
 from app.web import sms as sms_web
-from tests.fakes.sms_gateway import FakeSmsGateway
+from tests.fakes.sms_gateway import FakeSmsGateway, RecordedRequest, official_request
 from tests.fakes.sms_gateway import twilio_signature as fake_signature
+from tests.web.dashboard_client import csrf, sign_in_as
 
 ACCOUNT = "AC" + "5a1e" * 8
 TOKEN = "tw-auth-token-0123456789abcdef0123"  # noqa: S105 (a test credential)
 SENDER = "+15005550006"
 PHONE = "+37369001234"
 OTHER = "+37369005678"
+CALLBACK = "https://tallypass.test/sms/status"  # status_callback_url(settings.base_url) of the test settings
 FAST = {"backoff": 0.005, "backoff_max": 0.05, "max_attempts": 3, "timeout": 5.0}
 LOGGER = "app.channels.sms"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
@@ -63,6 +86,8 @@ def mount(app: Flask) -> Flask:
 def gateway() -> Iterator[FakeSmsGateway]:
     with FakeSmsGateway(ACCOUNT, TOKEN, numbers=[SENDER]) as fake:
         yield fake
+        # every text the service sent asked for delivery reports, at our webhook
+        assert {m.status_callback for m in fake.messages.values()} <= {CALLBACK}
 
 
 @pytest.fixture
@@ -103,7 +128,7 @@ def make_client(gateway: FakeSmsGateway) -> Iterator[Callable[..., SmsClient]]:
 
     def make(**overrides: Any) -> SmsClient:
         fields: dict[str, Any] = {"api_url": gateway.api_url, "account_sid": ACCOUNT, "auth_token": TOKEN,
-                                  "sender": SENDER, **FAST, **overrides}
+                                  "sender": SENDER, "status_callback": CALLBACK, **FAST, **overrides}
         client = SmsClient(TwilioConfig(**fields))
         made.append(client)
         return client
@@ -144,8 +169,7 @@ def opt_outs(db_session: Session) -> list[tuple[str, str]]:
 
 def send(db_session: Session, client: SmsClient | None, settings: Settings, to: str = PHONE,
          body: str = "Double points this weekend at Bean Co", **kwargs: Any) -> SmsMessage:
-    return sms.send_sms(db_session, to=to, body=body, sender=SENDER, client=client,
-                        status_callback=sms.status_callback_url(settings.base_url), **kwargs)
+    return sms.send_sms(db_session, to=to, body=body, sender=SENDER, client=client, **kwargs)
 
 
 # ------------------------------------------------------------------------------ signature and keywords
@@ -227,8 +251,8 @@ def test_phone_numbers_are_masked_to_their_last_four_digits() -> None:
 def test_send_stores_the_message_at_the_gateway_over_one_connection(
     gateway: FakeSmsGateway, sms_client: SmsClient
 ) -> None:
-    callback = "https://tallypass.test/sms/status"
-    sent = [sms_client.send(PHONE, f"Hello {i}", status_callback=callback) for i in range(3)]
+    callback = CALLBACK
+    sent = [sms_client.send(PHONE, f"Hello {i}") for i in range(3)]
 
     assert all(isinstance(s, SentSms) and s.sid.startswith("SM") and s.status == "queued" for s in sent)
     stored = gateway.messages[sent[0].sid]
@@ -240,9 +264,21 @@ def test_send_stores_the_message_at_the_gateway_over_one_connection(
     assert gateway.connections == 1  # kept alive
 
 
-def test_send_without_a_status_callback_leaves_it_out(gateway: FakeSmsGateway, sms_client: SmsClient) -> None:
+def test_every_message_carries_the_configured_status_callback(
+    gateway: FakeSmsGateway, sms_client: SmsClient, make_client: Callable[..., SmsClient]
+) -> None:
     sms_client.send(PHONE, "Hi")
-    assert "StatusCallback" not in gateway.requests[0].form
+    sms_client.send(PHONE, "Hi", status_callback=None)
+    assert [r.form["StatusCallback"] for r in gateway.requests] == [CALLBACK, CALLBACK]
+    assert sms_client.status_callback == CALLBACK
+
+    for bad in ("", "/sms/status", "ftp://tallypass.test/sms/status", "https://shop_1.test/sms/status",
+                "https://tallypass.test/" + "x" * 4000):
+        with pytest.raises(ValueError, match="status callback"):
+            make_client(status_callback=bad)  # Twilio would refuse every message (21609), or never report
+    with pytest.raises(ValueError, match="status callback"):
+        sms_client.send(PHONE, "Hi", status_callback="/relative")
+    assert len(gateway.requests) == 2
 
 
 @pytest.mark.parametrize("status", [429, 503])
@@ -298,7 +334,7 @@ def test_a_refused_connection_is_retried_then_unavailable() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # closed again: nothing listens there
     client = SmsClient(TwilioConfig(api_url=f"http://127.0.0.1:{port}", account_sid=ACCOUNT, auth_token=TOKEN,
-                                    sender=SENDER, **FAST))
+                                    sender=SENDER, status_callback=CALLBACK, **FAST))
     with client, pytest.raises(SmsUnavailable) as err:
         client.send(PHONE, "Hi")
     assert not err.value.possibly_sent and err.value.status is None
@@ -330,7 +366,8 @@ def test_wrong_credentials_are_refused_and_named_without_the_token(
     errors = [r.getMessage() for r in caplog.records if r.name == LOGGER and r.levelno == logging.ERROR]
     assert len(errors) == 1 and "TALLYPASS_SMS_AUTH_TOKEN" in errors[0]
     assert "not-the-token" not in caplog.text and "not-the-token" not in str(err.value)
-    assert "not-the-token" not in repr(client) and TOKEN not in repr(TwilioConfig("http://x", ACCOUNT, TOKEN, SENDER))
+    assert "not-the-token" not in repr(client) and TOKEN not in repr(
+        TwilioConfig("http://x", ACCOUNT, TOKEN, SENDER, status_callback=CALLBACK))
     assert posts(gateway) == 1
 
 
@@ -356,6 +393,7 @@ def test_build_sms_client_only_with_a_complete_twilio_configuration(settings: Se
     assert build_sms_client(settings.model_copy(update={"sms_from": None})) is None
     client = build_sms_client(settings)
     assert isinstance(client, SmsClient) and client.sender == SENDER
+    assert client.status_callback == sms.status_callback_url(settings.base_url) == CALLBACK
     client.close()
 
 
@@ -504,6 +542,31 @@ def test_a_bad_signature_is_403_and_changes_nothing(
     assert response.mimetype == "application/problem+json"
     assert response.json["type"].endswith("/bad-signature") and response.json["status"] == 403
     assert status_of(db_session, sent) == ("queued", None)
+
+
+@pytest.mark.parametrize("signed_url", ["https://tallypass.test:8443/sms/status", "https://tallypass.test/sms/status"],
+                         ids=["with-port", "port-removed"])
+def test_behind_a_public_url_with_a_port_either_signature_is_accepted(
+    app_with: Callable[..., Flask], sent: SmsMessage, db_session: Session, signed_url: str
+) -> None:
+    """TALLYPASS_BASE_URL with a non-default port: Twilio may sign the URL with it or without it."""
+    other = mount(app_with(base_url="https://tallypass.test:8443")).test_client()
+    form = status_form(sent)
+    response = other.post("/sms/status", data=form, headers={"X-Twilio-Signature": fake_signature(
+        TOKEN, signed_url, form)})
+    assert response.status_code == 204
+    assert status_of(db_session, sent) == ("delivered", None)
+    wrong_port = fake_signature(TOKEN, "https://tallypass.test:443/sms/status", form)
+    assert other.post("/sms/status", data=form, headers={"X-Twilio-Signature": wrong_port}).status_code == 403
+
+
+def test_a_webhook_that_is_not_form_encoded_is_400(client: FlaskClient, twilio: FakeSmsGateway) -> None:
+    body = '{"MessageSid": "SM1", "MessageStatus": "delivered"}'
+    url = "https://tallypass.test/sms/status?bodySHA256=" + hashlib.sha256(body.encode()).hexdigest()
+    response = client.post(url.removeprefix("https://tallypass.test"), data=body, content_type="application/json",
+                           headers={"X-Twilio-Signature": twilio.sign(url, {})})
+    assert response.status_code == 400 and response.mimetype == "application/problem+json"
+    assert response.json["type"].endswith("/not-form-encoded")
 
 
 def test_a_missing_signature_is_403(client: FlaskClient, sent: SmsMessage, db_session: Session) -> None:
@@ -657,3 +720,252 @@ def test_handle_inbound_records_the_time_it_is_given(db_session: Session, custom
     consent = sms_consent(db_session, customer)
     assert (consent.granted, consent.source, consent.changed_at) == (False, "sms-stop", now)
     assert db_session.scalars(select(SmsOptOut)).one().created_at == now
+
+
+# ------------------------------------------------------------------------------ campaign texts report back
+
+NOON_UTC = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+THIRD = "+37369009999"
+
+
+def campaign_for(db_session: Session, make_program: Callable[..., Any], make_card: Callable[..., Any],
+                 phones: list[str], body: str = "Hi {{ first_name }}, double points this weekend") -> Campaign:
+    """A running SMS campaign to a customer per phone (SMS consent, noon in their zone)."""
+    program = make_program(name="Cafea")
+    for n, phone in enumerate(phones):
+        card = make_card(program, phone=phone, name=f"Ana{n} Popescu", consents={"sms": True})
+        card.customer.timezone = "UTC"
+    campaign = lifecycle.create(db_session, program=program, name="Weekend", channels=["sms"],
+                                variants=[VariantSpec("A", body)], now=NOON_UTC)
+    lifecycle.start(db_session, campaign=campaign, now=NOON_UTC, sms_sender=SENDER)
+    return campaign
+
+
+def send_campaign(app: Flask, db_session: Session, campaign: Campaign, settings: Settings) -> list[Delivery]:
+    """One batch through the channels the Celery sender builds (``campaign_channels``), in this transaction."""
+    with app.app_context():
+        channels = campaign_channels()
+    send_batch(db_session, campaign_id=campaign.id, channels=channels, base_url=settings.base_url, now=NOON_UTC)
+    return list(db_session.scalars(select(Delivery).where(Delivery.campaign_id == campaign.id)
+                                   .order_by(Delivery.id)))
+
+
+def test_a_campaign_text_asks_for_and_records_its_delivery_report(
+    twilio: FakeSmsGateway, app: Flask, settings: Settings, db_session: Session,
+    make_program: Callable[..., Any], make_card: Callable[..., Any],
+) -> None:
+    campaign = campaign_for(db_session, make_program, make_card, [PHONE, OTHER, THIRD])
+    ok, undelivered, failed = send_campaign(app, db_session, campaign, settings)
+    assert [d.status for d in (ok, undelivered, failed)] == ["sent"] * 3
+    assert {twilio.messages[d.provider_id].status_callback for d in (ok, undelivered, failed)} == {CALLBACK}
+
+    # the gateway reports, signed, to the StatusCallback each text carried
+    assert twilio.deliver_status(ok.provider_id, "sent") == 204
+    assert twilio.deliver_status(ok.provider_id, "delivered") == 204
+    assert twilio.deliver_status(undelivered.provider_id, "undelivered", error_code=30003) == 204
+    assert twilio.deliver_status(failed.provider_id, "failed", error_code=30008) == 204
+
+    db_session.expire_all()
+    assert [(d.status, d.error) for d in (ok, undelivered, failed)] == [
+        ("delivered", None), ("failed", "sms undelivered: 30003"), ("failed", "sms failed: 30008")]
+    texts = {m.provider_sid: m for m in db_session.scalars(select(SmsMessage))}
+    assert [(texts[d.provider_id].status, texts[d.provider_id].error_code) for d in (ok, undelivered, failed)] == [
+        ("delivered", None), ("undelivered", "30003"), ("failed", "30008")]
+    assert results(db_session, campaign=campaign).by_status == {"delivered": 1, "failed": 2}
+    assert not db_session.scalars(select(SmsStatusReport)).all()
+
+
+def test_a_report_that_comes_before_its_text_is_recorded_is_applied_later(
+    twilio: FakeSmsGateway, sms_client: SmsClient, db_session: Session, customer: Customer,
+    make_program: Callable[..., Any],
+) -> None:
+    campaign = lifecycle.create(db_session, program=make_program(), name="Early", channels=["sms"],
+                                variants=[VariantSpec("A", "Hello")], now=NOON_UTC)
+    card = customer.cards[0]
+    sent = sms_client.send(PHONE, "Hello")  # the text left; its batch has not committed yet
+    assert twilio.deliver_status(sent.sid, "sent") == 204
+    assert twilio.deliver_status(sent.sid, "undelivered", error_code=30005) == 204
+    assert twilio.deliver_status(sent.sid, "delivered") == 204  # out of order
+    assert [(r.status, r.error_code) for r in db_session.scalars(select(SmsStatusReport).order_by(
+        SmsStatusReport.id))] == [("sent", None), ("undelivered", "30005"), ("delivered", None)]
+
+    now = utcnow()
+    assert sms.apply_early_reports(db_session, now=now) == 0  # nothing to apply them to yet
+    # the batch commits: its text and its delivery now carry the sid
+    db_session.add(SmsMessage(to=PHONE, sender=SENDER, body="Hello", provider_sid=sent.sid, status="queued",
+                              customer_id=customer.id, created_at=now, updated_at=now))
+    db_session.add(Delivery(campaign_id=campaign.id, customer_id=customer.id, card_id=card.id, status="sent",
+                            channel="sms", provider_id=sent.sid, sent_at=now))
+    db_session.flush()
+
+    assert sms.apply_early_reports(db_session, now=now) == 3
+    db_session.expire_all()
+    text = db_session.scalars(select(SmsMessage).where(SmsMessage.provider_sid == sent.sid)).one()
+    delivery = db_session.scalars(select(Delivery).where(Delivery.provider_id == sent.sid)).one()
+    assert (text.status, text.error_code) == ("undelivered", "30005")  # the first terminal status stays
+    assert (delivery.status, delivery.error) == ("failed", "sms undelivered: 30005")
+    assert not db_session.scalars(select(SmsStatusReport)).all()
+    assert sms.apply_early_reports(db_session, now=now) == 0  # each once
+
+
+def test_reports_that_never_find_their_text_are_dropped_after_a_day(
+    twilio: FakeSmsGateway, sms_client: SmsClient, db_session: Session
+) -> None:
+    sent = sms_client.send(PHONE, "Sent by another application on the account")
+    assert twilio.deliver_status(sent.sid, "delivered") == 204
+    assert sms.apply_early_reports(db_session, now=utcnow() + timedelta(hours=23)) == 0
+    assert len(db_session.scalars(select(SmsStatusReport)).all()) == 1
+    assert sms.apply_early_reports(db_session, now=utcnow() + sms.KEEP_EARLY_REPORTS + timedelta(minutes=1)) == 0
+    assert not db_session.scalars(select(SmsStatusReport)).all()
+
+
+@pytest.mark.committing
+def test_reports_racing_a_campaign_batch_reach_its_deliveries(
+    gateway: FakeSmsGateway, committing_app: Flask, settings: Settings
+) -> None:
+    """On PostgreSQL with real commits: the gateway reports while the batch that sent the texts has not
+    committed (as with a real gateway: a batch commits after its last text, reports come within seconds).
+    The reports are kept, and the beat's task applies them once the batch has committed."""
+    factory = committing_app.extensions[SESSIONS]
+    gateway.deliver = flask_deliverer(committing_app.test_client())
+    with factory.begin() as session:
+        program = Program(slug="race", name="Race", point_value=1, redeem_cap_percent=50)
+        session.add(program)
+        session.flush()
+        session.add(Tier(program_id=program.id, name="Member", qualifying_spend=0, earn_percent=5))
+        for phone in (PHONE, OTHER):
+            card = enrollment.enrol(session, program=program, phone=phone, name="Ana Popescu",
+                                    consents={"sms": True}).card
+            card.customer.timezone = "UTC"
+        campaign = lifecycle.create(session, program=program, name="Race", channels=["sms"],
+                                    variants=[VariantSpec("A", "Hello")], now=NOON_UTC)
+        lifecycle.start(session, campaign=campaign, now=NOON_UTC, sms_sender=SENDER)
+        campaign_id = campaign.id
+    with committing_app.app_context():
+        channels = campaign_channels()
+        with factory() as sender:
+            send_batch(sender, campaign_id=campaign_id, channels=channels, base_url=settings.base_url, now=NOON_UTC)
+            sids = list(sender.scalars(select(Delivery.provider_id).where(Delivery.campaign_id == campaign_id)
+                                       .order_by(Delivery.id)))
+            # the batch's transaction is still open: the gateway reports now
+            assert gateway.deliver_status(sids[0], "delivered") == 204
+            assert gateway.deliver_status(sids[1], "failed", error_code=30006) == 204
+            sender.commit()
+        with factory() as session:
+            assert sorted(session.scalars(select(Delivery.status).where(Delivery.campaign_id == campaign_id))) == [
+                "sent", "sent"]  # the webhook could not see the texts yet
+            assert len(session.scalars(select(SmsStatusReport)).all()) == 2
+        assert apply_early_sms_reports.delay().get() == 2  # the beat, a minute later
+    with factory() as session:
+        rows = session.execute(select(Delivery.provider_id, Delivery.status, Delivery.error)
+                               .where(Delivery.campaign_id == campaign_id)).all()
+        assert sorted(rows) == sorted([(sids[0], "delivered", None), (sids[1], "failed", "sms failed: 30006")])
+        texts = dict(session.execute(select(SmsMessage.provider_sid, SmsMessage.status)).all())
+        assert texts == {sids[0]: "delivered", sids[1]: "failed"}
+        assert not session.scalars(select(SmsStatusReport)).all()
+
+
+# ------------------------------------------------------------------------------ as the official library sends
+
+def form_pairs(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """The official library's form data as (field, value) pairs: a list value is the field once per item."""
+    return sorted((name, str(item)) for name, value in data.items()
+                  for item in (value if isinstance(value, list) else [value]))
+
+
+def assert_sent_as_the_official_library_sends(recorded: RecordedRequest, **create: Any) -> None:
+    official = official_request(ACCOUNT, TOKEN, **create)
+    assert recorded.method == official.method == "POST"
+    assert recorded.path == urlsplit(official.url).path == f"/2010-04-01/Accounts/{ACCOUNT}/Messages.json"
+    assert urlsplit(official.url).netloc == urlsplit(Settings.model_fields["sms_api_url"].default).netloc
+    scheme, _, credentials = recorded.headers["authorization"].partition(" ")
+    assert scheme == "Basic" and tuple(base64.b64decode(credentials).decode().split(":", 1)) == official.auth
+    assert recorded.headers["content-type"] == official.headers["Content-Type"]
+    assert sorted(recorded.fields) == form_pairs(official.data)
+
+
+def test_a_campaign_text_is_the_request_twilios_library_makes(
+    gateway: FakeSmsGateway, app: Flask, settings: Settings, db_session: Session,
+    make_program: Callable[..., Any], make_card: Callable[..., Any],
+) -> None:
+    campaign = campaign_for(db_session, make_program, make_card, [PHONE])
+    send_campaign(app, db_session, campaign, settings)
+
+    [recorded] = [r for r in gateway.requests if r.method == "POST"]
+    assert_sent_as_the_official_library_sends(recorded, to=PHONE, from_=SENDER, status_callback=CALLBACK,
+                                              body="Hi Ana0, double points this weekend")
+
+
+def test_a_one_time_code_is_the_request_twilios_library_makes(
+    gateway: FakeSmsGateway, client: FlaskClient, make_program: Callable[..., Any], make_card: Callable[..., Any],
+) -> None:
+    program = make_program(name="Cafea")
+    make_card(program, phone=PHONE)
+    url = f"/join/{program.slug}"
+    token = re.search(r'name="csrf_token" value="([^"]+)"', client.get(url).text).group(1)  # type: ignore[union-attr]
+    response = client.post(url, data={"csrf_token": token, "name": "Ana", "phone": PHONE})
+    assert response.status_code == 303 and response.headers["Location"].endswith("/verify")
+
+    [recorded] = [r for r in gateway.requests if r.method == "POST"]
+    code = re.fullmatch(r"Your Cafea code: (\d{6})", recorded.form["Body"]).group(1)  # type: ignore[union-attr]
+    assert_sent_as_the_official_library_sends(recorded, to=PHONE, from_=SENDER, status_callback=CALLBACK,
+                                              body=f"Your Cafea code: {code}")
+
+
+# ------------------------------------------------------------------------------ production without a gateway
+
+
+@pytest.fixture
+def production(monkeypatch: pytest.MonkeyPatch, app_with: Callable[..., Flask]) -> Callable[..., Flask]:
+    """An app as production builds it (without touching this process's logging setup)."""
+    monkeypatch.setattr(log_setup, "configure_logging", lambda *_: None)
+    return lambda **changes: app_with(env="production", **changes)
+
+
+OUTBOX_WARNING = "SMS is off: "
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [({"sms_provider": "outbox"}, "TALLYPASS_SMS_PROVIDER is outbox"),
+     ({"sms_auth_token": None}, "TALLYPASS_SMS_PROVIDER is twilio but TALLYPASS_SMS_AUTH_TOKEN is unset"),
+     ({"sms_account_sid": None, "sms_from": None},
+      "TALLYPASS_SMS_PROVIDER is twilio but TALLYPASS_SMS_ACCOUNT_SID, TALLYPASS_SMS_FROM are unset"),
+     ({"sms_api_url": "ftp://api.twilio.com"}, "the SMS settings are unusable")],
+    ids=["outbox", "no-token", "no-sid-nor-sender", "bad-url"],
+)
+def test_production_warns_loudly_when_texts_only_reach_the_outbox(
+    production: Callable[..., Flask], db_session: Session, caplog: pytest.LogCaptureFixture,
+    make_program: Callable[..., Any], changes: dict[str, Any], reason: str,
+) -> None:
+    make_program(name="Cafea")
+    caplog.set_level(logging.WARNING)
+    app = production(**changes)  # it starts: a shop may run without SMS on purpose
+
+    [line] = [r for r in caplog.records if r.name == "app.web.sms" and r.levelno == logging.WARNING]
+    message = line.getMessage()
+    assert message.startswith(f"{OUTBOX_WARNING}{reason}")
+    assert "one-time code that never reaches them" in message and "/join/<programme>" in message
+    assert TOKEN not in caplog.text and ACCOUNT not in caplog.text and SENDER not in caplog.text
+
+    client = app.test_client()
+    client.environ_base["wsgi.url_scheme"] = "https"  # production's session cookie is Secure
+    sign_in_as(client, db_session, role="viewer")  # every signed-in role sees it, on every page
+    for page in ("/dashboard/", "/dashboard/campaigns", "/dashboard/segments"):
+        html = client.get(page).text
+        assert 'role="alert"' in html and html.count('class="dash-flash dash-flash-error operator-warning"') == 1
+        assert "Configuration problem:" in html and reason in html, page
+    client.post("/dashboard/logout", data={"csrf_token": csrf(client, "/dashboard/")})
+    assert "operator-warning" not in client.get("/dashboard/login").text  # nothing for the public
+
+
+@pytest.mark.parametrize("env", ["production", "development", "testing"])
+def test_no_warning_with_a_gateway_or_outside_production(
+    production: Callable[..., Flask], app_with: Callable[..., Flask], caplog: pytest.LogCaptureFixture, env: str,
+) -> None:
+    caplog.set_level(logging.WARNING)
+    if env == "production":
+        production()  # twilio, completely configured
+    else:
+        app_with(env=env, sms_provider="outbox")
+    assert not [r for r in caplog.records if OUTBOX_WARNING in r.getMessage()]

@@ -16,6 +16,8 @@ bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'")
 SESSION_HOURS = 12
+# app.extensions key: what an operator must fix, shown on every page to signed-in users (e.g. SMS that cannot leave)
+OPERATOR_WARNINGS = "tallypass.operator_warnings"
 
 # The header's menu: (endpoint, label). An entry shows once its view exists and the user's role may open it.
 NAV = (
@@ -47,7 +49,7 @@ def _nav() -> dict[str, Any]:
     views = current_app.view_functions
     items = [(endpoint, label) for endpoint, label in NAV
              if endpoint in views and may(user, getattr(views[endpoint], "required_role", "admin"))]
-    return {"dashboard_nav": items}
+    return {"dashboard_nav": items, "operator_warnings": current_app.extensions.get(OPERATOR_WARNINGS, [])}
 
 
 def init_app(app: Flask) -> None:
