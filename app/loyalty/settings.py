@@ -22,6 +22,7 @@ from app.errors import FieldError, InvalidInput, RuleViolation
 from app.loyalty import programs
 from app.merchants import audit
 from app.models import BonusRule, Card, Job, Program, Tier, User
+from app.models.program import MAX_MONEY
 
 RESYNC = "design-resync"
 # Fields a pass or Google class shows: changing one re-sends every pass.
@@ -51,6 +52,11 @@ class ProgramSettings(Spec):
                                         description="Money value of one point.")
     redeem_cap_percent: Decimal | None = Field(default=None, ge=0, le=100, decimal_places=2,
                                                description="At most this share of a purchase may be paid in points.")
+    max_purchase_amount: Decimal | None = Field(
+        default=None, gt=0, le=MAX_MONEY, decimal_places=2,
+        description="The largest purchase amount accepted, in the programme's currency: a purchase over it is "
+                    "refused (422 amount-over-limit), and so are refunds over it (unless their purchase was "
+                    "larger) and the till's question how many points may pay for an amount over it.")
     tier_window_days: int | None = Field(default=None, ge=1, le=3650,
                                          description="Days of spending that count towards a tier.")
     expiry_days: int | None = Field(default=None, ge=1, le=3650,
@@ -61,8 +67,8 @@ class ProgramSettings(Spec):
     referred_bonus: Points | None = None
     terms: str | None = Field(default=None, max_length=5000)
 
-    @field_validator("name", "point_value", "redeem_cap_percent", "tier_window_days", "welcome_bonus",
-                     "birthday_bonus", "referrer_bonus", "referred_bonus", "terms")
+    @field_validator("name", "point_value", "redeem_cap_percent", "max_purchase_amount", "tier_window_days",
+                     "welcome_bonus", "birthday_bonus", "referrer_bonus", "referred_bonus", "terms")
     @classmethod
     def _not_null(cls, value: Any) -> Any:
         if value is None:

@@ -181,6 +181,7 @@ def card_lookup(barcode: str) -> Response:
     if raw_amount is not None:
         amount = _parse(AmountQuery, {"amount": raw_amount}).amount
         program = card.program
+        rules.check_amount(amount, program.max_purchase_amount)
         points = 0
         if program.kind == "points":
             points = rules.max_redeemable(balance=card.balance, amount=amount,
@@ -214,7 +215,7 @@ def purchase() -> Response:
             "card": _card_body(done.card),
         }
         if done.rewards:
-            body["rewards"] = [{"kind": r.kind, "name": r.name, "code": r.code,
+            body["rewards"] = [{"kind": r.kind, "name": r.name, "code": r.code, "quantity": r.quantity,
                                 "value": _money(r.value) if r.value is not None else None}
                                for r in done.rewards]
         return body, 200 if done.replayed else 201

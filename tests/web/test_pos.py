@@ -277,6 +277,57 @@ def test_duplicate_receipt(pos, program, make_card, db_session):
     assert card.balance == 3
 
 
+# ---------------------------------------------------------------- the largest purchase amount
+
+
+def test_amounts_over_the_programmes_limit_are_refused_with_the_limit_named(pos, program, make_card, db_session):
+    program.max_purchase_amount = Decimal("2000.00")
+    db_session.flush()
+    card = make_card(program, balance=100)
+    edge = pos.post("/purchases", {"receipt_id": "edge", "card": card.barcode, "amount": "2000.00"})
+    assert edge.status_code == 201, edge.get_json()
+
+    over = assert_problem(pos.post("/purchases", {"receipt_id": "over", "card": card.barcode, "amount": "2000.01"}),
+                          422, "amount-over-limit")
+    assert "2000.00" in over["detail"] and "largest purchase amount" in over["detail"]
+    assert over["errors"] == [{"field": "amount", "message": over["detail"]}]
+    huge = pos.post("/purchases", {"receipt_id": "huge", "phone": card.customer.phone, "amount": "9999999999.99"})
+    assert_problem(huge, 422, "amount-over-limit")
+    assert count(db_session, Purchase) == 1
+
+    assert_problem(pos.post("/refunds", {"refund_id": "f", "receipt_id": "edge", "amount": "9999999999.99"}), 422,
+                   "amount-over-limit")
+    assert_problem(pos.get(f"/cards/{card.barcode}?amount=2000.01"), 422, "amount-over-limit")
+    assert pos.get(f"/cards/{card.barcode}?amount=2000.00").status_code == 200
+    assert pos.post("/refunds", {"refund_id": "f", "receipt_id": "edge", "amount": "2000.00"}).status_code == 201
+
+
+def test_a_purchase_worth_many_rewards_answers_them_as_one_with_its_quantity(pos, make_program, make_store,
+                                                                               make_card):
+    program = make_program(reward_threshold=10, reward_name="Coffee", reward_value=Decimal("2.50"),
+                           tiers=[("All", "0", "10")])
+    till, card = pos_for_store(pos, make_store(program)), make_card(program)
+    r = till.post("/purchases", {"receipt_id": "big", "card": card.barcode, "amount": "1005.00"})
+    assert r.status_code == 201, r.get_json()
+    (reward,) = r.get_json()["rewards"]
+    assert (reward["name"], reward["quantity"], reward["value"]) == ("Coffee", 10, "2.50")
+    assert r.get_json()["card"]["balance"] == 0 and r.get_json()["earned"] == 100
+
+
+def test_points_a_card_cannot_hold_get_422_not_500(pos, make_program, make_store, make_card):
+    program = make_program(point_value=Decimal("0.01"), max_purchase_amount=Decimal("9999999999.99"),
+                           tiers=[("All", "0", "100")])
+    till, card = pos_for_store(pos, make_store(program)), make_card(program)
+    r = till.post("/purchases", {"receipt_id": "x", "card": card.barcode, "amount": "9999999999.99"})
+    assert_problem(r, 422, "points-over-limit")
+
+
+def pos_for_store(pos, creds):
+    from tests.conftest import PosClient
+
+    return PosClient(pos.client, creds)
+
+
 # ---------------------------------------------------------------- idempotency
 
 
