@@ -93,6 +93,8 @@ def test_the_largest_purchase_amount_is_read_and_changed_as_the_document_says(cl
     ({"max_purchase_amount": "0"}, "max_purchase_amount"),
     ({"max_purchase_amount": "10000000000.00"}, "max_purchase_amount"),
     ({"max_purchase_amount": None}, "max_purchase_amount"),
+    ({"max_purchase_amount": "١٠٠٠"}, "max_purchase_amount"),
+    ({"point_value": "１"}, "point_value"),
     ({"background_color": "green"}, "background_color"),
     ({"redeem_cap_percent": "101"}, "redeem_cap_percent"),
     ({"point_value": None}, "point_value"),

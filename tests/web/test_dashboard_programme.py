@@ -125,6 +125,26 @@ def test_the_largest_purchase_amount_is_a_setting_with_its_errors_beside_it(
     assert event.details["changed"]["max_purchase_amount"] == ["100000.00", "2500.50"]
 
 
+def test_numbers_in_digits_other_than_0_to_9_are_refused_beside_the_field(
+        client: FlaskClient, db_session: Session, make_program: Callable[..., Any]) -> None:
+    program = make_program()
+    _, token = sign_in_as(client, db_session, "marketer")
+    bad = {**SETTINGS, "point_value": "٠.٥٠", "max_purchase_amount": "５０００", "welcome_bonus": "٥٠"}
+    response = client.post("/dashboard/programme/settings", data={"csrf_token": token, "program": program.slug,
+                                                                  **bad})
+    assert response.status_code == 422
+    assert note(response.text, "settings-point_value").startswith("Write the number with the digits 0-9")
+    assert note(response.text, "settings-max_purchase_amount").startswith("Write the number with the digits 0-9")
+    assert note(response.text, "settings-welcome_bonus") != ""
+    assert value_of(response.text, "settings-point_value") == "٠.٥٠"
+    tier = client.post("/dashboard/programme/tiers", data={"csrf_token": token, "program": program.slug,
+                                                           "name": "Platinum", "qualifying_spend": "٩٠٠٠",
+                                                           "earn_percent": "12"})
+    assert tier.status_code == 422 and "digits 0-9" in tier.text
+    db_session.expire_all()
+    assert program.point_value == Decimal("1.00") and len(program.tiers) == 3
+
+
 def test_the_designer_saves_colours_and_a_logo_and_resends_every_pass(
         client: FlaskClient, db_session: Session, make_program: Callable[..., Any],
         make_card: Callable[..., Any]) -> None:

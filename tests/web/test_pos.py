@@ -245,6 +245,23 @@ def test_purchase_refused_changes_nothing(pos, program, make_card, db_session, p
     assert count(db_session, Purchase) == 0
 
 
+@pytest.mark.parametrize("amount", ["١٠٠.٠٠", "１００", "10٠", "۱۰۰"])  # Arabic-Indic, full width, mixed, Persian
+def test_amounts_in_digits_other_than_0_to_9_are_refused_everywhere_the_till_sends_one(pos, program, make_card,
+                                                                                        db_session, amount):
+    card = make_card(program, balance=100)
+    made = pos.post("/purchases", {"receipt_id": "ok", "card": card.barcode, "amount": "100.00"})
+    assert made.status_code == 201
+    refused = [
+        pos.post("/purchases", {"receipt_id": "digits", "card": card.barcode, "amount": amount}),
+        pos.post("/refunds", {"refund_id": "digits", "receipt_id": "ok", "amount": amount}),
+        pos.get(f"/cards/{card.barcode}?amount={amount}"),
+    ]
+    for response in refused:
+        body = assert_problem(response, 422, "validation-error")
+        assert [(e["field"], "digits 0-9" in e["message"]) for e in body["errors"]] == [("amount", True)]
+    assert count(db_session, Purchase) == 1
+
+
 def test_cap_exactly_reached_is_allowed(pos, program, make_card):
     card = make_card(program, balance=100)
     r = pos.post("/purchases", {"receipt_id": "cap", "card": card.barcode, "amount": "10.00", "redeem_points": 5})
