@@ -22,7 +22,8 @@ from app.errors import Unavailable
 from app.loyalty import ledger
 from app.models import Card, SmsMessage
 
-RESEND_AFTER = timedelta(hours=1)
+# A till that calls POST /customers on every sale as "find or create" must not text a regular every visit.
+RESEND_AFTER = timedelta(hours=24)
 Outcome = Literal["sent", "already-sent", "not-sent"]
 # What the text says, in the customer's language (Customer.locale); English for any other.
 TEXTS = {
