@@ -25,6 +25,7 @@ _REFERRAL_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I look-alik
 class Enrolment:
     card: Card
     created: bool  # False: the phone already had a card in this programme
+    customer_created: bool = False  # True: this call also created the customer (the phone was unknown)
 
 
 def luhn_digit(digits: str) -> str:
@@ -102,7 +103,9 @@ def enrol(
 
     A phone that already has a card gets it back (``created=False``) and nothing else changes.
     A new card gets the welcome bonus; with a valid referral code the new card gets the referred bonus
-    and the referrer's card in this programme (if any) the referrer bonus.
+    and the referrer's card in this programme (if any) the referrer bonus. A customer we already knew
+    (a card in another programme) keeps their details, and ``consents`` only fills in the channels they
+    have not answered yet: whoever enrols them cannot change what they chose.
 
     :raise RuleViolation: unknown referral code or consent channel.
     """
@@ -129,6 +132,7 @@ def enrol(
                                Card.status == "active")
         ).one_or_none()
 
+    customer_created = customer is None
     if customer is None:
         customer = Customer(
             phone=phone, name=name.strip(), email=email, birthday=birthday,
@@ -138,7 +142,9 @@ def enrol(
         )
         session.add(customer)
         session.flush()
-    set_consents(session, customer=customer, consents=consents or {}, source=source, now=now)
+    answered = set() if customer_created else {c.channel for c in customer.consents}
+    new_answers = {channel: granted for channel, granted in (consents or {}).items() if channel not in answered}
+    set_consents(session, customer=customer, consents=new_answers, source=source, now=now)
     card = issue_card(session, program=program, customer=customer, now=now)
 
     ledger.grant_bonus(session, card=card, points=program.welcome_bonus, reason="welcome", now=now)
@@ -150,4 +156,4 @@ def enrol(
     outbox.emit(session, "customer.enrolled",
                 {"customer_id": customer.id, "card_id": card.id, "program_id": program.id, "source": source})
     session.flush()
-    return Enrolment(card=card, created=True)
+    return Enrolment(card=card, created=True, customer_created=customer_created)

@@ -131,7 +131,11 @@ def _credit(
     session: Session, card: Card, kind: str, points: int, *, now: datetime, program: Program,
     reason: str = "", actor: str = "", **links: Any,
 ) -> LedgerEntry:
-    """Add a lot of ``points`` that expires by the programme's rule."""
+    """Add a lot of ``points`` that expires by the programme's rule.
+
+    :raise RuleViolation: the card would hold more than ``rules.MAX_POINTS``.
+    """
+    rules.check_points(card.balance + points, field="points")
     entry = LedgerEntry(
         card_id=card.id, kind=kind, points=points, remaining=points,
         expires_at=rules.expiry_for(now, program.expiry_days), reason=reason, actor=actor,
@@ -274,20 +278,23 @@ def _reward_code() -> str:
 def _issue_threshold_rewards(
     session: Session, card: Card, program: Program, *, now: datetime, actor: str
 ) -> list[Reward]:
-    """Convert points into rewards each time the balance reaches the programme's threshold."""
-    rewards: list[Reward] = []
-    for _ in range(rules.threshold_rewards(card.balance, program.reward_threshold)):
-        threshold = program.reward_threshold or 0
-        name = program.reward_name or f"Reward for {threshold} points"
-        entry = _debit(session, card, "reward", threshold, now=now, reason=name, actor=actor)
-        session.flush()
-        reward = Reward(
-            card_id=card.id, kind="threshold", name=name, value=program.reward_value,
-            code=_reward_code(), ledger_entry_id=entry.id, issued_at=now,
-        )
-        session.add(reward)
-        rewards.append(reward)
-    return rewards
+    """Convert points into a reward when the balance reaches the programme's threshold. However many times it
+    reaches it, one ledger entry and one reward carrying the count (``Reward.quantity``): a purchase worth a
+    million rewards costs what a purchase worth one does, and holds its card's lock as briefly."""
+    count = rules.threshold_rewards(card.balance, program.reward_threshold)
+    if not count:
+        return []
+    threshold = program.reward_threshold or 0
+    name = program.reward_name or f"Reward for {threshold} points"
+    entry = _debit(session, card, "reward", count * threshold, now=now, actor=actor,
+                   reason=name if count == 1 else f"{count} × {name}")
+    session.flush()
+    reward = Reward(
+        card_id=card.id, kind="threshold", name=name, value=program.reward_value, quantity=count,
+        code=_reward_code(), ledger_entry_id=entry.id, issued_at=now,
+    )
+    session.add(reward)
+    return [reward]
 
 
 def _already_recorded(
@@ -345,6 +352,7 @@ def record_purchase(
 
     # Read everything first and write at the end, so the whole purchase goes out in one flush.
     program = card.program
+    rules.check_amount(amount, program.max_purchase_amount)
     tiers = _tiers(session, program.id)  # also puts card.tier in the identity map: no lazy load
     occurred_at = occurred_at or now
     if program.kind == "stamps":
@@ -382,9 +390,9 @@ def record_purchase(
                                    required=program.stamps_required)
         purchase.stamped = bool(stamped.added)
         card.stamps = stamped.stamps
-        for _ in range(stamped.rewards):
+        if stamped.rewards:
             reward = Reward(card_id=card.id, kind="stamps", name=program.stamp_reward or "Reward",
-                            code=_reward_code(), purchase=purchase, issued_at=now)
+                            quantity=stamped.rewards, code=_reward_code(), purchase=purchase, issued_at=now)
             session.add(reward)
             rewards.append(reward)
 
@@ -431,6 +439,8 @@ def record_refund(
     )
     if existing_refund is not None:
         return RefundResult(refund=existing_refund, card=card, replayed=True)
+    # A purchase recorded before the programme lowered its limit can still be refunded in full.
+    rules.check_amount(amount, max(card.program.max_purchase_amount, purchase.amount))
 
     earn_lot = session.scalars(
         select(LedgerEntry).where(LedgerEntry.purchase_id == purchase.id, LedgerEntry.kind == "earn")

@@ -40,6 +40,7 @@ from app.models import Card
 _CARD = """
 SELECT c.id, c.barcode, c.balance, c.version, c.tier_id, c.window_spend,
        p.kind, p.point_value, p.redeem_cap_percent, p.tier_window_days, p.expiry_days, p.reward_threshold,
+       p.max_purchase_amount,
        (SELECT coalesce(json_agg(json_build_object('id', t.id, 'name', t.name,
                                                    'spend', t.qualifying_spend::text,
                                                    'earn', t.earn_percent::text) ORDER BY t.id), '[]')
@@ -113,7 +114,8 @@ class IssuedReward:
     kind: str
     name: str
     code: str
-    value: Decimal | None
+    value: Decimal | None  # of one
+    quantity: int = 1
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,8 @@ def record(
     return Recorded(
         purchase_id=p.id, earned=p.earned_points, redeemed=p.redeemed_points, discount=p.discount,
         amount_due=p.amount_due, card=CardState.of(result.card), replayed=result.replayed,
-        rewards=[IssuedReward(kind=r.kind, name=r.name, code=r.code, value=r.value) for r in result.rewards],
+        rewards=[IssuedReward(kind=r.kind, name=r.name, code=r.code, value=r.value, quantity=r.quantity)
+                 for r in result.rewards],
     )
 
 
@@ -187,6 +190,7 @@ def _record_sql(
                                   "card_id": card["id"]}).one()
     if state.recorded:
         return None
+    rules.check_amount(amount, card["max_purchase_amount"])
 
     tiers = [_Tier(t["id"], t["name"], Decimal(t["spend"]), Decimal(t["earn"])) for t in card["tiers"]]
     current = next((t for t in tiers if t.id == card["tier_id"]), None)

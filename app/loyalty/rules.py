@@ -17,6 +17,9 @@ from app import errors
 
 __all__ = [
     "RuleViolation",
+    "MAX_POINTS",
+    "check_amount",
+    "check_points",
     "money_for",
     "earn_points",
     "max_redeemable",
@@ -43,6 +46,7 @@ T = TypeVar("T")
 Period = Literal["day", "week", "month", "year", "lifetime"]
 
 CENT = Decimal("0.01")
+MAX_POINTS = 2**31 - 1  # the most points a card (and one ledger entry) holds: the database's integer
 ZERO_MONEY = Decimal("0.00")
 _HUNDRED = Decimal(100)
 _PERIODS: frozenset[str] = frozenset({"day", "week", "month", "year", "lifetime"})
@@ -101,6 +105,36 @@ def _check_point_value(point_value: Decimal) -> None:
 
 def _money(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+# --------------------------------------------------------------------------- bounds
+
+
+def check_amount(amount: Decimal, limit: Decimal, *, field: str = "amount") -> None:
+    """Refuse an amount over the programme's largest purchase amount (``Program.max_purchase_amount``).
+
+    :raise RuleViolation: ``amount-over-limit``, naming the limit.
+    """
+    if amount > limit:
+        raise RuleViolation(
+            "amount-over-limit",
+            f"The amount {_money(amount)} is over {_money(limit)}, the largest purchase amount this programme "
+            "accepts (the programme setting max_purchase_amount).",
+            field,
+        )
+
+
+def check_points(balance: int, *, field: str = "amount") -> None:
+    """Refuse a change that would leave a card with more points than it can hold.
+
+    :raise RuleViolation: ``points-over-limit``.
+    """
+    if balance > MAX_POINTS:
+        raise RuleViolation(
+            "points-over-limit",
+            f"This would give the card {balance} points; a card holds at most {MAX_POINTS}.",
+            field,
+        )
 
 
 # --------------------------------------------------------------------------- points / money
@@ -183,6 +217,7 @@ def plan_purchase(
     discount = money_for(redeem_points, point_value)
     amount_due = max(_money(amount - discount), ZERO_MONEY)
     earned = earn_points(amount_due, earn_percent, point_value)
+    check_points(balance - redeem_points + earned)
     return PurchasePlan(redeemed=redeem_points, discount=discount, amount_due=amount_due, earned=earned)
 
 

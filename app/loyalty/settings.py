@@ -22,6 +22,8 @@ from app.errors import FieldError, InvalidInput, RuleViolation
 from app.loyalty import programs
 from app.merchants import audit
 from app.models import BonusRule, Card, Job, Program, Tier, User
+from app.models.program import MAX_MONEY
+from app.numbers import AsciiDecimal
 
 RESYNC = "design-resync"
 # Fields a pass or Google class shows: changing one re-sends every pass.
@@ -47,10 +49,15 @@ class ProgramSettings(Spec):
     """Earn and redeem rules, bonuses and terms. Every field is optional: only the ones given change."""
 
     name: str | None = Field(default=None, min_length=1, max_length=120)
-    point_value: Decimal | None = Field(default=None, gt=0, le=1_000_000, decimal_places=2,
+    point_value: AsciiDecimal | None = Field(default=None, gt=0, le=1_000_000, decimal_places=2,
                                         description="Money value of one point.")
-    redeem_cap_percent: Decimal | None = Field(default=None, ge=0, le=100, decimal_places=2,
+    redeem_cap_percent: AsciiDecimal | None = Field(default=None, ge=0, le=100, decimal_places=2,
                                                description="At most this share of a purchase may be paid in points.")
+    max_purchase_amount: AsciiDecimal | None = Field(
+        default=None, gt=0, le=MAX_MONEY, decimal_places=2,
+        description="The largest purchase amount accepted, in the programme's currency: a purchase over it is "
+                    "refused (422 amount-over-limit), and so are refunds over it (unless their purchase was "
+                    "larger) and the till's question how many points may pay for an amount over it.")
     tier_window_days: int | None = Field(default=None, ge=1, le=3650,
                                          description="Days of spending that count towards a tier.")
     expiry_days: int | None = Field(default=None, ge=1, le=3650,
@@ -61,8 +68,8 @@ class ProgramSettings(Spec):
     referred_bonus: Points | None = None
     terms: str | None = Field(default=None, max_length=5000)
 
-    @field_validator("name", "point_value", "redeem_cap_percent", "tier_window_days", "welcome_bonus",
-                     "birthday_bonus", "referrer_bonus", "referred_bonus", "terms")
+    @field_validator("name", "point_value", "redeem_cap_percent", "max_purchase_amount", "tier_window_days",
+                     "welcome_bonus", "birthday_bonus", "referrer_bonus", "referred_bonus", "terms")
     @classmethod
     def _not_null(cls, value: Any) -> Any:
         if value is None:
@@ -90,9 +97,9 @@ class DesignSettings(Spec):
 
 class TierSpec(Spec):
     name: str = Field(min_length=1, max_length=60)
-    qualifying_spend: Decimal = Field(ge=0, le=1_000_000_000, decimal_places=2,
+    qualifying_spend: AsciiDecimal = Field(ge=0, le=1_000_000_000, decimal_places=2,
                                       description="Spend over the tier window that qualifies.")
-    earn_percent: Decimal = Field(ge=0, le=100, decimal_places=2, description="Share of the paid amount earned.")
+    earn_percent: AsciiDecimal = Field(ge=0, le=100, decimal_places=2, description="Share of the paid amount earned.")
     perks: str = Field(default="", max_length=1000)
 
 

@@ -132,16 +132,24 @@ class BonusEvent(Base):
 
 
 class Reward(Base):
-    """A reward the card earned: a free item from a full stamp card, or a certificate at a threshold."""
+    """A reward the card earned: a free item from a full stamp card, or a certificate at a threshold.
+
+    ``quantity`` rewards of the same kind earned by one change (a purchase crossing the threshold several
+    times) are one row with one code, worth ``quantity × value``: the work of issuing them does not grow with
+    their number."""
 
     __tablename__ = "reward"
-    __table_args__ = (CheckConstraint("kind IN ('stamps', 'threshold')", name="kind"),)
+    __table_args__ = (
+        CheckConstraint("kind IN ('stamps', 'threshold')", name="kind"),
+        CheckConstraint("quantity >= 1", name="quantity_positive"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     card_id: Mapped[int] = mapped_column(ForeignKey("card.id"), index=True)
     kind: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(String(120))
-    value: Mapped[Decimal | None] = mapped_column(MONEY)
+    value: Mapped[Decimal | None] = mapped_column(MONEY)  # of one; the row is worth quantity × value
+    quantity: Mapped[int] = mapped_column(default=1, server_default="1")
     code: Mapped[str] = mapped_column(String(32), unique=True)
     purchase_id: Mapped[int | None] = mapped_column(ForeignKey("purchase.id"))
     ledger_entry_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entry.id"))

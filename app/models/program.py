@@ -17,6 +17,11 @@ if TYPE_CHECKING:
 MONEY = Numeric(12, 2)
 PERCENT = Numeric(5, 2)
 
+# The largest purchase a programme accepts unless its settings say otherwise: a typo or a scanned barcode in the
+# amount field is refused instead of earning millions of points (docs/pos-api.md).
+DEFAULT_MAX_PURCHASE_AMOUNT = Decimal("100000.00")
+MAX_MONEY = Decimal("9999999999.99")  # what MONEY holds
+
 CARD_KINDS = ("points", "stamps")
 BONUS_PERIODS = ("day", "week", "month", "year", "lifetime")
 
@@ -27,6 +32,7 @@ class Program(Base):
         CheckConstraint("kind IN ('points', 'stamps')", name="kind"),
         CheckConstraint("point_value > 0", name="point_value_positive"),
         CheckConstraint("redeem_cap_percent >= 0 AND redeem_cap_percent <= 100", name="cap_range"),
+        CheckConstraint("max_purchase_amount > 0", name="max_purchase_amount_positive"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -39,6 +45,9 @@ class Program(Base):
     point_value: Mapped[Decimal] = mapped_column(MONEY, default=Decimal("1.00"))
     redeem_cap_percent: Mapped[Decimal] = mapped_column(PERCENT, default=Decimal("50"))
     tier_window_days: Mapped[int] = mapped_column(default=365)
+    # Purchases (and refunds, and the till's "how many points for this amount") over this are refused.
+    max_purchase_amount: Mapped[Decimal] = mapped_column(MONEY, default=DEFAULT_MAX_PURCHASE_AMOUNT,
+                                                         server_default=str(DEFAULT_MAX_PURCHASE_AMOUNT))
     expiry_days: Mapped[int | None]  # None: points never expire
 
     welcome_bonus: Mapped[int] = mapped_column(default=0)

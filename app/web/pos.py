@@ -20,11 +20,12 @@ from app import idempotency
 from app.database import get_session
 from app.db import utcnow
 from app.errors import AppError, BadRequest, Conflict
-from app.loyalty import enrollment, ledger, purchases, rules
+from app.loyalty import card_link_texts, enrollment, ledger, purchases, rules
 from app.models import Card, Program
 from app.wallet.links import card_links
 from app.web.auth import pos_signature_required
 from app.web.bodies import parse, read_json
+from app.web.messaging import send_text
 from app.web.problems import PROBLEM_JSON
 from app.web.schemas import AmountQuery, EnrolIn, EventIn, PurchaseIn, RefundIn
 
@@ -129,12 +130,23 @@ def _money(value: Decimal) -> str:
     return str(value.quantize(rules.CENT))
 
 
+def till_name(name: str) -> str:
+    """What a till shows of a customer's name: the first name and the last name's initial ("Ana P.")."""
+    words = name.split()
+    if len(words) < 2:
+        return words[0] if words else ""
+    return f"{words[0]} {words[-1][0]}."
+
+
 # ---------------------------------------------------------------- endpoints
 
 
 @bp.post("/customers")
 @pos_signature_required
 def enrol_customer() -> Response:
+    """201 with the card's secret links when this request created the customer; otherwise (the phone is a
+    customer already, with or without a card here) 201/200 without them, and the link is texted to the
+    customer's own phone instead (``link_sms``): a till never learns the link to someone else's card page."""
     payload = read_json()
     data = _parse(EnrolIn, payload)
 
@@ -145,14 +157,15 @@ def enrol_customer() -> Response:
             home_store=g.store, source="pos",
         )
         card = result.card
-        body = {
-            "customer_id": card.customer_id,
-            "card": {
-                "serial": card.serial,
-                **_card_body(card),
-                "links": card_links(card, _settings().base_url),
-            },
-        }
+        links = card_links(card, _settings().base_url)
+        body: dict[str, Any] = {"customer_id": card.customer_id,
+                                "card": {"serial": card.serial, **_card_body(card)}}
+        if result.customer_created:
+            body["card"]["links"] = links
+        else:
+            body["link_sms"] = card_link_texts.text_card_link(
+                session, card=card, link=links["page"], now=utcnow(),
+                send=lambda **message: send_text(session, **message))
         return body, 201 if result.created else 200
 
     return _idempotent(payload, handle)
@@ -163,11 +176,12 @@ def enrol_customer() -> Response:
 def card_lookup(barcode: str) -> Response:
     session = get_session()
     card = ledger.find_card(session, program_id=g.store.program_id, barcode=barcode)
-    body: dict[str, Any] = {"barcode": card.barcode, "name": card.customer.name, **_card_body(card)}
+    body: dict[str, Any] = {"barcode": card.barcode, "name": till_name(card.customer.name), **_card_body(card)}
     raw_amount = request.args.get("amount")
     if raw_amount is not None:
         amount = _parse(AmountQuery, {"amount": raw_amount}).amount
         program = card.program
+        rules.check_amount(amount, program.max_purchase_amount)
         points = 0
         if program.kind == "points":
             points = rules.max_redeemable(balance=card.balance, amount=amount,
@@ -201,7 +215,7 @@ def purchase() -> Response:
             "card": _card_body(done.card),
         }
         if done.rewards:
-            body["rewards"] = [{"kind": r.kind, "name": r.name, "code": r.code,
+            body["rewards"] = [{"kind": r.kind, "name": r.name, "code": r.code, "quantity": r.quantity,
                                 "value": _money(r.value) if r.value is not None else None}
                                for r in done.rewards]
         return body, 200 if done.replayed else 201

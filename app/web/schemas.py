@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from app.models import CONSENT_CHANNELS
+from app.numbers import ascii_digits
 from app.phones import normalise_phone
 
 MAX_AMOUNT = Decimal("9999999999.99")
@@ -28,8 +29,8 @@ def _decimal_string(value: Any) -> Any:
     if isinstance(value, bool | float):
         raise ValueError('send amounts as decimal strings, e.g. "12.50"')
     if isinstance(value, str):
-        value = value.strip()
-        if not re.fullmatch(r"-?\d{1,10}(\.\d{1,2})?", value):
+        value = ascii_digits(value).strip()
+        if not re.fullmatch(r"-?[0-9]{1,10}(\.[0-9]{1,2})?", value):
             raise ValueError('must be a decimal string with at most 2 decimals, e.g. "12.50"')
     return value
 

@@ -660,21 +660,126 @@ def test_purchase_reaching_threshold_issues_reward(db_session: Session, reward_p
     assert_consistent(db_session, card)
 
 
-def test_bonus_over_twice_the_threshold_issues_two_rewards(db_session: Session, reward_program: Any,
-                                                           make_card: Factory) -> None:
+def test_bonus_over_twice_the_threshold_issues_one_reward_counting_two(db_session: Session, reward_program: Any,
+                                                                       make_card: Factory) -> None:
     card = make_card(reward_program)
     version = card.version
 
     ledger.grant_bonus(db_session, card=card, points=2050, reason="launch", now=T0)
 
     assert card.balance == 50
-    rewards = db_session.scalars(select(Reward).where(Reward.card_id == card.id)).all()
-    assert len(rewards) == 2
-    assert len({r.code for r in rewards}) == 2
-    assert [e.points for e in entries(db_session, card.id, "reward")] == [-1000, -1000]
+    (reward,) = db_session.scalars(select(Reward).where(Reward.card_id == card.id)).all()
+    assert (reward.quantity, reward.value, reward.name) == (2, money("10.00"), "Gift certificate")
+    (debit,) = entries(db_session, card.id, "reward")
+    assert (debit.points, debit.reason, reward.ledger_entry_id) == (-2000, "2 × Gift certificate", debit.id)
     assert card.version == version + 1
     assert card_events(db_session, card.id)[-1].payload["reasons"] == ["bonus", "reward"]
     assert_consistent(db_session, card)
+
+
+@pytest.fixture
+def generous(make_program: Factory) -> Any:
+    """A point per unit of money and a reward per point, with the purchase limit raised: every unit spent
+    crosses the threshold once."""
+    return make_program(reward_threshold=1, reward_name="Sticker", reward_value=money("0.01"),
+                        max_purchase_amount=money("10000000.00"), tiers=[("All", "0", "100")])
+
+
+def test_a_purchase_crossing_a_million_thresholds_writes_a_bounded_number_of_rows(
+        db_session: Session, generous: Any, make_store: Factory, make_card: Factory) -> None:
+    store = make_store(generous).store
+    card = make_card(generous)
+    rows_before = count(db_session, LedgerEntry, LedgerEntry.card_id == card.id)
+
+    result = purchase(db_session, store, card, "R-big", "1000000.00")
+
+    assert result.purchase.earned_points == 1_000_000
+    (reward,) = result.rewards
+    assert (reward.kind, reward.quantity) == ("threshold", 1_000_000)
+    assert count(db_session, Reward, Reward.card_id == card.id) == 1
+    assert count(db_session, LedgerEntry, LedgerEntry.card_id == card.id) == rows_before + 2  # earn, reward
+    (debit,) = entries(db_session, card.id, "reward")
+    assert debit.points == -1_000_000 and debit.reason == "1000000 × Sticker"
+    assert card.balance == 0
+    assert_consistent(db_session, card)
+
+    # Refunding it: the points became rewards (which stay issued), so none can be taken back; it stays cheap.
+    undone = refund(db_session, store, "F-big", "R-big", "1000000.00", now=T0 + DAY)
+    assert (undone.refund.points_reversed, undone.refund.points_returned) == (0, 0)
+    assert result.purchase.refunded_amount == money("1000000.00")
+    assert count(db_session, Reward, Reward.card_id == card.id) == 1
+    assert count(db_session, LedgerEntry, LedgerEntry.card_id == card.id) == rows_before + 2
+    assert card.balance == 0 and card.lifetime_spend == 0
+    assert_consistent(db_session, card)
+
+
+def test_a_partly_converted_purchase_is_refunded_from_what_is_left(db_session: Session, generous: Any,
+                                                                  make_store: Factory, make_card: Factory) -> None:
+    generous.reward_threshold = 1000
+    store = make_store(generous).store
+    card = make_card(generous)
+    purchase(db_session, store, card, "R-mid", "2500.00")  # +2500 → two rewards in one row, 500 left
+    (reward,) = db_session.scalars(select(Reward).where(Reward.card_id == card.id)).all()
+    assert reward.quantity == 2 and card.balance == 500
+
+    result = refund(db_session, store, "F-mid", "R-mid", "2500.00", now=T0 + DAY)
+
+    assert result.refund.points_reversed == 500  # what is left of the purchase's points; the rewards stay
+    assert card.balance == 0
+    assert_consistent(db_session, card)
+
+
+# ---------------------------------------------------------------- the largest purchase amount
+
+
+def test_a_purchase_at_the_programme_limit_is_accepted_and_one_cent_over_is_refused(
+        db_session: Session, program: Any, shop: Any, make_card: Factory) -> None:
+    assert program.max_purchase_amount == money("100000.00")  # the default
+    card = make_card(program)
+    assert purchase(db_session, shop, card, "R-edge", "100000.00").purchase.amount == money("100000.00")
+
+    before = Snapshot(db_session, card)
+    with pytest.raises(errors.RuleViolation) as refused:
+        purchase(db_session, shop, card, "R-over", "100000.01")
+    assert refused.value.code == "amount-over-limit"
+    assert "100000.00" in refused.value.detail and "max_purchase_amount" in refused.value.detail
+    assert [e.field for e in refused.value.errors] == ["amount"]
+    before.assert_unchanged(db_session, card)
+
+
+def test_a_recorded_purchase_replays_and_refunds_in_full_after_the_limit_is_lowered(
+        db_session: Session, program: Any, shop: Any, make_card: Factory) -> None:
+    card = make_card(program)
+    purchase(db_session, shop, card, "R-old", "5000.00")
+    program.max_purchase_amount = money("1000.00")
+    db_session.flush()
+
+    assert purchase(db_session, shop, card, "R-old", "5000.00").replayed
+    with pytest.raises(errors.RuleViolation) as refused:
+        purchase(db_session, shop, card, "R-new", "5000.00")
+    assert refused.value.code == "amount-over-limit"
+    with pytest.raises(errors.RuleViolation) as too_much:
+        refund(db_session, shop, "F-absurd", "R-old", "5000.01")
+    assert too_much.value.code == "amount-over-limit" and "5000.00" in too_much.value.detail
+    assert refund(db_session, shop, "F-old", "R-old", "5000.00").refund.amount == money("5000.00")
+
+
+def test_points_a_card_cannot_hold_are_refused_not_overflowed(db_session: Session, make_program: Factory,
+                                                              make_store: Factory, make_card: Factory) -> None:
+    from app.loyalty import rules
+
+    program = make_program(point_value=money("0.01"), max_purchase_amount=money("9999999999.99"),
+                           tiers=[("All", "0", "100")])
+    store, card = make_store(program).store, make_card(program)
+    before = Snapshot(db_session, card)
+    with pytest.raises(errors.RuleViolation) as refused:
+        purchase(db_session, store, card, "R-huge", "9999999999.99")  # would earn 999,999,999,999 points
+    assert refused.value.code == "points-over-limit"
+    before.assert_unchanged(db_session, card)
+    ledger.grant_bonus(db_session, card=card, points=rules.MAX_POINTS - 5, reason="almost full", now=T0)
+    with pytest.raises(errors.RuleViolation) as full:
+        ledger.adjust(db_session, card=card, points=6, reason="one too many", actor="user:1", now=T0)
+    assert full.value.code == "points-over-limit"
 
 
 def test_balance_below_threshold_issues_no_reward(db_session: Session, reward_program: Any,

@@ -139,7 +139,8 @@ def test_lookup_by_phone_takes_the_same_path(db_session: Session, twins: Callabl
     ("step", "code"),
     [({"receipt": "x", "amount": "10.00", "redeem": 6, "now": NOW}, "over-redemption-cap"),
      ({"receipt": "x", "amount": "100.00", "redeem": 17, "now": NOW}, "insufficient-points"),
-     ({"receipt": "x", "amount": "-1.00", "now": NOW}, "negative-amount")],
+     ({"receipt": "x", "amount": "-1.00", "now": NOW}, "negative-amount"),
+     ({"receipt": "x", "amount": "100000.01", "now": NOW}, "amount-over-limit")],  # the default limit
 )
 def test_refusals_match_and_write_nothing(db_session: Session, twins: Callable[..., Any], step: dict[str, Any],
                                           code: str) -> None:
@@ -151,6 +152,18 @@ def test_refusals_match_and_write_nothing(db_session: Session, twins: Callable[.
         _reference(db_session, ref_store, ref_card, step)
     assert fast_refusal.value.code == ref_refusal.value.code == code
     assert _snapshot(db_session, fast_card.id) == before
+
+
+def test_a_purchase_at_the_limit_takes_the_fast_path_and_writes_the_same_rows(db_session: Session,
+                                                                               twins: Callable[..., Any]) -> None:
+    (fast_store, fast_card), (ref_store, ref_card) = twins(max_purchase_amount=Decimal("2500.00"))
+    step = {"receipt": "edge", "amount": "2500.00", "now": NOW}
+    assert _fast(db_session, fast_store, fast_card, step) is not None
+    _reference(db_session, ref_store, ref_card, step)
+    assert _snapshot(db_session, fast_card.id) == _snapshot(db_session, ref_card.id)
+    with pytest.raises(errors.RuleViolation) as refused:
+        _fast(db_session, fast_store, fast_card, {**step, "receipt": "over", "amount": "2500.01"})
+    assert refused.value.code == "amount-over-limit" and "2500.00" in refused.value.detail
 
 
 def test_cases_it_does_not_handle_are_left_untouched(db_session: Session, twins: Callable[..., Any],

@@ -76,6 +76,10 @@ def test_an_adjustment_changes_the_balance_and_is_audited(client: FlaskClient, t
     event = db_session.scalars(select(AuditEvent).where(AuditEvent.action == "customer.adjust")).one()
     assert event.actor == f"api-token:{token[:10]}" and event.details["reason"] == "goodwill: late delivery"
 
+    for digits in ("٢٥", "２５", "-٢٥"):  # points only in the digits 0-9
+        other = call(client, "POST", path, token, json={**body, "points": digits})
+        assert other.status_code == 422 and [e["field"] for e in other.json["errors"]] == ["points"]
+
     too_much = call(client, "POST", path, token, json={**body, "points": -1000})
     assert too_much.status_code == 422 and too_much.mimetype == "application/problem+json"
     assert too_much.json["errors"] == [{"field": "points", "message": "at most 65 can be taken"}]

@@ -75,7 +75,26 @@ def test_patching_settings_changes_only_what_is_given(client: FlaskClient, progr
     assert len(actors) == 1 and actors.pop().startswith("api-token:")
 
 
+def test_the_largest_purchase_amount_is_read_and_changed_as_the_document_says(client: FlaskClient, program: Any,
+                                                                              token: str, app: Flask) -> None:
+    assert call(client, "GET", f"/programs/{program.slug}", token).json["max_purchase_amount"] == "100000.00"
+    response = call(client, "PATCH", f"/programs/{program.slug}/settings", token,
+                    json={"max_purchase_amount": "250000"})
+    assert response.status_code == 200, response.json
+    assert response.json["program"]["max_purchase_amount"] == "250000.00" and response.json["job"] is None
+    with app.test_request_context():
+        schemas = document(app)["components"]["schemas"]
+    given = schemas["SettingsIn"]["properties"]["max_purchase_amount"]
+    assert "largest purchase amount" in given["description"]
+    assert "max_purchase_amount" in schemas["ProgramOut"]["required"]
+
+
 @pytest.mark.parametrize(("payload", "field"), [
+    ({"max_purchase_amount": "0"}, "max_purchase_amount"),
+    ({"max_purchase_amount": "10000000000.00"}, "max_purchase_amount"),
+    ({"max_purchase_amount": None}, "max_purchase_amount"),
+    ({"max_purchase_amount": "١٠٠٠"}, "max_purchase_amount"),
+    ({"point_value": "１"}, "point_value"),
     ({"background_color": "green"}, "background_color"),
     ({"redeem_cap_percent": "101"}, "redeem_cap_percent"),
     ({"point_value": None}, "point_value"),

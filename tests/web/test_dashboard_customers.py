@@ -110,6 +110,7 @@ def test_a_marketer_adjusts_points_with_a_reason(client: FlaskClient, db_session
     ("10", "  ", "reason", "Say why"),
     ("", "goodwill", "points", "Enter the points"),
     ("ten", "goodwill", "points", "Must be a whole number"),
+    ("٢٥", "goodwill", "points", "Must be a whole number"),
     ("0", "goodwill", "points", "Must not be 0"),
     ("-41", "goodwill", "points", "At most 40 can be taken"),
 ])

@@ -105,6 +105,46 @@ def test_settings_errors_are_shown_beside_the_fields_with_what_was_typed(
     assert program.redeem_cap_percent == Decimal("50") and not audits(db_session, "program.updated")
 
 
+def test_the_largest_purchase_amount_is_a_setting_with_its_errors_beside_it(
+        client: FlaskClient, db_session: Session, make_program: Callable[..., Any]) -> None:
+    program = make_program()
+    _, token = sign_in_as(client, db_session, "marketer")
+    page = client.get(f"/dashboard/programme?program={program.slug}").text
+    assert value_of(page, "settings-max_purchase_amount") == "100000.00"
+    assert "Largest purchase accepted" in page and "In MDL." in note(page, "settings-max_purchase_amount")
+    bad = client.post("/dashboard/programme/settings", data={"csrf_token": token, "program": program.slug,
+                                                             **SETTINGS, "max_purchase_amount": "0"})
+    assert bad.status_code == 422
+    assert note(bad.text, "settings-max_purchase_amount") == "Input should be greater than 0"
+    saved = client.post("/dashboard/programme/settings", data={"csrf_token": token, "program": program.slug,
+                                                               **SETTINGS, "max_purchase_amount": "2500.50"})
+    assert saved.status_code == 303
+    db_session.expire_all()
+    assert program.max_purchase_amount == Decimal("2500.50")
+    [event] = audits(db_session, "program.updated")
+    assert event.details["changed"]["max_purchase_amount"] == ["100000.00", "2500.50"]
+
+
+def test_numbers_in_digits_other_than_0_to_9_are_refused_beside_the_field(
+        client: FlaskClient, db_session: Session, make_program: Callable[..., Any]) -> None:
+    program = make_program()
+    _, token = sign_in_as(client, db_session, "marketer")
+    bad = {**SETTINGS, "point_value": "٠.٥٠", "max_purchase_amount": "５０００", "welcome_bonus": "٥٠"}
+    response = client.post("/dashboard/programme/settings", data={"csrf_token": token, "program": program.slug,
+                                                                  **bad})
+    assert response.status_code == 422
+    assert note(response.text, "settings-point_value").startswith("Write the number with the digits 0-9")
+    assert note(response.text, "settings-max_purchase_amount").startswith("Write the number with the digits 0-9")
+    assert note(response.text, "settings-welcome_bonus") != ""
+    assert value_of(response.text, "settings-point_value") == "٠.٥٠"
+    tier = client.post("/dashboard/programme/tiers", data={"csrf_token": token, "program": program.slug,
+                                                           "name": "Platinum", "qualifying_spend": "٩٠٠٠",
+                                                           "earn_percent": "12"})
+    assert tier.status_code == 422 and "digits 0-9" in tier.text
+    db_session.expire_all()
+    assert program.point_value == Decimal("1.00") and len(program.tiers) == 3
+
+
 def test_the_designer_saves_colours_and_a_logo_and_resends_every_pass(
         client: FlaskClient, db_session: Session, make_program: Callable[..., Any],
         make_card: Callable[..., Any]) -> None:

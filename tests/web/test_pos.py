@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select
 
 from app import signing
-from app.loyalty import ledger
-from app.models import IdempotencyRecord, LedgerEntry, OutboxEvent, Purchase
+from app.loyalty import card_link_texts, ledger
+from app.models import (
+    Card,
+    ChannelMessage,
+    IdempotencyRecord,
+    LedgerEntry,
+    OutboxEvent,
+    Purchase,
+    SmsMessage,
+    SmsOptOut,
+)
 
 PROBLEM = "application/problem+json"
 
@@ -62,11 +72,91 @@ def test_enrol_creates_card_then_returns_existing(pos, program, db_session):
     links = card["links"]
     assert set(links) == {"page", "apple_pass", "google_save"}
     assert all(link.startswith("https://tallypass.test/c/") for link in links.values())
+    assert "link_sms" not in body
 
     again = pos.post("/customers", {"phone": "+373 69 123 456"}, key="enrol-2")
     assert again.status_code == 200
     assert again.get_json()["card"]["barcode"] == card["barcode"]
     assert again.get_json()["customer_id"] == body["customer_id"]
+
+
+def sms_to(db_session, phone: str) -> list[SmsMessage]:
+    return list(db_session.scalars(select(SmsMessage).where(SmsMessage.to == phone).order_by(SmsMessage.id)))
+
+
+def test_enrolling_a_known_phone_texts_the_link_to_that_phone_and_shows_the_till_no_secret(pos, program, make_card,
+                                                                                           db_session):
+    card = make_card(program, phone="+37369123400", name="Ana Popescu")
+    r = pos.post("/customers", {"phone": "+37369123400", "name": "Somebody Else"}, key="enrol-known")
+    assert r.status_code == 200, r.get_json()
+    body = r.get_json()
+    assert body == {"customer_id": card.customer_id, "link_sms": "sent",
+                    "card": {"serial": card.serial, "barcode": card.barcode, "balance": 0, "tier": "Bronze"}}
+    text = r.get_data(as_text=True)
+    assert "/c/" not in text and card.page_token not in text and card.apple_auth_token not in text
+    (message,) = sms_to(db_session, "+37369123400")
+    assert message.body == f"Your {program.name} card: https://tallypass.test/c/{card.page_token}"
+    assert message.customer_id == card.customer_id and message.status == "outbox"  # no gateway in the tests
+    outbox = db_session.scalars(select(ChannelMessage).where(ChannelMessage.recipient == "+37369123400")).one()
+    assert outbox.payload["body"] == message.body
+    assert card.customer.name == "Ana Popescu"  # the till changes nothing of a known customer
+
+
+def test_the_link_is_texted_at_most_once_a_day_however_often_a_till_asks(pos, program, make_card, db_session):
+    card = make_card(program, phone="+37369123401")
+    statuses = [pos.post("/customers", {"phone": "+37369123401"}).get_json()["link_sms"] for _ in range(5)]
+    assert statuses == ["sent"] + ["already-sent"] * 4
+    (message,) = sms_to(db_session, "+37369123401")
+    message.created_at -= card_link_texts.RESEND_AFTER + timedelta(seconds=1)
+    db_session.flush()
+    assert pos.post("/customers", {"phone": "+37369123401"}).get_json()["link_sms"] == "sent"
+    assert len(sms_to(db_session, "+37369123401")) == 2
+    assert card.customer.locale == "en"
+
+
+def test_the_link_is_not_texted_to_a_number_that_sent_stop(pos, program, make_card, db_session, settings):
+    make_card(program, phone="+37369123402")
+    db_session.add(SmsOptOut(phone="+37369123402", sender=settings.sms_from or "Tallypass"))
+    db_session.flush()
+    r = pos.post("/customers", {"phone": "+37369123402"})
+    assert r.status_code == 200 and r.get_json()["link_sms"] == "not-sent"
+    assert [m.status for m in sms_to(db_session, "+37369123402")] == ["skipped"]
+
+
+def test_a_known_customer_joining_another_programme_gets_the_card_but_the_till_not_the_link(
+        pos, program, make_program, make_card, db_session):
+    from app.models import Consent
+
+    other = make_card(make_program(), phone="+37369123403", name="Ion Rusu", consents={"sms": False})
+    r = pos.post("/customers", {"phone": "+37369123403", "consents": {"sms": True, "email": True}}, key="e-3")
+    assert r.status_code == 201, r.get_json()
+    body = r.get_json()
+    assert body["customer_id"] == other.customer_id and body["link_sms"] == "sent"
+    assert "links" not in body["card"] and "/c/" not in r.get_data(as_text=True)
+    new_card = db_session.scalars(select(Card).where(Card.program_id == program.id,
+                                                     Card.customer_id == other.customer_id)).one()
+    (message,) = sms_to(db_session, "+37369123403")
+    assert message.body.endswith(f"/c/{new_card.page_token}")
+    consents = {c.channel: c.granted for c in db_session.scalars(
+        select(Consent).where(Consent.customer_id == other.customer_id))}
+    assert consents == {"sms": False, "email": True}  # the answer given stands; a new one is recorded
+
+
+def test_the_link_text_is_in_the_customers_language(pos, program, make_card, db_session):
+    card = make_card(program, phone="+37369123404")
+    card.customer.locale = "ro"
+    db_session.flush()
+    pos.post("/customers", {"phone": "+37369123404"})
+    (message,) = sms_to(db_session, "+37369123404")
+    assert message.body.startswith(f"Cardul dumneavoastră {program.name}: https://tallypass.test/c/")
+
+
+def test_a_replayed_enrolment_does_not_text_again(pos, program, make_card, db_session):
+    make_card(program, phone="+37369123405")
+    first = pos.post("/customers", {"phone": "+37369123405"}, key="same")
+    replay = pos.post("/customers", {"phone": "+37369123405"}, key="same")
+    assert replay.headers["Idempotent-Replayed"] == "true" and replay.get_json() == first.get_json()
+    assert len(sms_to(db_session, "+37369123405")) == 1
 
 
 def test_enrol_validation_errors_are_listed_by_field(pos):
@@ -82,13 +172,22 @@ def test_card_lookup_with_max_redeemable(pos, program, make_card):
     r = pos.get(f"/cards/{card.barcode}?amount=100.00")
     assert r.status_code == 200
     assert r.get_json() == {
-        "barcode": card.barcode, "name": "Ion Rusu", "balance": 120, "tier": "Bronze",
+        "barcode": card.barcode, "name": "Ion R.", "balance": 120, "tier": "Bronze",
         "max_redeemable_for": {"amount": "100.00", "points": 50, "discount": "50.00"},
     }
     assert "max_redeemable_for" not in pos.get(f"/cards/{card.barcode}").get_json()
     bad = assert_problem(pos.get(f"/cards/{card.barcode}?amount=-1"), 422, "validation-error")
     assert [e["field"] for e in bad["errors"]] == ["amount"]
     assert_problem(pos.get("/cards/0000000000000"), 404, "card-not-found")
+
+
+@pytest.mark.parametrize(("name", "shown"), [
+    ("Ion Rusu", "Ion R."), ("Ana Maria  Popescu-Ionescu", "Ana P."), ("Cher", "Cher"), ("", ""),
+    ("Ольга Петрова", "Ольга П."),
+])
+def test_the_till_sees_the_first_name_and_an_initial(pos, program, make_card, name, shown):
+    card = make_card(program, name=name)
+    assert pos.get(f"/cards/{card.barcode}").get_json()["name"] == shown
 
 
 def test_card_of_another_programme_is_not_found(pos, make_program, make_card):
@@ -146,6 +245,23 @@ def test_purchase_refused_changes_nothing(pos, program, make_card, db_session, p
     assert count(db_session, Purchase) == 0
 
 
+@pytest.mark.parametrize("amount", ["١٠٠.٠٠", "１００", "10٠", "۱۰۰"])  # Arabic-Indic, full width, mixed, Persian
+def test_amounts_in_digits_other_than_0_to_9_are_refused_everywhere_the_till_sends_one(pos, program, make_card,
+                                                                                        db_session, amount):
+    card = make_card(program, balance=100)
+    made = pos.post("/purchases", {"receipt_id": "ok", "card": card.barcode, "amount": "100.00"})
+    assert made.status_code == 201
+    refused = [
+        pos.post("/purchases", {"receipt_id": "digits", "card": card.barcode, "amount": amount}),
+        pos.post("/refunds", {"refund_id": "digits", "receipt_id": "ok", "amount": amount}),
+        pos.get(f"/cards/{card.barcode}?amount={amount}"),
+    ]
+    for response in refused:
+        body = assert_problem(response, 422, "validation-error")
+        assert [(e["field"], "digits 0-9" in e["message"]) for e in body["errors"]] == [("amount", True)]
+    assert count(db_session, Purchase) == 1
+
+
 def test_cap_exactly_reached_is_allowed(pos, program, make_card):
     card = make_card(program, balance=100)
     r = pos.post("/purchases", {"receipt_id": "cap", "card": card.barcode, "amount": "10.00", "redeem_points": 5})
@@ -176,6 +292,57 @@ def test_duplicate_receipt(pos, program, make_card, db_session):
     assert count(db_session, Purchase) == 1
     db_session.refresh(card)
     assert card.balance == 3
+
+
+# ---------------------------------------------------------------- the largest purchase amount
+
+
+def test_amounts_over_the_programmes_limit_are_refused_with_the_limit_named(pos, program, make_card, db_session):
+    program.max_purchase_amount = Decimal("2000.00")
+    db_session.flush()
+    card = make_card(program, balance=100)
+    edge = pos.post("/purchases", {"receipt_id": "edge", "card": card.barcode, "amount": "2000.00"})
+    assert edge.status_code == 201, edge.get_json()
+
+    over = assert_problem(pos.post("/purchases", {"receipt_id": "over", "card": card.barcode, "amount": "2000.01"}),
+                          422, "amount-over-limit")
+    assert "2000.00" in over["detail"] and "largest purchase amount" in over["detail"]
+    assert over["errors"] == [{"field": "amount", "message": over["detail"]}]
+    huge = pos.post("/purchases", {"receipt_id": "huge", "phone": card.customer.phone, "amount": "9999999999.99"})
+    assert_problem(huge, 422, "amount-over-limit")
+    assert count(db_session, Purchase) == 1
+
+    assert_problem(pos.post("/refunds", {"refund_id": "f", "receipt_id": "edge", "amount": "9999999999.99"}), 422,
+                   "amount-over-limit")
+    assert_problem(pos.get(f"/cards/{card.barcode}?amount=2000.01"), 422, "amount-over-limit")
+    assert pos.get(f"/cards/{card.barcode}?amount=2000.00").status_code == 200
+    assert pos.post("/refunds", {"refund_id": "f", "receipt_id": "edge", "amount": "2000.00"}).status_code == 201
+
+
+def test_a_purchase_worth_many_rewards_answers_them_as_one_with_its_quantity(pos, make_program, make_store,
+                                                                               make_card):
+    program = make_program(reward_threshold=10, reward_name="Coffee", reward_value=Decimal("2.50"),
+                           tiers=[("All", "0", "10")])
+    till, card = pos_for_store(pos, make_store(program)), make_card(program)
+    r = till.post("/purchases", {"receipt_id": "big", "card": card.barcode, "amount": "1005.00"})
+    assert r.status_code == 201, r.get_json()
+    (reward,) = r.get_json()["rewards"]
+    assert (reward["name"], reward["quantity"], reward["value"]) == ("Coffee", 10, "2.50")
+    assert r.get_json()["card"]["balance"] == 0 and r.get_json()["earned"] == 100
+
+
+def test_points_a_card_cannot_hold_get_422_not_500(pos, make_program, make_store, make_card):
+    program = make_program(point_value=Decimal("0.01"), max_purchase_amount=Decimal("9999999999.99"),
+                           tiers=[("All", "0", "100")])
+    till, card = pos_for_store(pos, make_store(program)), make_card(program)
+    r = till.post("/purchases", {"receipt_id": "x", "card": card.barcode, "amount": "9999999999.99"})
+    assert_problem(r, 422, "points-over-limit")
+
+
+def pos_for_store(pos, creds):
+    from tests.conftest import PosClient
+
+    return PosClient(pos.client, creds)
 
 
 # ---------------------------------------------------------------- idempotency

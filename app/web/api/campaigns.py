@@ -31,6 +31,7 @@ from app.models import (
     Program,
     Segment,
 )
+from app.numbers import AsciiDecimal
 from app.web.api import api_actor, bp, get_or_404, program_by_slug
 from app.web.api._models import In, Out
 from app.web.api.openapi import operation
@@ -53,7 +54,7 @@ class CampaignIn(In):
     channels: list[Literal["wallet", "push", "sms"]] = Field(
         min_length=1, max_length=len(CAMPAIGN_CHANNELS), description="In fallback order.")
     variants: list[VariantIn] = Field(min_length=1, max_length=10)
-    holdout_percent: Decimal = Field(default=Decimal("0"), ge=0, le=50, decimal_places=2)
+    holdout_percent: AsciiDecimal = Field(default=Decimal("0"), ge=0, le=50, decimal_places=2)
     max_per_week: int | None = Field(default=None, ge=1, le=100)
     quiet_start_hour: int = Field(default=21, ge=0, le=23)
     quiet_end_hour: int = Field(default=9, ge=0, le=23)
@@ -168,7 +169,7 @@ class CampaignPatchIn(In):
     channels: list[Literal["wallet", "push", "sms"]] | None = Field(default=None, min_length=1,
                                                                    max_length=len(CAMPAIGN_CHANNELS))
     variants: list[VariantIn] | None = Field(default=None, min_length=1, max_length=10)
-    holdout_percent: Decimal | None = Field(default=None, ge=0, le=50, decimal_places=2)
+    holdout_percent: AsciiDecimal | None = Field(default=None, ge=0, le=50, decimal_places=2)
     max_per_week: int | None = Field(default=None, ge=1, le=100)
     quiet_start_hour: int | None = Field(default=None, ge=0, le=23)
     quiet_end_hour: int | None = Field(default=None, ge=0, le=23)

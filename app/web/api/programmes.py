@@ -72,6 +72,7 @@ class ProgramOut(Out):
     currency: str
     point_value: str
     redeem_cap_percent: str
+    max_purchase_amount: str = Field(description="The largest purchase amount accepted (a decimal string).")
     tier_window_days: int
     expiry_days: int | None
     welcome_bonus: int
@@ -140,6 +141,7 @@ def _program_out(program: Program) -> ProgramOut:
     return ProgramOut(
         slug=program.slug, name=program.name, kind=program.kind, currency=program.currency,
         point_value=str(program.point_value), redeem_cap_percent=str(program.redeem_cap_percent),
+        max_purchase_amount=str(program.max_purchase_amount),
         tier_window_days=program.tier_window_days, expiry_days=program.expiry_days,
         welcome_bonus=program.welcome_bonus, birthday_bonus=program.birthday_bonus,
         referrer_bonus=program.referrer_bonus, referred_bonus=program.referred_bonus, terms=program.terms,

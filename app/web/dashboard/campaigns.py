@@ -35,6 +35,7 @@ from app.models import (
     Segment,
     Store,
 )
+from app.numbers import AsciiDecimal
 from app.segments import rules
 from app.web.dashboard import bp
 from app.web.dashboard.access import current_user, requires
@@ -69,7 +70,7 @@ class ComposeForm(BaseModel):
     segment_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
     channels: list[Literal["wallet", "push", "sms"]] = Field(min_length=1, max_length=len(CAMPAIGN_CHANNELS))
     variants: list[VariantForm] = Field(min_length=1, max_length=MAX_VARIANTS)
-    holdout_percent: Decimal = Field(default=Decimal("0"), ge=0, le=50, decimal_places=2)
+    holdout_percent: AsciiDecimal = Field(default=Decimal("0"), ge=0, le=50, decimal_places=2)
     max_per_week: int | None = Field(default=None, ge=1, le=100)
     quiet_start_hour: int = Field(default=21, ge=0, le=23)
     quiet_end_hour: int = Field(default=9, ge=0, le=23)

@@ -24,8 +24,8 @@ from app.web.forms import check_csrf
 
 log = logging.getLogger(__name__)
 
-SETTINGS_FIELDS = ("name", "point_value", "redeem_cap_percent", "tier_window_days", "expiry_days", "welcome_bonus",
-                   "birthday_bonus", "referrer_bonus", "referred_bonus", "terms")
+SETTINGS_FIELDS = ("name", "point_value", "redeem_cap_percent", "max_purchase_amount", "tier_window_days",
+                   "expiry_days", "welcome_bonus", "birthday_bonus", "referrer_bonus", "referred_bonus", "terms")
 DESIGN_FIELDS = ("background_color", "foreground_color", "label_color", "logo_text")
 TIER_FIELDS = ("name", "qualifying_spend", "earn_percent", "perks")
 RULE_FIELDS = ("event_name", "points", "limit_per_period", "period")
