@@ -161,8 +161,10 @@ def create_google_object(session: Session, payload: dict[str, Any]) -> None:
     if card is None or wallet is None:
         return
     classes = _google_classes(session, wallet, [card.program])
+    # The object's row outside the savepoint: when Google fails, the row stays behind the card for the resync job.
+    row = google.object_rows(session, setup=wallet.setup, cards=[card])[card.id]
     with _at_google(session, f"creating the object of card {card.id}"):
-        google.ensure_object(session, setup=wallet.setup, card=card, client=wallet.client, now=utcnow(),
+        google.ensure_object(session, setup=wallet.setup, card=card, client=wallet.client, now=utcnow(), row=row,
                              classes=classes)
 
 

@@ -259,3 +259,20 @@ def test_the_outbox_shows_googles_refusals(
     shown = shown[:shown.index("</p>")]
     assert "Refused by Google" in shown and "POST loyaltyObject" in shown and "400 invalid" in shown
     assert "Unknown name &#34;rewardsTier&#34; at &#39;resource&#39;: Cannot find field." in shown
+
+
+def test_an_object_google_could_not_take_is_retried_without_the_class_again(
+    shop: Any, fake: FakeGoogleWallet, db_session: Session, app: Flask
+) -> None:
+    """503s (after the client's retries) are not a refusal: the object's row stays behind its card and the resync
+    job tries it again, without sending the class Google took again before it (neither is undone with the
+    object's savepoint)."""
+    program, pos = shop
+    fake.fail("POST", API + "loyaltyObject", 503, times=4, retry_after=0)  # every attempt of the client
+    card = card_of(db_session, enrol(pos))
+    assert calls(fake) == [("POST", "loyaltyClass")] + [("POST", "loyaltyObject")] * 4
+    assert class_row(db_session, program).inserted_at is not None and refusals(db_session) == []
+
+    assert resync(app) == 1
+    assert calls(fake)[5:] == [("POST", "loyaltyObject")]
+    assert f"{ISSUER}.{card.serial}" in fake.objects
