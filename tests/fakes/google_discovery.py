@@ -48,6 +48,7 @@ __all__ = [
     "check",
     "document",
     "enum_values",
+    "field_name",
     "method",
     "normalised",
     "problems",
@@ -118,6 +119,11 @@ def required_fields(schema_name: str) -> tuple[str, ...]:
     """The properties whose description starts with "Required." (the document's only marker of it)."""
     return tuple(name for name, spec in schema(schema_name).get("properties", {}).items()
                  if _REQUIRED.match(spec.get("description", "")))
+
+
+def field_name(schema_name: str, key: str) -> str:
+    """The document's name of a field sent as ``key`` (its lowerCamelCase or proto name); ``key`` if unknown."""
+    return _aliases(schema_name).get(key, key)
 
 
 def proto_name(json_name: str) -> str:

@@ -407,7 +407,8 @@ class FakeGoogleWallet(LiveHttpFake):
         if replace:
             merged = {**fields, "id": resource_id}
         else:
-            cleared = {discovery.normalised(schema, {k: 0}).popitem()[0] for k, v in body.items() if v is None}
+            # proto3 JSON's null is the field's default: the stand-in reads it in a PATCH as "remove the field"
+            cleared = {discovery.field_name(schema, k) for k, v in body.items() if v is None}
             merged = {k: v for k, v in {**stored, **fields}.items() if k not in cleared}
             _check_body(schema, merged, complete=True)  # a PATCH must leave a whole resource
         self._validate(schema, merged, review_status_sent=replace or "reviewStatus" in fields)

@@ -259,6 +259,11 @@ def test_the_outbox_shows_googles_refusals(
     shown = shown[:shown.index("</p>")]
     assert "Refused by Google" in shown and "POST loyaltyObject" in shown and "400 invalid" in shown
     assert "Unknown name &#34;rewardsTier&#34; at &#39;resource&#39;: Cannot find field." in shown
+    customer = client.get(f"/dashboard/customers/{card.customer_id}")
+    assert customer.status_code == 200
+    note = customer.text[customer.text.index('id="google-refusal"'):]
+    assert note[:note.index("</p>")].count("Google refused its last content") == 1
+    assert "waiting to be created at Google" in customer.text and "400 invalid: Invalid JSON payload" in note
 
 
 def test_an_object_google_could_not_take_is_retried_without_the_class_again(
