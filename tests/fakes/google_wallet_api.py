@@ -98,7 +98,7 @@ NOTIFY_LIMIT, NOTIFY_WINDOW = 3, 24 * 3600.0  # notifications per pass per 24 h 
 MAX_MESSAGES, MAX_LOCATIONS = 10, 10  # the descriptions of messages and merchantLocations
 SETTABLE_REVIEW_STATUSES = {"DRAFT": "DRAFT", "UNDER_REVIEW": "APPROVED"}  # reviewStatus's description: what a
 # caller may set (legacy aliases too, resolved through the document) → what Google then keeps
-RESOURCES = {"loyaltyclass": "LoyaltyClass", "loyaltyobject": "LoyaltyObject"}  # the REST resources served
+SERVED = ("loyaltyclass", "loyaltyobject")  # the REST resources of the document the stand-in serves
 
 _SUFFIX = re.compile(r"[A-Za-z0-9._-]+")
 _HEX_COLOUR = re.compile(r"#(?:[0-9a-fA-F]{6}|[0-9a-fA-F]{3})")
@@ -123,7 +123,7 @@ def _routes() -> Map:
     """The token endpoint, and every method of the served resources as the discovery document declares it
     (``walletobjects/v1/loyaltyObject/{resourceId}/addMessage``, POST …)."""
     rules = [Rule(TOKEN_PATH, endpoint="token", methods=["POST"])]
-    for resource in RESOURCES:
+    for resource in SERVED:
         for name, spec in discovery.document()["resources"][resource]["methods"].items():
             path = "/" + spec["path"].replace("{resourceId}", "<resource_id>")
             rules.append(Rule(path, endpoint=f"{resource}.{name}", methods=[spec["httpMethod"]]))
@@ -300,7 +300,7 @@ class FakeGoogleWallet(LiveHttpFake):
         return response
 
     def _api(self, resource: str, name: str, request: Request, args: dict[str, str], body: Any) -> Any:
-        schema = RESOURCES[resource]
+        schema = discovery.method(resource, "get")["response"]["$ref"]  # LoyaltyClass, LoyaltyObject
         store = self.classes if schema == "LoyaltyClass" else self.objects
         if name == "list":
             return self._list(schema, store, request)
