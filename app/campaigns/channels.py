@@ -23,7 +23,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from app.campaigns.templating import Rendered
-from app.channels.google_wallet import GoogleConfigError, GoogleWalletClient, GoogleWalletError
+from app.channels.google_wallet import GoogleConfigError, GoogleInvalid, GoogleWalletClient, GoogleWalletError
 from app.channels.sms import SmsClient, SmsUnavailable
 from app.channels.webpush import WebPusher
 from app.loyalty import ledger
@@ -178,7 +178,11 @@ class WalletChannel:
                                         message_id=f"campaign-{delivery.campaign_id}", client=self.google_client,
                                         now=now)
             except GoogleWalletError as exc:  # the pass has the offer; trying again repeats it invisibly
-                return SendFailed(f"google wallet: {exc}", retry=not isinstance(exc, GoogleConfigError))
+                if isinstance(exc, GoogleInvalid):  # the same message would be refused again: not retried
+                    google.note_refusal(session, exc=exc, card_id=card.id, recipient=google.object_id(
+                        self.google_setup, card), now=now)
+                return SendFailed(f"google wallet: {exc}",
+                                  retry=not isinstance(exc, GoogleConfigError | GoogleInvalid))
         return f"card-version-{card.version}"
 
 

@@ -12,8 +12,9 @@ exchanged at ``token_url`` for a bearer token, cached until 60 s before it expir
 while the others wait. A 401 from the API means Google no longer takes the token: it is refreshed once and
 the request repeated once.
 
-Errors, §3 table: 400 ``GoogleInvalid``, 404 ``GoogleNotFound``, 409 ``GoogleConflict``; 403 (the service account
-is not a user of the issuer), a second 401 and a token endpoint refusing the assertion are
+Errors, §3 table: 400 (and any other 4xx that is not about credentials, existence or load) ``GoogleInvalid``,
+carrying the refused body and Google's own message, 404 ``GoogleNotFound``, 409 ``GoogleConflict``; 403 (the
+service account is not a user of the issuer), a second 401 and a token endpoint refusing the assertion are
 ``GoogleConfigError``, logged once at ERROR with what to fix. A notification quota refusal (§4: three per pass
 per 24 h, ``QuotaExceededException``) is ``GoogleQuotaExceeded`` and never retried. Other 429s, 5xx and network
 errors are retried ``max_attempts`` times with exponential back-off and jitter, or after ``Retry-After``,
@@ -86,6 +87,7 @@ _TOKEN_MARGIN = 60.0  # a cached access token is replaced this long before it ex
 _RETRY_STATUSES = frozenset({429}) | frozenset(range(500, 600))
 _NOT_PROCESSED_STATUSES = frozenset({429, 503})  # Google did not act on the request
 _NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)  # the request never left
+_NOT_ABOUT_THE_BODY = frozenset({401, 403, 404, 408, 409, 429})  # other 4xx refuse the request as it is
 _QUOTA_REASON = "QuotaExceeded"
 _REQUIRED_KEY_FIELDS = ("client_email", "private_key", "private_key_id")
 _INVITE_HINT = (
@@ -192,7 +194,8 @@ def save_url(token: str) -> str:
 class GoogleWalletError(Exception):
     """A request Google refused or could not answer. ``reason`` is Google's most specific code: the first
     ``errors[].reason`` of the JSON error body, else its ``status`` (or the OAuth ``error``); the message
-    is in ``str(exc)``. ``path`` is relative to the API URL (``/loyaltyObject/<id>``) or the token URL's path."""
+    is in ``str(exc)``, and Google's own ``error.message`` alone in ``detail``. ``path`` is relative to the API
+    URL (``/loyaltyObject/<id>``) or the token URL's path."""
 
     def __init__(
         self,
@@ -202,12 +205,14 @@ class GoogleWalletError(Exception):
         reason: str | None = None,
         method: str | None = None,
         path: str | None = None,
+        detail: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.reason = reason
         self.method = method
         self.path = path
+        self.detail = detail
 
 
 class GoogleConfigError(GoogleWalletError):
@@ -237,7 +242,13 @@ class GoogleQuotaExceeded(GoogleWalletError):
 
 
 class GoogleInvalid(GoogleWalletError):
-    """400: the request is wrong (a field, a format, more than 10 messages…). Never retried."""
+    """400, or another 4xx that is neither about credentials (401/403), existence (404/409) nor load (408/429):
+    Google refused the request as it is (a field the resource does not have, a type, more than 10 messages…).
+    Never retried: the same body would be refused again. ``body`` is the body Google refused (None for a GET)."""
+
+    def __init__(self, message: str, *, body: dict | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.body = body
 
 
 # -------------------------------------------------------------------------------- the client
@@ -396,7 +407,7 @@ class GoogleWalletClient:
                 continue
             status = response.status_code if response is not None else None
             if response is not None:
-                error = _error_from_response(response, method, path, self._config.account.client_email)
+                error = _error_from_response(response, method, path, self._config.account.client_email, body)
                 if not isinstance(error, GoogleUnavailable):
                     if isinstance(error, GoogleConfigError):
                         log.error("%s", error)
@@ -614,13 +625,14 @@ def _reason_of(response: httpx.Response | None) -> str | None:
     return reasons[0] if reasons else status
 
 
-def _error_from_response(response: httpx.Response, method: str, path: str, client_email: str) -> GoogleWalletError:
+def _error_from_response(response: httpx.Response, method: str, path: str, client_email: str,
+                         body: dict | None = None) -> GoogleWalletError:
     code = response.status_code
     status, message, reasons = _google_error(response)
     reason = reasons[0] if reasons else status
     quota = any(_QUOTA_REASON in r for r in reasons) or _QUOTA_REASON in (message or "")
     said = f" ({reason}: {message})" if message else (f" ({reason})" if reason else "")
-    kw: dict[str, Any] = {"status": code, "reason": reason, "method": method, "path": path}
+    kw: dict[str, Any] = {"status": code, "reason": reason, "method": method, "path": path, "detail": message}
     if quota:
         return GoogleQuotaExceeded(
             f"Google Wallet {method} {path}: notification quota exceeded{said}; send it without NOTIFY_ON_UPDATE "
@@ -628,8 +640,8 @@ def _error_from_response(response: httpx.Response, method: str, path: str, clien
         )
     if code in _RETRY_STATUSES:
         return GoogleUnavailable(f"Google Wallet {method} {path}: {code}{said}", **kw)
-    if code == 400:
-        return GoogleInvalid(f"Google Wallet refused {method} {path} as invalid{said}", **kw)
+    if code == 400 or (400 <= code < 500 and code not in _NOT_ABOUT_THE_BODY):
+        return GoogleInvalid(f"Google Wallet refused {method} {path} as invalid ({code}){said}", body=body, **kw)
     if code == 401:
         return GoogleConfigError(
             f"Google Wallet refused a freshly issued access token for {method} {path} (401{said}): check that the "

@@ -6,13 +6,16 @@
 - Google: ``customer.enrolled`` inserts the card's object, ``program.changed`` the programme's class,
   and ``card.changed`` PATCHes the object. A Google failure is logged and left to the resync job
   (each object knows the card version Google has), so it never holds back the Apple pushes of
-  the same events.
+  the same events. The class is made sure of in a savepoint of its own before its objects, so an
+  object Google cannot take (now or ever) does not undo the class's record and send the class
+  again before every later object. A body Google refuses is recorded by ``app.wallet.google`` (on
+  the row and once in the channel outbox) and not sent again until it changes.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
 
@@ -108,6 +111,22 @@ def _at_google(session: Session, what: str) -> Iterator[None]:
         _google_failed(what, exc)
 
 
+def _google_classes(session: Session, wallet: GoogleWallet, programs: Iterable[Program]
+                    ) -> dict[int, GoogleClass | None]:
+    """Each programme's class made sure of at Google, each in its own savepoint: what happens to the objects
+    afterwards cannot undo it. None for a class Google could not be asked about now (logged; the resync job
+    tries again), whose objects then wait."""
+    classes: dict[int, GoogleClass | None] = {}
+    for program in programs:
+        if program.id in classes:
+            continue
+        classes[program.id] = None
+        with _at_google(session, f"syncing the class of programme {program.id}"):
+            classes[program.id] = google.ensure_class(session, setup=wallet.setup, program=program,
+                                                      client=wallet.client, now=utcnow())
+    return classes
+
+
 def sync_google_cards(session: Session, payloads: list[dict[str, Any]]) -> None:
     """``card.changed`` batch: PATCH each changed card's object; tier changes and rewards notify."""
     changes: dict[int, set[str]] = {}
@@ -122,8 +141,10 @@ def sync_google_cards(session: Session, payloads: list[dict[str, Any]]) -> None:
         joinedload(Card.program), joinedload(Card.customer), joinedload(Card.tier))))
     rows = google.object_rows(session, setup=wallet.setup, cards=cards)
     # Without a client (outbox mode) nothing can fail half-way: no savepoint per card, and each programme's
-    # class is checked once. With one, each card's calls are undone alone when Google fails.
-    classes: dict[int, GoogleClass] | None = {} if wallet.client is None else None
+    # class is checked once. With one, the classes go first, each in its own savepoint, then each card's calls
+    # in theirs, undone alone when Google fails.
+    classes: dict[int, GoogleClass | None] = (
+        {} if wallet.client is None else _google_classes(session, wallet, (card.program for card in cards)))
     for card in cards:
         with _at_google(session, f"syncing card {card.id}") if wallet.client is not None else nullcontext():
             google.sync_card(session, setup=wallet.setup, card=card, client=wallet.client, now=now,
@@ -139,8 +160,12 @@ def create_google_object(session: Session, payload: dict[str, Any]) -> None:
     wallet = _google()
     if card is None or wallet is None:
         return
+    classes = _google_classes(session, wallet, [card.program])
+    # The object's row outside the savepoint: when Google fails, the row stays behind the card for the resync job.
+    row = google.object_rows(session, setup=wallet.setup, cards=[card])[card.id]
     with _at_google(session, f"creating the object of card {card.id}"):
-        google.ensure_object(session, setup=wallet.setup, card=card, client=wallet.client, now=utcnow())
+        google.ensure_object(session, setup=wallet.setup, card=card, client=wallet.client, now=utcnow(), row=row,
+                             classes=classes)
 
 
 def sync_google_class(session: Session, payload: dict[str, Any]) -> None:
@@ -149,8 +174,7 @@ def sync_google_class(session: Session, payload: dict[str, Any]) -> None:
     wallet = _google()
     if program is None or wallet is None:
         return
-    with _at_google(session, f"syncing the class of programme {program.id}"):
-        google.ensure_class(session, setup=wallet.setup, program=program, client=wallet.client, now=utcnow())
+    _google_classes(session, wallet, [program])
 
 
 RESYNC_BATCH = 500
@@ -158,23 +182,33 @@ RESYNC_BATCH = 500
 
 @shared_task
 def resync_google() -> int:
-    """Beat, every 5 minutes: objects behind their card (a failed PATCH, an outage), oldest first."""
+    """Beat, every 5 minutes: first every programme's class (one Google has not got, or whose content changed
+    without an event, e.g. after an upgrade), then the objects behind their card (a failed PATCH, an outage),
+    oldest first, those whose last content Google refused last. Content Google refused is not sent again:
+    checking it costs no request. Returns how many objects were brought up to date."""
     wallet = _google()
     if wallet is None or wallet.client is None:
         return 0
     done = 0
     with sessions().begin() as session:
+        programs = session.scalars(select(Program).join(GoogleClass, GoogleClass.program_id == Program.id)
+                                   .order_by(Program.id)).all()
+        classes = _google_classes(session, wallet, programs)
         lagging = session.scalars(
             select(Card).join(GoogleObject, GoogleObject.card_id == Card.id)
-            .where((GoogleObject.synced_version < Card.version) | GoogleObject.inserted_at.is_(None))
-            .order_by(GoogleObject.synced_at).limit(RESYNC_BATCH)
+            .join(GoogleClass, GoogleClass.program_id == Card.program_id)
+            .where((GoogleObject.synced_version < Card.version) | GoogleObject.inserted_at.is_(None),
+                   GoogleClass.inserted_at.is_not(None))  # the others wait for their class
+            .order_by(GoogleObject.refused_digest.is_not(None), GoogleObject.synced_at).limit(RESYNC_BATCH)
         ).all()
+        rows = google.object_rows(session, setup=wallet.setup, cards=lagging)
         for card in lagging:
+            row = rows[card.id]
             try:
                 with session.begin_nested():
                     google.sync_card(session, setup=wallet.setup, card=card, client=wallet.client, now=utcnow(),
-                                     notify=False)
-                done += 1
+                                     notify=False, row=row, classes=classes)
+                done += row.inserted_at is not None and row.synced_version >= card.version
             except GoogleWalletError as exc:
                 _google_failed(f"resyncing card {card.id}", exc)
                 if isinstance(exc, GoogleConfigError):

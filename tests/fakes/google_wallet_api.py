@@ -1,7 +1,20 @@
 """A local stand-in for Google Wallet's REST API and Google's OAuth 2.0 token endpoint, holding state in memory
-(../shared/reference/google_wallet.md §6b, option 3: "Local Flask stub", here plain werkzeug).
+(../shared/reference/google_wallet.md §6b, option 3: "Local Flask stub", here plain werkzeug), as strict as
+Google about what a body may hold.
 
-It answers the way the reference says Google does, so the client is tested against behaviour, not a mock:
+What Google's resources are comes from Google's own published definition, never from a list typed here: the
+``walletobjects`` v1 discovery document that ``google-api-python-client`` ships (``tests/fakes/google_discovery.py``
+loads it and validates against it). From it come the routes (each method's ``httpMethod`` and ``path``), every
+field name, JSON type and enum value at any depth (``$ref``s, arrays and maps followed), which fields are
+required (the document's "Required." markers), and the legacy enum aliases (``underReview`` for
+``UNDER_REVIEW``, ``qrCode`` for ``QR_CODE``…). A body with a field, a type or an enum value the resource does
+not have is answered 400 ``INVALID_ARGUMENT`` in Google's error shape, e.g. ``Invalid JSON payload received.
+Unknown name "rewardsTier" at 'resource': Cannot find field.``, with a ``google.rpc.BadRequest`` field
+violation naming the field; the JSON rules are proto3's (int64 as a string or a number, enums by name, null for
+"absent", lowerCamelCase or proto names): see google_discovery.py.
+
+What the document cannot express, because it says it only in prose or not at all, is behaviour kept here
+(each with its source):
 
 - ``POST /token`` (§3 "OAuth2 with pyjwt + httpx only"): the JWT-bearer grant. The assertion must verify
   (RS256, the service account's public key, ``kid`` when the fake knows it), with ``aud`` = this URL,
@@ -9,17 +22,15 @@ It answers the way the reference says Google does, so the client is tested again
   ``exp - iat`` ≤ 3600; else 400 ``invalid_grant`` (``invalid_scope``, ``unsupported_grant_type``) in OAuth's
   ``{"error", "error_description"}`` shape. Tokens live ``token_expires_in`` seconds (tests lower it to force
   refreshes); ``revoke_tokens()`` forgets them all.
-- ``/walletobjects/v1/{loyaltyClass,loyaltyObject}[/<id>[/addMessage]]`` (§3 table): every call needs
-  ``Authorization: Bearer <a live token it issued>``, else 401. Insert (POST), get, patch, update (PUT),
-  addMessage, and list (GET with ``issuerId`` / ``classId``). Field rules of §1: ids ``<issuerId>.<suffix>``
-  with suffix ``[A-Za-z0-9._-]+`` (another numeric issuer's prefix is 403, as for a service account that is
-  not a user of that issuer); a class needs ``issuerName``, ``programName``, ``programLogo`` (an image with a
-  ``sourceUri.uri`` that has a scheme, or a ``privateImageId``) and a ``reviewStatus`` Tallypass may send
-  (``DRAFT``/``UNDER_REVIEW`` or the camelCase aliases; ``UNDER_REVIEW`` is stored as ``APPROVED``, as
-  Google approves it); an object needs an existing class that is not a draft (404 otherwise), a ``state``,
-  and a ``loyaltyPoints.balance`` with exactly one of ``int``/``string``/``double``/``money``; known barcode
-  types; at most 10 ``merchantLocations`` and 10 ``messages``; ``#rrggbb``/``#rgb`` colours. 409 when an
-  inserted id exists, 404 when a read or change finds none.
+- Every API call needs ``Authorization: Bearer <a live token it issued>``, else 401.
+- Ids are ``<issuerId>.<suffix>`` with suffix ``[A-Za-z0-9._-]+`` (the ``id`` descriptions); another numeric
+  issuer's prefix is 403, as for a service account that is not a user of that issuer.
+- ``reviewStatus`` may only be *set* to draft or underReview (its description); ``UNDER_REVIEW`` is stored as
+  ``APPROVED``, as Google approves it. An object needs an existing class that is not a draft (404 otherwise).
+- An image has exactly one of ``sourceUri`` (a URI with a scheme) or ``privateImageId``; a ``balance`` is
+  required inside ``loyaltyPoints``/``secondaryLoyaltyPoints`` and holds exactly one of its forms;
+  ``hexBackgroundColor`` is ``#rrggbb`` or ``#rgb``; at most 10 ``merchantLocations`` and 10 ``messages``
+  (all from the field descriptions, which are prose).
 - PATCH replaces whole top-level fields, no deep merge (§3: the sample sends the whole list); PUT replaces
   the resource, keeping its id. ``notifyPreference`` is honoured per request and never stored (§4).
 - Notifications (§4): a PATCH/PUT with ``notifyPreference: NOTIFY_ON_UPDATE`` or an addMessage with
@@ -27,12 +38,14 @@ It answers the way the reference says Google does, so the client is tested again
   is refused with 429, status ``RESOURCE_EXHAUSTED``, reason ``QuotaExceededException``, and nothing is
   stored. An 11th message is 400 (§4 leaves the real answer open).
 - Errors in Google's JSON shape ``{"error": {"code", "message", "status", "errors": [{"message", "domain",
-  "reason"}]}}`` with the exception names of §3's table as reasons; unknown paths 404, wrong methods 405.
+  "reason"}]}}`` with the exception names of §3's table as reasons; unknown paths 404, wrong methods 405, a
+  method of the document the stand-in does not implement 501.
 
 Where the reference is silent the fake makes a choice and says so (the reason for a draft class, the
-11th message, notification counting for classes under the class id). ``fail()`` scripts faults (status,
-reason, Retry-After) for a method and path prefix, answered before authentication; ``clock`` moves time for
-token expiry and the 24 h window.
+11th message, a message needing a header and a body, notification counting for classes under the class id).
+Every answer is itself checked against the method's response schema, so the fake cannot drift from the
+document either. ``fail()`` scripts faults (status, reason, Retry-After) for a method and path prefix, answered
+before authentication; ``clock`` moves time for token expiry and the 24 h window.
 
 Two ways to use it: in process, ``httpx.Client(transport=httpx.WSGITransport(app=google.wsgi_app))`` with
 ``google.api_url`` / ``google.token_url`` on ``http://localhost``; or over real HTTP/1.1 on 127.0.0.1 with
@@ -69,6 +82,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from tests.fakes import google_discovery as discovery
 from tests.fakes.live_http import LiveHttpFake
 
 __all__ = ["FakeGoogleWallet", "RecordedRequest"]
@@ -79,20 +93,15 @@ API_PREFIX = "/walletobjects/v1"
 TOKEN_PATH = "/token"  # noqa: S105 (a path)
 SCOPE = "https://www.googleapis.com/auth/wallet_object.issuer"
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-NOTIFY_LIMIT, NOTIFY_WINDOW = 3, 24 * 3600.0  # notifications per pass per 24 h (§4)
-MAX_MESSAGES, MAX_LOCATIONS = 10, 10
+# Behaviour the discovery document states in prose only (see the module docstring):
+NOTIFY_LIMIT, NOTIFY_WINDOW = 3, 24 * 3600.0  # notifications per pass per 24 h (reference §4)
+MAX_MESSAGES, MAX_LOCATIONS = 10, 10  # the descriptions of messages and merchantLocations
+SETTABLE_REVIEW_STATUSES = {"DRAFT": "DRAFT", "UNDER_REVIEW": "APPROVED"}  # reviewStatus's description: what a
+# caller may set (legacy aliases too, resolved through the document) → what Google then keeps
+SERVED = ("loyaltyclass", "loyaltyobject")  # the REST resources of the document the stand-in serves
 
 _SUFFIX = re.compile(r"[A-Za-z0-9._-]+")
 _HEX_COLOUR = re.compile(r"#(?:[0-9a-fA-F]{6}|[0-9a-fA-F]{3})")
-_REVIEW_STATUS = {"DRAFT": "DRAFT", "draft": "DRAFT", "UNDER_REVIEW": "APPROVED", "underReview": "APPROVED"}
-_STATES = frozenset({"ACTIVE", "COMPLETED", "EXPIRED", "INACTIVE"})
-_BARCODE_TYPES = frozenset({
-    "AZTEC", "CODE_39", "CODE_128", "CODABAR", "DATA_MATRIX", "EAN_8", "EAN_13", "ITF_14", "PDF_417", "QR_CODE",
-    "UPC_A", "TEXT_ONLY",
-})
-_NOTIFY_PREFERENCES = frozenset({"NOTIFY_ON_UPDATE", "NOTIFICATION_SETTINGS_FOR_UPDATES_UNSPECIFIED"})
-_MESSAGE_TYPES = frozenset({"TEXT", "TEXT_AND_NOTIFY"})
-_BALANCE_KINDS = ("int", "string", "double", "money")
 _SHORT_LIVED = (
     "Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable timeframe. Check your iat and "
     "exp values in the JWT claim."
@@ -105,18 +114,23 @@ _STATUS_NAMES = {
 _DEFAULT_REASONS = {
     400: "BadRequestException", 401: "authError", 403: "PermissionDeniedException", 404: "NotFoundException",
     405: "MethodNotAllowed", 409: "AlreadyExistsException", 429: "rateLimitExceeded", 500: "backendError",
-    502: "backendError", 503: "backendError", 504: "backendError",
+    501: "notImplemented", 502: "backendError", 503: "backendError", 504: "backendError",
 }
+_INVALID_PAYLOAD_REASON = "invalid"  # errors[].reason of a body the JSON front end refuses
 
-_KIND = "any(loyaltyClass,loyaltyObject):kind"
-_ROUTES = Map(
-    [
-        Rule(TOKEN_PATH, endpoint="token", methods=["POST"]),
-        Rule(f"{API_PREFIX}/<{_KIND}>", endpoint="collection", methods=["GET", "POST"]),
-        Rule(f"{API_PREFIX}/<{_KIND}>/<resource_id>", endpoint="resource", methods=["GET", "PATCH", "PUT"]),
-        Rule(f"{API_PREFIX}/<{_KIND}>/<resource_id>/addMessage", endpoint="add_message", methods=["POST"]),
-    ]
-)
+
+def _routes() -> Map:
+    """The token endpoint, and every method of the served resources as the discovery document declares it
+    (``walletobjects/v1/loyaltyObject/{resourceId}/addMessage``, POST …)."""
+    rules = [Rule(TOKEN_PATH, endpoint="token", methods=["POST"])]
+    for resource in SERVED:
+        for name, spec in discovery.document()["resources"][resource]["methods"].items():
+            path = "/" + spec["path"].replace("{resourceId}", "<resource_id>")
+            rules.append(Rule(path, endpoint=f"{resource}.{name}", methods=[spec["httpMethod"]]))
+    return Map(rules)
+
+
+_ROUTES = _routes()
 
 
 class RecordedRequest(NamedTuple):
@@ -138,9 +152,15 @@ class _Fault:
 
 
 class _ApiError(Exception):
-    def __init__(self, status: int, message: str, reason: str | None = None) -> None:
+    """``field``: the proto path a 400 is about (Google adds a ``google.rpc.BadRequest`` field violation)."""
+
+    def __init__(self, status: int, message: str, reason: str | None = None, *, field: str | None = None) -> None:
         super().__init__(message)
-        self.status, self.message, self.reason = status, message, reason
+        self.status, self.message, self.reason, self.field = status, message, reason, field
+
+    @classmethod
+    def invalid(cls, violation: discovery.Violation) -> _ApiError:
+        return cls(400, violation.message, _INVALID_PAYLOAD_REASON, field=violation.field)
 
 
 class FakeGoogleWallet(LiveHttpFake):
@@ -241,13 +261,25 @@ class FakeGoogleWallet(LiveHttpFake):
             )
             response.headers["WWW-Authenticate"] = 'Bearer realm="https://accounts.google.com/"'
             return response
+        resource, _, name = endpoint.partition(".")
+        spec = discovery.method(resource, name)
         try:
-            if request.method in ("POST", "PATCH", "PUT") and not isinstance(body, dict):
-                raise _ApiError(400, "Invalid JSON payload received: expected a JSON object.")
+            if "request" in spec and not isinstance(body, dict):
+                raise _ApiError(400, "Invalid JSON payload received: expected a JSON object.", _INVALID_PAYLOAD_REASON)
             with self._lock:  # serialised under the lock too: another thread may be changing the resource
-                return _json_response(200, self._api(endpoint, request, args, body))
+                answer = self._api(resource, name, request, args, body)
+                self._check_answer(spec, answer)
+                return _json_response(200, answer)
         except _ApiError as exc:
-            return _google_error(exc.status, exc.message, exc.reason)
+            return _google_error(exc.status, exc.message, exc.reason, field=exc.field)
+
+    @staticmethod
+    def _check_answer(spec: dict[str, Any], answer: Any) -> None:
+        """The stand-in's own answers must fit the method's response schema: a mismatch is a bug here."""
+        found = discovery.problems(spec["response"]["$ref"], answer, at="")
+        if found:
+            raise AssertionError(f"the fake Google Wallet answered {spec['id']} with what Google would not: "
+                                 + "; ".join(map(str, found)))
 
     def _take_fault(self, method: str, path: str) -> _Fault | None:
         for fault in self._faults:
@@ -267,21 +299,25 @@ class FakeGoogleWallet(LiveHttpFake):
             response.headers["Retry-After"] = fault.retry_after
         return response
 
-    def _api(self, endpoint: str, request: Request, args: dict[str, str], body: Any) -> Any:
-        kind: str = args["kind"]
-        store = self.classes if kind == "loyaltyClass" else self.objects
-        if endpoint == "collection":
-            return self._list(kind, store, request) if request.method == "GET" else self._insert(kind, store, body)
+    def _api(self, resource: str, name: str, request: Request, args: dict[str, str], body: Any) -> Any:
+        schema = discovery.method(resource, "get")["response"]["$ref"]  # LoyaltyClass, LoyaltyObject
+        store = self.classes if schema == "LoyaltyClass" else self.objects
+        if name == "list":
+            return self._list(schema, store, request)
+        if name == "insert":
+            return self._insert(schema, store, body)
+        if name not in ("get", "patch", "update", "addmessage"):
+            raise _ApiError(501, f"The stand-in does not implement {resource}.{name}")
         resource_id = args["resource_id"]
         self._check_id(resource_id)
         stored = store.get(resource_id)
         if stored is None:
-            raise _ApiError(404, f"Resource not found: {kind} {resource_id}", "NotFoundException")
-        if endpoint == "add_message":
+            raise _ApiError(404, f"Resource not found: {schema} {resource_id}", "NotFoundException")
+        if name == "addmessage":
             return {"resource": self._add_message(resource_id, stored, body)}
-        if request.method == "GET":
+        if name == "get":
             return stored
-        return self._change(kind, store, resource_id, stored, body, replace=request.method == "PUT")
+        return self._change(schema, store, resource_id, stored, body, replace=name == "update")
 
     # ---------------------------------------------------------------------------- the token endpoint
 
@@ -336,8 +372,8 @@ class FakeGoogleWallet(LiveHttpFake):
 
     # ---------------------------------------------------------------------------- resources
 
-    def _list(self, kind: str, store: dict[str, dict], request: Request) -> dict:
-        key, field = ("issuerId", None) if kind == "loyaltyClass" else ("classId", "classId")
+    def _list(self, schema: str, store: dict[str, dict], request: Request) -> dict:
+        key, field = ("issuerId", None) if schema == "LoyaltyClass" else ("classId", "classId")
         value = request.args.get(key)
         if not value:
             raise _ApiError(400, f"Missing required parameter: {key}")
@@ -347,42 +383,50 @@ class FakeGoogleWallet(LiveHttpFake):
             found = [r for r in store.values() if r.get(field) == value]
         return {"resources": found, "pagination": {"kind": "walletobjects#pagination", "resultsPerPage": len(found)}}
 
-    def _insert(self, kind: str, store: dict[str, dict], body: dict) -> dict:
-        resource = {k: v for k, v in body.items() if k != "notifyPreference"}
-        self._check_id(resource.get("id"))
-        self._validate(kind, resource, full=True, review_status_sent=True)
+    def _insert(self, schema: str, store: dict[str, dict], body: dict) -> dict:
+        _check_body(schema, body, complete=True)
+        resource = {k: v for k, v in discovery.normalised(schema, body).items() if k != "notifyPreference"}
+        self._check_id(resource["id"])
+        self._validate(schema, resource, review_status_sent=True)
         if resource["id"] in store:
-            raise _ApiError(409, f"Resource already exists: {kind} {resource['id']}", "AlreadyExistsException")
-        stored = _stored(kind, resource)
+            raise _ApiError(409, f"Resource already exists: {schema} {resource['id']}", "AlreadyExistsException")
+        stored = _stored(schema, resource)
         store[resource["id"]] = stored
         return stored
 
     def _change(
-        self, kind: str, store: dict[str, dict], resource_id: str, stored: dict, body: dict, *, replace: bool
+        self, schema: str, store: dict[str, dict], resource_id: str, stored: dict, body: dict, *, replace: bool
     ) -> dict:
-        """PATCH (``replace`` False: each top-level field replaced whole) or PUT (the whole resource)."""
-        if body.get("id", resource_id) != resource_id:
-            raise _ApiError(400, f"The id in the body ({body['id']}) does not match the resource id {resource_id}")
-        notify = body.get("notifyPreference")
-        if notify is not None and notify not in _NOTIFY_PREFERENCES:
-            raise _ApiError(400, f"Invalid value for notifyPreference: {notify!r}")
-        fields = {k: v for k, v in body.items() if k != "notifyPreference"}
-        merged = {**fields, "id": resource_id} if replace else {**stored, **fields}
-        self._validate(kind, merged, full=True, review_status_sent=replace or "reviewStatus" in fields)
+        """PATCH (``replace`` False: each top-level field replaced whole, a null one removed) or PUT (the whole
+        resource)."""
+        _check_body(schema, body, complete=replace)
+        fields = discovery.normalised(schema, body)
+        if fields.get("id", resource_id) != resource_id:
+            raise _ApiError(400, f"The id in the body ({fields['id']}) does not match the resource id {resource_id}")
+        notify = fields.pop("notifyPreference", None)
+        if replace:
+            merged = {**fields, "id": resource_id}
+        else:
+            # proto3 JSON's null is the field's default: the stand-in reads it in a PATCH as "remove the field"
+            cleared = {discovery.field_name(schema, k) for k, v in body.items() if v is None}
+            merged = {k: v for k, v in {**stored, **fields}.items() if k not in cleared}
+            _check_body(schema, merged, complete=True)  # a PATCH must leave a whole resource
+        self._validate(schema, merged, review_status_sent=replace or "reviewStatus" in fields)
         if notify == "NOTIFY_ON_UPDATE":
             self._notify(resource_id)
-        new = _stored(kind, merged)
+        new = _stored(schema, merged)
         store[resource_id] = new
         return new
 
     def _add_message(self, resource_id: str, stored: dict, body: dict) -> dict:
-        message = body.get("message")
+        _check_body("AddMessageRequest", body, complete=True, at="")
+        message = discovery.normalised("AddMessageRequest", body).get("message")
         if not isinstance(message, dict):
-            raise _ApiError(400, "addMessage needs a message object: {\"message\": {...}}")
+            raise _ApiError(400, "Missing required field: message")
         _check_message(message, "message")
         if len(stored.get("messages") or []) >= MAX_MESSAGES:
             raise _ApiError(400, f"A resource can hold at most {MAX_MESSAGES} messages; remove some first")
-        if message.get("messageType", "TEXT") == "TEXT_AND_NOTIFY":
+        if _message_type(message) == "TEXT_AND_NOTIFY":
             self._notify(resource_id)
         stored["messages"] = [*(stored.get("messages") or []), json.loads(json.dumps(message))]
         return stored
@@ -400,7 +444,7 @@ class FakeGoogleWallet(LiveHttpFake):
             )
         self.notifications.setdefault(resource_id, []).append(now)
 
-    # ---------------------------------------------------------------------------- validation (§1)
+    # ---------------------------------------------------------------------------- rules in prose (§1)
 
     def _check_id(self, value: Any, field: str = "id") -> None:
         if not isinstance(value, str) or not value:
@@ -412,42 +456,34 @@ class FakeGoogleWallet(LiveHttpFake):
             raise _ApiError(403, f"The caller does not have permission for issuer {issuer}",
                             "PermissionDeniedException")
 
-    def _validate(self, kind: str, resource: dict, *, full: bool, review_status_sent: bool) -> None:
-        if kind == "loyaltyClass":
+    def _validate(self, schema: str, resource: dict, *, review_status_sent: bool) -> None:
+        """The rules the discovery document states in prose only; its types, enums and required fields were
+        checked before (``_check_body``)."""
+        if schema == "LoyaltyClass":
             self._validate_class(resource, review_status_sent=review_status_sent)
         else:
             self._validate_object(resource)
         _check_list(resource, "merchantLocations", MAX_LOCATIONS)
-        for location in resource.get("merchantLocations") or []:
-            if not isinstance(location, dict) or not all(
-                isinstance(location.get(k), int | float) and not isinstance(location.get(k), bool)
-                for k in ("latitude", "longitude")
-            ):
-                raise _ApiError(400, "merchantLocations[] needs numeric latitude and longitude")
         _check_list(resource, "messages", MAX_MESSAGES)
         for i, message in enumerate(resource.get("messages") or []):
             _check_message(message, f"messages[{i}]")
-        if "heroImage" in resource:
-            _check_image(resource["heroImage"], "heroImage")
+        for name in ("heroImage", "programLogo", "wideProgramLogo"):
+            if name in resource:
+                _check_image(resource[name], name)
 
     def _validate_class(self, resource: dict, *, review_status_sent: bool) -> None:
-        for name in ("issuerName", "programName"):
-            if not isinstance(resource.get(name), str) or not resource[name]:
-                raise _ApiError(400, f"Missing required field: {name}")
-        if "programLogo" not in resource:
-            raise _ApiError(400, "Missing required field: programLogo")
-        _check_image(resource["programLogo"], "programLogo")
-        status = resource.get("reviewStatus")
-        if status is None:
-            raise _ApiError(400, "Missing required field: reviewStatus")
-        if review_status_sent and status not in _REVIEW_STATUS:
+        status = discovery.canonical_enum("LoyaltyClass", "reviewStatus", resource["reviewStatus"])
+        if review_status_sent and status not in SETTABLE_REVIEW_STATUSES:
             raise _ApiError(400, f"reviewStatus may only be set to DRAFT or UNDER_REVIEW, not {status!r}")
+        for name in ("issuerName", "programName"):
+            if not resource[name]:
+                raise _ApiError(400, f"Missing required field: {name}")
         colour = resource.get("hexBackgroundColor")
-        if colour is not None and not (isinstance(colour, str) and _HEX_COLOUR.fullmatch(colour)):
+        if colour is not None and not _HEX_COLOUR.fullmatch(colour):
             raise _ApiError(400, f"Invalid hexBackgroundColor {colour!r}: expected #rrggbb or #rgb")
 
     def _validate_object(self, resource: dict) -> None:
-        class_id = resource.get("classId")
+        class_id = resource["classId"]
         self._check_id(class_id, "classId")
         cls = self.classes.get(class_id)
         if cls is None:
@@ -455,80 +491,67 @@ class FakeGoogleWallet(LiveHttpFake):
         if cls.get("reviewStatus") == "DRAFT":  # the reason is the fake's choice; §1 only says "cannot be used"
             raise _ApiError(404, f"Class {class_id} is a DRAFT: objects need an approved class",
                             "IssuerClassNotFoundException")
-        state = resource.get("state")
-        if state not in _STATES:
-            raise _ApiError(400, f"Invalid state {state!r}: one of {', '.join(sorted(_STATES))} is required")
         for name in ("loyaltyPoints", "secondaryLoyaltyPoints"):
             if name in resource:
                 _check_points(resource[name], name)
-        barcode = resource.get("barcode")
-        if barcode is not None:
-            if not isinstance(barcode, dict):
-                raise _ApiError(400, "barcode must be an object")
-            if barcode.get("type") not in _BARCODE_TYPES:
-                raise _ApiError(400, f"Invalid barcode type {barcode.get('type')!r}")
-            if "value" in barcode and not isinstance(barcode["value"], str):
-                raise _ApiError(400, "barcode.value must be a string")
 
 
 # -------------------------------------------------------------------------------- validation helpers
 
 
+def _check_body(schema: str, body: Any, *, complete: bool, at: str = "resource") -> None:
+    """Google's JSON front end: fields, types and enum values of the discovery document, at any depth."""
+    try:
+        discovery.check(schema, body, at=at, complete=complete)
+    except discovery.Violation as violation:
+        raise _ApiError.invalid(violation) from None
+
+
 def _check_list(resource: dict, name: str, limit: int) -> None:
-    value = resource.get(name)
-    if value is None:
-        return
-    if not isinstance(value, list):
-        raise _ApiError(400, f"{name} must be a list")
+    value = resource.get(name) or []
     if len(value) > limit:
         raise _ApiError(400, f"{name} holds at most {limit} entries, not {len(value)}")
 
 
-def _check_image(image: Any, name: str) -> None:
-    if not isinstance(image, dict) or ("sourceUri" in image) == ("privateImageId" in image):
+def _check_image(image: dict, name: str) -> None:
+    if ("sourceUri" in image) == ("privateImageId" in image):
         raise _ApiError(400, f"{name} needs exactly one of sourceUri or privateImageId")
     if "sourceUri" in image:
-        uri = image["sourceUri"].get("uri") if isinstance(image["sourceUri"], dict) else None
+        uri = image["sourceUri"].get("uri")
         if not isinstance(uri, str) or not urlsplit(uri).scheme or not urlsplit(uri).netloc:
             raise _ApiError(400, f"{name}.sourceUri.uri must be an absolute URI with a scheme, not {uri!r}")
 
 
-def _check_points(points: Any, name: str) -> None:
-    if not isinstance(points, dict) or not isinstance(points.get("balance"), dict):
-        raise _ApiError(400, f"{name}.balance is required")
-    balance = points["balance"]
-    present = [k for k in _BALANCE_KINDS if k in balance]
+def _check_points(points: dict, name: str) -> None:
+    """``balance`` is "a required field of loyaltyPoints and secondaryLoyaltyPoints", and "only one of these
+    subtypes (string, int, double, money) should be populated" (the document's descriptions)."""
+    balance = points.get("balance")
+    if balance is None:
+        raise _ApiError(400, f"Missing required field: {name}.balance")
+    forms = list(discovery.schema("LoyaltyPointsBalance")["properties"])
+    present = [form for form in forms if form in balance]
     if len(present) != 1:
-        raise _ApiError(400, f"{name}.balance needs exactly one of int, string, double or money, not {present}")
-    kind, value = present[0], balance[present[0]]
-    ok = {
-        "int": isinstance(value, int) and not isinstance(value, bool),
-        "string": isinstance(value, str),
-        "double": isinstance(value, int | float) and not isinstance(value, bool),
-        "money": isinstance(value, dict) and isinstance(value.get("currencyCode"), str)
-        and re.fullmatch(r"-?\d+", str(value.get("micros", ""))) is not None,
-    }[kind]
-    if not ok:
-        raise _ApiError(400, f"Invalid {name}.balance.{kind}: {value!r}")
+        raise _ApiError(400, f"{name}.balance needs exactly one of {', '.join(forms)}, not {present}")
 
 
-def _check_message(message: Any, name: str) -> None:
-    if not isinstance(message, dict):
-        raise _ApiError(400, f"{name} must be an object")
+def _check_message(message: dict, name: str) -> None:
+    # The reference does not say whether Google requires both; the stand-in does (Tallypass sends both).
     for part in ("header", "body"):
-        if not isinstance(message.get(part), str) or not message[part]:
+        if not message.get(part):
             raise _ApiError(400, f"{name}.{part} is required")
-    kind = message.get("messageType", "TEXT")
-    if kind not in _MESSAGE_TYPES:
-        raise _ApiError(400, f"{name}.messageType {kind!r} is not supported (TEXT or TEXT_AND_NOTIFY)")
 
 
-def _stored(kind: str, resource: dict) -> dict:
+def _message_type(message: dict) -> str:
+    return discovery.canonical_enum("Message", "messageType", message.get("messageType", "TEXT"))
+
+
+def _stored(schema: str, resource: dict) -> dict:
     """A deep copy as Google keeps it: the review status a class moves to, nothing ephemeral."""
     stored = json.loads(json.dumps(resource))
     stored.pop("notifyPreference", None)
-    if kind == "loyaltyClass":
-        stored["reviewStatus"] = _REVIEW_STATUS.get(stored["reviewStatus"], stored["reviewStatus"])
+    if schema == "LoyaltyClass":
+        status = discovery.canonical_enum(schema, "reviewStatus", stored["reviewStatus"])
+        stored["reviewStatus"] = SETTABLE_REVIEW_STATUSES.get(status, status)
     return stored
 
 
@@ -558,16 +581,18 @@ def _phrase(status: int) -> str:
         return "Error"
 
 
-def _google_error(status: int, message: str, reason: str | None = None) -> Response:
+def _google_error(status: int, message: str, reason: str | None = None, *, field: str | None = None) -> Response:
     reason = reason or _DEFAULT_REASONS.get(status, _phrase(status).replace(" ", ""))
-    return _json_response(status, {
-        "error": {
-            "code": status,
-            "message": message,
-            "errors": [{"message": message, "domain": "global", "reason": reason}],
-            "status": _STATUS_NAMES.get(status, "UNKNOWN"),
-        }
-    })
+    error: dict[str, Any] = {
+        "code": status,
+        "message": message,
+        "errors": [{"message": message, "domain": "global", "reason": reason}],
+        "status": _STATUS_NAMES.get(status, "UNKNOWN"),
+    }
+    if field is not None:
+        error["details"] = [{"@type": "type.googleapis.com/google.rpc.BadRequest",
+                             "fieldViolations": [{"field": field, "description": message}]}]
+    return _json_response(status, {"error": error})
 
 
 def _oauth_error(error: str, description: str, status: int = 400) -> Response:

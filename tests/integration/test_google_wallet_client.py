@@ -657,21 +657,22 @@ def test_notification_quota_refusal_is_not_retried(
 
 
 @pytest.mark.parametrize(
-    "bad",
+    ("bad", "reason"),
     [
-        {"loyaltyPoints": {"balance": {"int": 1, "string": "1"}}},
-        {"state": "active"},
-        {"barcode": {"type": "QR", "value": "1"}},
-        {"merchantLocations": [{"latitude": 47.0, "longitude": 28.8}] * 11},
+        ({"loyaltyPoints": {"balance": {"int": 1, "string": "1"}}}, "BadRequestException"),
+        ({"state": "ON"}, "invalid"),  # not a State ("active" is: a legacy alias the document lists)
+        ({"barcode": {"type": "QR", "value": "1"}}, "invalid"),
+        ({"rewardsTier": "Gold"}, "invalid"),  # a LoyaltyClass field, not a LoyaltyObject one
+        ({"merchantLocations": [{"latitude": 47.0, "longitude": 28.8}] * 11}, "BadRequestException"),
     ],
 )
 def test_400_is_invalid_and_not_retried(
-    ready: FakeGoogleWallet, make_client: Callable[..., GoogleWalletClient], bad: dict
+    ready: FakeGoogleWallet, make_client: Callable[..., GoogleWalletClient], bad: dict, reason: str
 ) -> None:
     with pytest.raises(GoogleInvalid) as err:
         make_client(ready).insert("loyaltyObject", an_object(f"{ISSUER}.member-0002", **bad))
 
-    assert (err.value.status, err.value.reason) == (400, "BadRequestException")
+    assert (err.value.status, err.value.reason) == (400, reason)
     assert len(api_requests(ready)) == 1 and f"{ISSUER}.member-0002" not in ready.objects
 
 
@@ -868,3 +869,75 @@ def test_the_fake_answers_like_google(ready: FakeGoogleWallet, make_client: Call
     with httpx.Client(transport=httpx.WSGITransport(app=ready.wsgi_app)) as http:
         bad_grant = http.post(ready.token_url, data={"grant_type": "client_credentials"})
     assert (bad_grant.status_code, bad_grant.json()["error"]) == (400, "unsupported_grant_type")
+
+
+def test_a_refusal_carries_the_body_and_googles_own_message(
+    ready: FakeGoogleWallet, make_client: Callable[..., GoogleWalletClient]
+) -> None:
+    """Any 4xx that is not about credentials, existence or load refuses the body as it is (here a 422): the error
+    keeps what was sent and Google's message, so the service can record the refusal and not send it again."""
+    ready.fail("PATCH", OBJECTS_PATH, 422, reason="invalid", message="The balance is not a number")
+
+    with pytest.raises(GoogleInvalid) as err:
+        make_client(ready).patch("loyaltyObject", OBJECT_ID, points(3))
+
+    e = err.value
+    assert (e.status, e.reason, e.detail, e.body) == (422, "invalid", "The balance is not a number", points(3))
+    assert (e.method, e.path) == ("PATCH", f"/loyaltyObject/{OBJECT_ID}")
+    assert len(api_requests(ready)) == 1  # not retried
+
+
+def test_the_fake_refuses_what_the_discovery_document_does_not_have(
+    ready: FakeGoogleWallet, make_client: Callable[..., GoogleWalletClient]
+) -> None:
+    """Google's resources as its walletobjects v1 discovery document defines them, at any depth, with Google's
+    error shape; and what the document allows (legacy enum aliases, int64 as strings or numbers) is taken."""
+    auth = {"Authorization": f"Bearer {make_client(ready).access_token()}"}
+    with httpx.Client(transport=httpx.WSGITransport(app=ready.wsgi_app), base_url=ready.api_url) as http:
+
+        def refused(response: httpx.Response) -> tuple[str, str]:
+            assert response.status_code == 400, response.text
+            error = response.json()["error"]
+            assert (error["code"], error["status"], error["errors"][0]["reason"]) == (400, "INVALID_ARGUMENT",
+                                                                                      "invalid")
+            [violation] = error["details"][0]["fieldViolations"]
+            assert violation["description"] == error["message"]
+            return violation["field"], error["message"]
+
+        tiered = an_object(f"{ISSUER}.m2", rewardsTier="Gold")
+        assert refused(http.post("/loyaltyObject", headers=auth, json=tiered)) == (
+            "resource.rewardsTier",
+            "Invalid JSON payload received. Unknown name \"rewardsTier\" at 'resource': Cannot find field.")
+        assert refused(http.patch(f"/loyaltyObject/{OBJECT_ID}", headers=auth, json={"rewardsTier": "Gold"}))[0] \
+            == "resource.rewardsTier"
+        nested = {"messages": [{"header": "h", "body": "b", "displayInterval": {"start": {"date": "x",
+                                                                                        "zone": "UTC"}}}]}
+        assert refused(http.patch(f"/loyaltyObject/{OBJECT_ID}", headers=auth, json=nested))[1] == (
+            "Invalid JSON payload received. Unknown name \"zone\" at 'resource.messages[0].display_interval.start': "
+            "Cannot find field.")
+        assert refused(http.patch(f"/loyaltyObject/{OBJECT_ID}", headers=auth, json={"loyaltyPoints": "12"}))[0] \
+            == "resource.loyalty_points"  # a string is not a LoyaltyPoints
+        assert refused(http.patch(f"/loyaltyObject/{OBJECT_ID}", headers=auth,
+                                  json={"loyaltyPoints": {"balance": {"int": "12a"}}}))[1] == \
+            "Invalid value at 'resource.loyalty_points.balance.int' (TYPE_INT32), \"12a\""
+        assert refused(http.patch(f"/loyaltyObject/{OBJECT_ID}", headers=auth, json={"state": "ON"}))[1] == \
+            "Invalid value at 'resource.state' (TYPE_ENUM), \"ON\""
+        assert refused(http.patch(f"/loyaltyObject/{OBJECT_ID}", headers=auth, json={"hasUsers": "yes"}))[0] == \
+            "resource.has_users"
+        assert refused(http.post(f"/loyaltyObject/{OBJECT_ID}/addMessage", headers=auth,
+                                 json={"message": {"header": "h", "body": "b", "messageType": "SHOUT"}}))[0] == \
+            "message.message_type"
+        assert refused(http.patch("/loyaltyClass/" + CLASS_ID, headers=auth, json={"loyaltyPoints": points(1)}))[0] \
+            == "resource.loyaltyPoints"
+
+        allowed = {"state": "active", "barcode": {"type": "qrCode", "value": "0001"},  # aliases the document lists
+                   "secondaryLoyaltyPoints": {"label": "Cash", "balance": {"money": {"currencyCode": "EUR",
+                                                                                     "micros": 2500000}}},
+                   "loyalty_points": {"label": "Points", "balance": {"int": "805"}}}  # proto name, int32 as text
+        response = http.patch(f"/loyaltyObject/{OBJECT_ID}", headers=auth, json=allowed)
+        assert response.status_code == 200, response.text
+        answered = response.json()  # in proto3 JSON's output form, as Google answers
+        assert answered["loyaltyPoints"] == {"label": "Points", "balance": {"int": 805}}
+        assert answered["secondaryLoyaltyPoints"]["balance"]["money"]["micros"] == "2500000"
+        assert (answered["state"], answered["barcode"]["type"]) == ("ACTIVE", "QR_CODE")
+    assert len(ready.objects) == 1  # nothing refused was stored

@@ -85,7 +85,7 @@ def test_enrolment_creates_the_class_and_the_object(shop: Any, fake: FakeGoogleW
     google_object = remote(fake, card)
     assert google_object["classId"] == google_class["id"]
     assert google_object["loyaltyPoints"]["balance"] == {"int": card.balance}
-    assert google_object["rewardsTier"] == "Bronze"
+    assert google_object["secondaryLoyaltyPoints"] == {"label": "Tier", "balance": {"string": "Bronze"}}
     assert google_object["barcode"]["value"] == card.barcode
     row = db_session.scalars(select(GoogleObject).where(GoogleObject.card_id == card.id)).one()
     assert row.inserted_at is not None and row.synced_version == card.version
@@ -152,7 +152,7 @@ def test_a_burst_of_tier_changes_notifies_at_most_three_times(shop: Any, fake: F
     card = card_of(db_session, enrolled)
     assert card.tier.name == "Diamond"
     google_object = remote(fake, card)
-    assert google_object["rewardsTier"] == "Diamond"  # the fourth change still arrived, silently
+    assert google_object["secondaryLoyaltyPoints"]["balance"] == {"string": "Diamond"}  # the fourth, silently
     assert google_object["loyaltyPoints"]["balance"] == {"int": card.balance}
     assert len(fake.notifications[google_object["id"]]) == 3
     notifying = [r for r in fake.requests if r.method == "PATCH" and r.body.get("notifyPreference")]

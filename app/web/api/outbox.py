@@ -1,4 +1,5 @@
-"""The outbox over the API: what channels without credentials recorded instead of sending (outbox mode)."""
+"""The outbox over the API: what channels without credentials recorded instead of sending (outbox mode), and
+the requests Google Wallet refused (``refusal`` set: Google's answer; the payload is the refused request)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,14 @@ class OutboxQuery(In):
     per_page: int = Field(default=50, ge=1, le=100)
 
 
+class RefusalOut(Out):
+    """Google's answer to a request it refused as invalid; Tallypass does not send the same content again."""
+
+    status: int | None = Field(description="HTTP status of Google's answer (400 and the like).")
+    reason: str | None = Field(description="Google's reason code, e.g. `invalid`.")
+    message: str = Field(description="Google's own message, e.g. `Invalid JSON payload received. …`.")
+
+
 class MessageOut(Out):
     id: int
     channel: str
@@ -32,6 +41,14 @@ class MessageOut(Out):
     card_id: int | None
     payload: dict[str, Any]
     created_at: datetime
+    refusal: RefusalOut | None = Field(
+        default=None, description="Set when the service refused the request in `payload` (Google Wallet).")
+
+    @classmethod
+    def of(cls, message: ChannelMessage) -> MessageOut:
+        refused = message.payload.get("refused")
+        return cls.model_validate(message).model_copy(
+            update={"refusal": RefusalOut.model_validate(refused) if isinstance(refused, dict) else None})
 
 
 class OutboxOut(Out):
@@ -51,7 +68,8 @@ def messages(channel: str | None = None) -> Select[tuple[ChannelMessage]]:
 
 
 @bp.get("/outbox")
-@operation(summary="Messages recorded instead of sent (channels without credentials), newest first", tag=TAG,
+@operation(summary="Messages recorded instead of sent (channels without credentials) and requests Google Wallet "
+                   "refused, newest first", tag=TAG,
            query=OutboxQuery, responses={200: OutboxOut}, role="marketer")
 def list_outbox(query: OutboxQuery) -> OutboxOut:
     db = get_session()
@@ -59,4 +77,4 @@ def list_outbox(query: OutboxQuery) -> OutboxOut:
     total = count_rows(db, rows)
     page = db.scalars(rows.limit(query.per_page).offset((query.page - 1) * query.per_page))
     return OutboxOut(page=query.page, per_page=query.per_page, total=total,
-                     items=[MessageOut.model_validate(m) for m in page])
+                     items=[MessageOut.of(m) for m in page])

@@ -1,5 +1,6 @@
-"""The outbox viewer: what channels without credentials recorded instead of sending (outbox mode), newest
-first. It shows message contents (phones, texts), so it needs the marketer role."""
+"""The outbox viewer: what channels without credentials recorded instead of sending (outbox mode), and the
+requests Google Wallet refused with Google's answer, newest first. It shows message contents (phones, texts),
+so it needs the marketer role."""
 
 from __future__ import annotations
 
