@@ -9,7 +9,7 @@ import pkgutil
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 
@@ -41,13 +41,18 @@ def _headers(response: Response) -> Response:
 
 @bp.context_processor
 def _nav() -> dict[str, Any]:
-    from app.web.dashboard.access import current_user, may
+    """``dashboard_nav(user)`` for the header: called by the pages that show a signed-in user, never by the error
+    page, which must render without looking anything up (the lookup may be what failed)."""
+    return {"dashboard_nav": nav_for}
 
-    user = current_user() if request.blueprint == "dashboard" else None
+
+def nav_for(user: Any) -> list[tuple[str, str]]:
+    """The header's menu for ``user``: (endpoint, label) of each view that exists and their role may open."""
+    from app.web.dashboard.access import may
+
     views = current_app.view_functions
-    items = [(endpoint, label) for endpoint, label in NAV
-             if endpoint in views and may(user, getattr(views[endpoint], "required_role", "admin"))]
-    return {"dashboard_nav": items}
+    return [(endpoint, label) for endpoint, label in NAV
+            if endpoint in views and may(user, getattr(views[endpoint], "required_role", "admin"))]
 
 
 def init_app(app: Flask) -> None:
