@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     form_rate_limit: str = "10/minute;60/hour"
     # Dashboard sign-in attempts per e-mail address (on top of the per-address form limit).
     login_rate_limit: str = "5/minute;30/hour"
+    # A dashboard session ends after this many minutes without a request, and this many hours after signing in
+    # whatever the activity (NIST SP 800-63B, AAL2: 30 minutes idle, 12 hours in all).
+    dashboard_idle_minutes: int = Field(default=30, ge=5, le=24 * 60)
+    dashboard_session_hours: int = Field(default=12, ge=1, le=30 * 24)
 
     apple_pass_type_id: str = "pass.dev.tallypass.loyalty"  # noqa: S105 (an identifier)
     apple_team_id: str = "TALLYDEV01"

@@ -43,7 +43,7 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
     celery.set_default()
     app.extensions["celery"] = celery
     # Importing the task modules registers their @shared_task functions with this app.
-    from app.tasks import automations, campaigns, design, loyalty, outbox, passes, segments  # noqa: F401
+    from app.tasks import automations, campaigns, dashboard, design, loyalty, outbox, passes, segments  # noqa: F401
 
     return celery
 
@@ -61,6 +61,8 @@ def _beat_schedule() -> dict[str, dict[str, Any]]:
         "tick-campaigns": {"task": "app.tasks.campaigns.tick_campaigns", "schedule": timedelta(minutes=1)},
         "purge-channel-messages": {"task": "app.tasks.outbox.purge_channel_messages",
                                    "schedule": timedelta(hours=24)},
+        "purge-dashboard-sessions": {"task": "app.tasks.dashboard.purge_dashboard_sessions",
+                                     "schedule": crontab(hour=3, minute=30)},
     }
 
 

@@ -15,5 +15,6 @@ def test_every_scheduled_job_is_a_registered_task(app):
         "app.tasks.campaigns.end_offers",
         "app.tasks.automations.daily_automations",
         "app.tasks.segments.recompute_rfm",
+        "app.tasks.dashboard.purge_dashboard_sessions",
     }
     assert scheduled <= set(celery.tasks)

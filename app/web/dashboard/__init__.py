@@ -15,7 +15,6 @@ bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'")
-SESSION_HOURS = 12
 
 # The header's menu: (endpoint, label). An entry shows once its view exists and the user's role may open it.
 NAV = (
@@ -61,10 +60,12 @@ def init_app(app: Flask) -> None:
         importlib.import_module(f"{__name__}.{module.name}")
 
     settings = app.config["TALLYPASS"]
+    # The cookie holds a signed-in session's token (access.py): never readable by scripts, not sent on other
+    # sites' form posts, only over https in production; the browser drops it when the session would end anyway.
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS),
+        SESSION_COOKIE_SECURE=settings.env == "production" or settings.base_url.startswith("https://"),
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.dashboard_session_hours),
     )
     app.register_blueprint(bp)
