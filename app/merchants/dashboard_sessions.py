@@ -21,6 +21,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.models import DashboardSession, User
+from app.settings import Settings
 
 SEEN_STEP = timedelta(minutes=1)
 MAX_TOKEN_LENGTH = 100  # what a cookie may hold here; our tokens have 43 characters
@@ -32,6 +33,12 @@ class Lifetime:
 
     idle: timedelta
     absolute: timedelta
+
+    @classmethod
+    def configured(cls, settings: Settings) -> Lifetime:
+        """``TALLYPASS_DASHBOARD_IDLE_MINUTES`` and ``TALLYPASS_DASHBOARD_SESSION_HOURS``."""
+        return cls(idle=timedelta(minutes=settings.dashboard_idle_minutes),
+                   absolute=timedelta(hours=settings.dashboard_session_hours))
 
 
 def digest(token: str) -> str:
@@ -53,11 +60,12 @@ def find(session: Session, *, token: str, now: datetime, lifetime: Lifetime) -> 
     expired, idle too long, or the user is disabled). Reads only: ``mark_seen`` records the visit."""
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
-    row = session.scalar(select(DashboardSession).where(DashboardSession.token_hash == digest(token)))
-    if row is None or not is_live(row, now=now, lifetime=lifetime):
+    found = session.execute(select(DashboardSession, User).join(User, User.id == DashboardSession.user_id)
+                            .where(DashboardSession.token_hash == digest(token))).first()
+    if found is None:
         return None
-    user = session.get(User, row.user_id)
-    return row if user is not None and user.is_active else None
+    row, user = found
+    return row if user.is_active and is_live(row, now=now, lifetime=lifetime) else None
 
 
 def is_live(row: DashboardSession, *, now: datetime, lifetime: Lifetime) -> bool:

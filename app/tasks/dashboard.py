@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from celery import shared_task
 from flask import current_app
@@ -18,9 +17,7 @@ log = logging.getLogger(__name__)
 @shared_task
 def purge_dashboard_sessions() -> int:
     """Delete revoked, expired and idle-too-long sessions (nightly); how many."""
-    settings = current_app.config["TALLYPASS"]
-    lifetime = dashboard_sessions.Lifetime(idle=timedelta(minutes=settings.dashboard_idle_minutes),
-                                           absolute=timedelta(hours=settings.dashboard_session_hours))
+    lifetime = dashboard_sessions.Lifetime.configured(current_app.config["TALLYPASS"])
     with sessions().begin() as session:
         purged = dashboard_sessions.purge(session, now=utcnow(), lifetime=lifetime)
     log.info("purged %d ended dashboard sessions", purged)
