@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from flask import current_app, g, redirect, request, session, url_for
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from app.database import get_session
 from app.db import utcnow
@@ -106,7 +107,7 @@ def _resolve() -> User | None:
     return user
 
 
-def _mark_seen(db: Any, row: DashboardSession, now: datetime) -> None:
+def _mark_seen(db: Session, row: DashboardSession, now: datetime) -> None:
     """Record the visit (at most once a minute) in a transaction of its own, committed before the view runs. It
     is bookkeeping: if the database refuses the write, the request carries on with what it read."""
     try:
