@@ -5,6 +5,7 @@ Development defaults live under ``instance/``; production refuses to start on th
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import tempfile
@@ -16,10 +17,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 INSTANCE_DIR = Path("instance")
 DEV_CERTS_DIR = INSTANCE_DIR / "certs"
-# Placeholders that must never protect a production deployment, even padded to length.
+# Placeholders that must never protect a production deployment, even padded to length: a key holding one was
+# most likely copied from an example.
 _PLACEHOLDER_WORDS = ("changeme", "change-me", "secret", "password", "development", "example", "insecure")
 MIN_SECRET_KEY_LENGTH = 32
-MIN_DISTINCT_CHARACTERS = 12
+MIN_SECRET_KEY_BITS = 128
+KEY_RECIPE = 'python -c "import secrets; print(secrets.token_urlsafe(48))"'
 
 
 class ConfigurationError(RuntimeError):
@@ -51,6 +54,10 @@ class Settings(BaseSettings):
     form_rate_limit: str = "10/minute;60/hour"
     # Dashboard sign-in attempts per e-mail address (on top of the per-address form limit).
     login_rate_limit: str = "5/minute;30/hour"
+    # A dashboard session ends after this many minutes without a request, and this many hours after signing in
+    # whatever the activity (NIST SP 800-63B, AAL2: 30 minutes idle, 12 hours in all).
+    dashboard_idle_minutes: int = Field(default=30, ge=5, le=24 * 60)
+    dashboard_session_hours: int = Field(default=12, ge=1, le=30 * 24)
 
     apple_pass_type_id: str = "pass.dev.tallypass.loyalty"  # noqa: S105 (an identifier)
     apple_team_id: str = "TALLYDEV01"
@@ -98,12 +105,10 @@ class Settings(BaseSettings):
         if self.env != "production":
             return self
         key = self.secret_key.get_secret_value() if self.secret_key else ""
-        if not _strong_key(key):
-            raise ConfigurationError(
-                "TALLYPASS_SECRET_KEY must be set to a random value of at least "
-                f"{MIN_SECRET_KEY_LENGTH} characters in production "
-                '(e.g. python -c "import secrets; print(secrets.token_urlsafe(48))")'
-            )
+        if problem := weak_key_problem(key):
+            raise ConfigurationError(f"TALLYPASS_SECRET_KEY {problem}; production needs a random value of at "
+                                     f"least {MIN_SECRET_KEY_LENGTH} characters and {MIN_SECRET_KEY_BITS} bits. "
+                                     f"Generate one with: {KEY_RECIPE}")
         if self.database_url.startswith("sqlite"):
             raise ConfigurationError("production needs TALLYPASS_DATABASE_URL pointing at PostgreSQL")
         if not self.base_url.startswith("https://"):
@@ -150,10 +155,39 @@ class Settings(BaseSettings):
         return key
 
 
-def _strong_key(key: str) -> bool:
+# What zxcvbn's patterns are called in a message (result["sequence"][i]["pattern"]).
+_PATTERNS = {"sequence": "a sequence such as abc or 123", "repeat": "repeated characters",
+             "spatial": "a keyboard pattern", "dictionary": "words or common passwords", "date": "a date",
+             "regex": "a recent year"}
+ZXCVBN_MAX_LENGTH = 72  # zxcvbn refuses longer input (its cost grows with the length)
+
+
+def secret_key_strength(key: str) -> tuple[float, set[str]]:
+    """How many bits of guessing the key's first 72 characters resist, and the patterns found in them, by zxcvbn
+    (Dropbox's estimator, kept up in the ``zxcvbn`` package). It finds sequences, repeats, keyboard walks,
+    dictionary words and dates, and scores what is left as random characters, each as log2(10) = 3.3 bits
+    whatever the alphabet: 128 bits takes about 39 random characters, so ``token_urlsafe(32)`` (43 characters)
+    and longer pass and 32-character random keys do not. The check this replaces (a length and 12 distinct
+    characters) passed ``abcdefghijklmnopqrstuvwxyz012345``; so would the size of the alphabet times the length."""
+    from zxcvbn import zxcvbn  # here: only production checks a key, and loading its word lists takes 0.1 s
+
+    result = zxcvbn(key[:ZXCVBN_MAX_LENGTH])
+    return float(result["guesses_log10"]) * math.log2(10), {match["pattern"] for match in result["sequence"]}
+
+
+def weak_key_problem(key: str) -> str | None:
+    """Why ``key`` is too weak to protect production (sessions, CSRF, the sealed POS secrets), or None. The
+    message never quotes the key."""
+    if not key:
+        return "is not set"
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        return f"has only {len(key)} characters"
     lowered = key.lower()
-    return (
-        len(key) >= MIN_SECRET_KEY_LENGTH
-        and len(set(key)) >= MIN_DISTINCT_CHARACTERS
-        and not any(word in lowered for word in _PLACEHOLDER_WORDS)
-    )
+    if any(word in lowered for word in _PLACEHOLDER_WORDS):
+        return "contains a placeholder word (an example value copied unchanged?)"
+    bits, found = secret_key_strength(key)
+    if bits >= MIN_SECRET_KEY_BITS:
+        return None
+    patterns = [label for pattern, label in _PATTERNS.items() if pattern in found]
+    because = f" (it holds {' and '.join(patterns)})" if patterns else ""
+    return f"is too easy to guess: about {bits:.0f} bits{because}"

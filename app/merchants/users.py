@@ -1,4 +1,8 @@
-"""Dashboard users. Passwords are hashed with argon2id (argon2-cffi's defaults, RFC 9106)."""
+"""Dashboard users. Passwords are hashed with argon2id (argon2-cffi's defaults, RFC 9106).
+
+Changing a password or disabling a user ends that user's dashboard sessions (``dashboard_sessions``): whoever
+held a session, or a copy of its cookie, must sign in again. A role change needs no such step, since every request
+reads the user's role afresh."""
 
 from __future__ import annotations
 
@@ -10,7 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, FieldError, InvalidInput
-from app.models import USER_ROLES, User
+from app.merchants import audit
+from app.merchants.dashboard_sessions import revoke_sessions
+from app.models import USER_ROLES, DashboardSession, User
 
 # A viewer reads; a marketer also changes programmes and sends campaigns; an admin also manages users, POS keys
 # and API tokens. The same ladder serves dashboard sessions and API tokens.
@@ -30,7 +36,7 @@ def create_user(session: Session, *, email: str, password: str, role: str) -> Us
     if role not in USER_ROLES:
         problems.append(FieldError("role", f"must be one of {', '.join(USER_ROLES)}"))
     if len(password) < MIN_PASSWORD_LENGTH:
-        problems.append(FieldError("password", f"must have at least {MIN_PASSWORD_LENGTH} characters"))
+        problems.append(_short_password())
     if problems:
         raise InvalidInput("the user cannot be created", errors=problems)
     if session.scalars(select(User.id).where(User.email == email)).first() is not None:
@@ -39,6 +45,37 @@ def create_user(session: Session, *, email: str, password: str, role: str) -> Us
     session.add(user)
     session.flush()
     return user
+
+
+def _short_password() -> FieldError:
+    return FieldError("password", f"must have at least {MIN_PASSWORD_LENGTH} characters")
+
+
+def set_password(session: Session, *, user: User, password: str, now: datetime, actor: User | str,
+                 keep: DashboardSession | None = None) -> int:
+    """Give ``user`` a new password and end their dashboard sessions (all but ``keep``: the session of a user
+    changing their own password stays signed in); audited. Returns how many sessions ended.
+
+    :raise InvalidInput: the password is too short."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput("the password cannot be set", errors=[_short_password()])
+    user.password_hash = _hasher.hash(password)
+    session.flush()
+    ended = revoke_sessions(session, user_id=user.id, now=now, reason="password-changed", keep=keep)
+    audit.record(session, actor=actor, action="user-password-changed", now=now, target=f"user:{user.id}",
+                 details={"email": user.email, "sessions_ended": ended})
+    return ended
+
+
+def disable_user(session: Session, *, user: User, now: datetime, actor: User | str) -> int:
+    """The user can no longer sign in, and every session they hold ends now; audited. Returns how many ended.
+    (Idempotent: disabling a disabled user still ends any session left.)"""
+    user.is_active = False
+    session.flush()
+    ended = revoke_sessions(session, user_id=user.id, now=now, reason="user-disabled")
+    audit.record(session, actor=actor, action="user-disabled", now=now, target=f"user:{user.id}",
+                 details={"email": user.email, "sessions_ended": ended})
+    return ended
 
 
 def check_password(user: User, password: str) -> bool:

@@ -13,7 +13,7 @@ from app.models.design import IMAGE_KINDS, JOB_STATES, Job, ProgramImage
 from app.models.devices import AppleDevice, AppleRegistration, WebPushSubscription
 from app.models.google import GoogleClass, GoogleObject
 from app.models.ledger import LEDGER_KINDS, BonusEvent, LedgerEntry, Purchase, Refund, Reward
-from app.models.merchant import USER_ROLES, ApiToken, PosCredential, Store, User
+from app.models.merchant import USER_ROLES, ApiToken, DashboardSession, PosCredential, Store, User
 from app.models.messaging import PhoneCheck, SmsMessage, SmsOptOut, SmsStatusReport
 from app.models.ops import AuditEvent, ChannelMessage, IdempotencyRecord, OutboxEvent
 from app.models.program import BONUS_PERIODS, CARD_KINDS, BonusRule, Program, Tier
@@ -41,6 +41,7 @@ __all__ = [
     "ChannelMessage",
     "Consent",
     "Customer",
+    "DashboardSession",
     "GoogleClass",
     "GoogleObject",
     "IdempotencyRecord",

@@ -1,4 +1,4 @@
-"""Stores with their POS credentials, and the marketers who use the dashboard."""
+"""Stores with their POS credentials, and the marketers who use the dashboard with their signed-in sessions."""
 
 from __future__ import annotations
 
@@ -62,6 +62,27 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class DashboardSession(Base):
+    """A browser signed in to the dashboard. Its cookie carries a random token; only the token's SHA-256 is
+    stored, so a copy of this table signs nobody in. Refused once revoked (sign-out; every session of a user whose
+    password changes or who is disabled), past ``expires_at`` (the absolute lifetime, fixed at sign-in), or idle
+    for longer than the idle timeout since ``last_seen_at`` (written at most once a minute)."""
+
+    __tablename__ = "dashboard_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Why it ended: "signed-out", "signed-in-again", "password-changed", "user-disabled", or what a caller says.
+    revoked_reason: Mapped[str | None] = mapped_column(String(32))
+
+    user: Mapped[User] = relationship()
 
 
 class ApiToken(Base):

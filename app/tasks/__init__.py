@@ -43,7 +43,17 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
     celery.set_default()
     app.extensions["celery"] = celery
     # Importing the task modules registers their @shared_task functions with this app.
-    from app.tasks import automations, campaigns, design, loyalty, outbox, passes, segments, sms  # noqa: F401
+    from app.tasks import (  # noqa: F401
+        automations,
+        campaigns,
+        dashboard,
+        design,
+        loyalty,
+        outbox,
+        passes,
+        segments,
+        sms,
+    )
 
     return celery
 
@@ -62,6 +72,8 @@ def _beat_schedule() -> dict[str, dict[str, Any]]:
         "purge-channel-messages": {"task": "app.tasks.outbox.purge_channel_messages",
                                    "schedule": timedelta(hours=24)},
         "early-sms-reports": {"task": "app.tasks.sms.apply_early_sms_reports", "schedule": timedelta(minutes=1)},
+        "purge-dashboard-sessions": {"task": "app.tasks.dashboard.purge_dashboard_sessions",
+                                     "schedule": crontab(hour=3, minute=30)},
     }
 
 

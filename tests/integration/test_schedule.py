@@ -15,5 +15,7 @@ def test_every_scheduled_job_is_a_registered_task(app):
         "app.tasks.campaigns.end_offers",
         "app.tasks.automations.daily_automations",
         "app.tasks.segments.recompute_rfm",
+        "app.tasks.dashboard.purge_dashboard_sessions",
+        "app.tasks.sms.apply_early_sms_reports",
     }
     assert scheduled <= set(celery.tasks)

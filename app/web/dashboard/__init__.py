@@ -9,13 +9,12 @@ import pkgutil
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, current_app
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'")
-SESSION_HOURS = 12
 # app.extensions key: what an operator must fix, shown on every page to signed-in users (e.g. SMS that cannot leave)
 OPERATOR_WARNINGS = "tallypass.operator_warnings"
 
@@ -43,13 +42,18 @@ def _headers(response: Response) -> Response:
 
 @bp.context_processor
 def _nav() -> dict[str, Any]:
-    from app.web.dashboard.access import current_user, may
+    """``dashboard_nav(user)`` for the header: called by the pages that show a signed-in user, never by the error
+    page, which must render without looking anything up (the lookup may be what failed)."""
+    return {"dashboard_nav": nav_for, "operator_warnings": current_app.extensions.get(OPERATOR_WARNINGS, [])}
 
-    user = current_user() if request.blueprint == "dashboard" else None
+
+def nav_for(user: Any) -> list[tuple[str, str]]:
+    """The header's menu for ``user``: (endpoint, label) of each view that exists and their role may open."""
+    from app.web.dashboard.access import may
+
     views = current_app.view_functions
-    items = [(endpoint, label) for endpoint, label in NAV
-             if endpoint in views and may(user, getattr(views[endpoint], "required_role", "admin"))]
-    return {"dashboard_nav": items, "operator_warnings": current_app.extensions.get(OPERATOR_WARNINGS, [])}
+    return [(endpoint, label) for endpoint, label in NAV
+            if endpoint in views and may(user, getattr(views[endpoint], "required_role", "admin"))]
 
 
 def init_app(app: Flask) -> None:
@@ -58,10 +62,12 @@ def init_app(app: Flask) -> None:
         importlib.import_module(f"{__name__}.{module.name}")
 
     settings = app.config["TALLYPASS"]
+    # The cookie holds a signed-in session's token (access.py): never readable by scripts, not sent on other
+    # sites' form posts, only over https in production; the browser drops it when the session would end anyway.
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS),
+        SESSION_COOKIE_SECURE=settings.env == "production" or settings.base_url.startswith("https://"),
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.dashboard_session_hours),
     )
     app.register_blueprint(bp)

@@ -47,8 +47,8 @@ def login_post() -> Response:
         return _form(email, {"password": "That e-mail address and password do not match an active account."},
                      target, status=401)
     audit.record(db, actor=user, action="login", now=now, ip=request.remote_addr)
+    sign_in(user)  # the server-side session, committed with the audit record
     db.commit()
-    sign_in(user)
     return redirect(safe_next(target), code=303)
 
 
