@@ -36,9 +36,25 @@ class RowId(IntegerConverter):
 
 def init_app(app: Flask) -> None:
     app.url_map.converters["int"] = RowId
-    from app.web import api, auth, card, dashboard, forms, health, i18n, join, media, passkit, pos, ratelimit, sms
+    from app.web import (
+        api,
+        auth,
+        card,
+        dashboard,
+        forms,
+        health,
+        i18n,
+        join,
+        media,
+        passkit,
+        pos,
+        ratelimit,
+        security_headers,
+        sms,
+    )
 
     auth.init_app(app)
+    security_headers.init_app(app)
     ratelimit.init_app(app)
     forms.init_app(app)
     i18n.init_app(app)
@@ -75,8 +91,9 @@ def _assign_request_id() -> None:
 
 
 def _security_headers(response: Response) -> Response:
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
+    from app.web import security_headers
+
+    security_headers.add(response)
     if "request_id" in g:
         response.headers["X-Request-ID"] = g.request_id
     return response
