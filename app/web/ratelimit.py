@@ -125,7 +125,11 @@ class Limiter:
 
     def count(self, scope: str, key: str) -> None:
         """Count one event (a failure), whether or not there is room."""
-        self.counters.run(lambda counts: [counts.hit(item, scope, key) for item in self.items])
+        def hit_all(counts: strategies.MovingWindowRateLimiter) -> None:
+            for item in self.items:
+                counts.hit(item, scope, key)
+
+        self.counters.run(hit_all)
 
     def _hit(self, counts: strategies.MovingWindowRateLimiter, scope: str, key: str
              ) -> tuple[RateLimitItem, int] | None:
@@ -161,9 +165,10 @@ class Held:
 class SignInThrottle:
     """Wrong passwords, counted per (client address, account) and per address.
 
-    - For one account from one address, the first ``free_failures`` wrong passwords cost nothing; after
-      that each one makes the address wait before its next try: ``FIRST_WAIT_SECONDS``, then twice as long
-      each time, up to ``max_wait`` seconds. A right password clears that address's count for that account.
+    - For one account from one address, ``free_failures`` wrong passwords in a row cost nothing; from the
+      last of them on, each wrong password makes the address wait before its next try: ``FIRST_WAIT_SECONDS``,
+      then twice as long each time, up to ``max_wait`` seconds (during a wait even the right password is
+      refused: it would be a free guess). A right password clears that address's count for that account.
       The count is forgotten ``FAILURE_MEMORY_SECONDS`` after its first failure.
     - From one address, wrong passwords across all accounts (password spraying) are limited by
       ``address_limit`` (a ``limits`` string).

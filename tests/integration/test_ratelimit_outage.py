@@ -125,3 +125,28 @@ def test_limits_hold_through_a_redis_outage_and_return_to_redis(
         assert not counters.degraded
         assert "reachable again" in _outage_lines(caplog)[-1] and len(_outage_lines(caplog)) == 3
     redis.flushdb()
+
+
+def test_every_limit_counts_through_the_one_store_with_its_fallback(app: Flask) -> None:
+    """What keeps a limit from failing open again: every limiter of the app counts through the ``Counters``
+    above, and no other module builds counters of its own from the ``limits`` library."""
+    import ast
+    from pathlib import Path
+
+    import app as app_package
+    from app.web.ratelimit import Limiter, SignInThrottle
+
+    limiters = [ext for ext in app.extensions.values() if isinstance(ext, Limiter | SignInThrottle)]
+    assert len(limiters) >= 4
+    assert len({id(limiter.counters) for limiter in limiters}) == 1
+    assert isinstance(limiters[0].counters, Counters)
+
+    root = Path(app_package.__file__).resolve().parent
+    users = set()
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([node.module or ""] if isinstance(node, ast.ImportFrom)
+                     else [alias.name for alias in node.names] if isinstance(node, ast.Import) else [])
+            if any(name == "limits" or name.startswith("limits.") for name in names):
+                users.add(path.relative_to(root).as_posix())
+    assert users == {"web/ratelimit.py", "settings.py"}  # settings only parses limit strings

@@ -129,3 +129,11 @@ def test_an_ipv6_guesser_cannot_step_to_the_next_address_of_its_network(app: Fla
     statuses = [Browser(app, f"2001:db8:7:1::{n:x}").sign_in(ADMIN, "guess").status_code for n in range(1, 8)]
     assert statuses == [401] * 5 + [429, 429]
     assert Browser(app, "2001:db8:7:2::1").sign_in(ADMIN).status_code == 303  # another /64
+
+
+def test_the_replaced_setting_is_named_in_a_warning(app_with: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("TALLYPASS_LOGIN_RATE_LIMIT", "5/minute")
+    with caplog.at_level("WARNING", logger="app.web.ratelimit"):
+        app_with()
+    assert any("TALLYPASS_LOGIN_RATE_LIMIT is no longer used" in r.getMessage() for r in caplog.records)
