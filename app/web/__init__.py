@@ -14,6 +14,7 @@ from werkzeug.routing import IntegerConverter
 
 from app.errors import AppError
 from app.log import correlation_id
+from app.web import security_headers
 from app.web.problems import from_http_exception, from_validation_error, problem_response
 
 log = logging.getLogger(__name__)
@@ -36,22 +37,7 @@ class RowId(IntegerConverter):
 
 def init_app(app: Flask) -> None:
     app.url_map.converters["int"] = RowId
-    from app.web import (
-        api,
-        auth,
-        card,
-        dashboard,
-        forms,
-        health,
-        i18n,
-        join,
-        media,
-        passkit,
-        pos,
-        ratelimit,
-        security_headers,
-        sms,
-    )
+    from app.web import api, auth, card, dashboard, forms, health, i18n, join, media, passkit, pos, ratelimit, sms
 
     auth.init_app(app)
     security_headers.init_app(app)
@@ -91,8 +77,6 @@ def _assign_request_id() -> None:
 
 
 def _security_headers(response: Response) -> Response:
-    from app.web import security_headers
-
     security_headers.add(response)
     if "request_id" in g:
         response.headers["X-Request-ID"] = g.request_id
