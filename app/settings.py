@@ -50,10 +50,21 @@ class Settings(BaseSettings):
     proxy_hops: int = Field(default=0, ge=0, le=5)
     # How long a campaign sender holds the deliveries it claimed; a crashed worker's are sent after that.
     campaign_lease_seconds: int = Field(default=300, ge=5, le=3600)
-    # Public form posts (sign-up, one-time codes) per client address.
+    # Public, unauthenticated posts per client address: sign-up, one-time codes, Wallet device logs (each
+    # counted on its own); sign-in posts too.
     form_rate_limit: str = "10/minute;60/hour"
-    # Dashboard sign-in attempts per e-mail address (on top of the per-address form limit).
-    login_rate_limit: str = "5/minute;30/hour"
+    # Failed POS authentications (bad signature, unknown key) per client address, after which that address's
+    # failures get 429; correctly signed requests from the same address are never held by it.
+    pos_auth_failure_limit: str = "30/minute;300/hour"
+    # Dashboard sign-in (docs/rate-limits-and-headers.md): wrong passwords for one account from one address
+    # before that address must wait (30 s, doubling each further failure, up to the maximum); a right password
+    # clears the count. Nothing is counted per account alone, so a guesser cannot lock the owner out.
+    login_free_failures: int = Field(default=5, ge=1, le=100)
+    login_max_wait_seconds: int = Field(default=900, ge=30, le=86_400)
+    # Wrong passwords from one address across all accounts (password spraying).
+    login_failure_limit: str = "20/hour;100/day"
+    # Strict-Transport-Security max-age sent in production (0 tells browsers to forget an earlier policy).
+    hsts_max_age: int = Field(default=31_536_000, ge=0, le=63_072_000)
     # A dashboard session ends after this many minutes without a request, and this many hours after signing in
     # whatever the activity (NIST SP 800-63B, AAL2: 30 minutes idle, 12 hours in all).
     dashboard_idle_minutes: int = Field(default=30, ge=5, le=24 * 60)
@@ -93,6 +104,19 @@ class Settings(BaseSettings):
         for prefix in ("postgres://", "postgresql://"):
             if value.startswith(prefix):
                 return "postgresql+psycopg://" + value[len(prefix) :]
+        return value
+
+    @field_validator("pos_rate_limit", "form_rate_limit", "pos_auth_failure_limit", "login_failure_limit")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        """A ``limits`` string such as "10/minute;60/hour"."""
+        from limits import parse_many
+
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a rate limit such as \"10/minute\" or \"20/second;600/minute\""
+                             ) from None
         return value
 
     @field_validator("base_url")

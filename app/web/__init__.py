@@ -14,6 +14,7 @@ from werkzeug.routing import IntegerConverter
 
 from app.errors import AppError
 from app.log import correlation_id
+from app.web import security_headers
 from app.web.problems import from_http_exception, from_validation_error, problem_response
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ def init_app(app: Flask) -> None:
     from app.web import api, auth, card, dashboard, forms, health, i18n, join, media, passkit, pos, ratelimit, sms
 
     auth.init_app(app)
+    security_headers.init_app(app)
     ratelimit.init_app(app)
     forms.init_app(app)
     i18n.init_app(app)
@@ -75,8 +77,7 @@ def _assign_request_id() -> None:
 
 
 def _security_headers(response: Response) -> Response:
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
+    security_headers.add(response)
     if "request_id" in g:
         response.headers["X-Request-ID"] = g.request_id
     return response

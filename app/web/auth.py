@@ -55,22 +55,20 @@ def pos_signature_required(view: F) -> F:
 
     :raise 401: missing, unknown or revoked key (a revocation reaches every process within
         ``KEY_CACHE_SECONDS``); malformed, stale or wrong signature.
-    :raise 429: the key's request limit (``TALLYPASS_POS_RATE_LIMIT``) is used up.
+    :raise 429: the key's request limit (``TALLYPASS_POS_RATE_LIMIT``) is used up; or this client address
+        failed authentication too often (``TALLYPASS_POS_AUTH_FAILURE_LIMIT``), and this request failed too.
     :raise 413: body over 64 KiB (raised by werkzeug while reading it).
     """
 
     @functools.wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        key_id = request.headers.get("Tallypass-Key", "").strip()
-        header = request.headers.get("Tallypass-Signature", "")
-        if not key_id or not header:
-            raise Unauthorized("send Tallypass-Key and Tallypass-Signature headers", code="signature-missing")
-        body = request.get_data(cache=True)
-        store, secret = current_app.extensions[KEY_CACHE].get(key_id)
         try:
-            signing.verify(header, secret=secret, body=body)
-        except signing.SignatureError as exc:
-            raise Unauthorized(str(exc), code="signature-invalid") from None
+            store, key_id = _authenticate()
+        except Unauthorized:
+            # Only failures count against the address: a till that signs correctly is never held up by
+            # a guesser (or a misconfigured till) behind the same NAT address.
+            ratelimit.count_pos_failure()
+            raise
         # Counted only once the caller proved the key: nobody can use up another store's limit.
         ratelimit.check("pos", key_id)
         g.store = store
@@ -78,3 +76,18 @@ def pos_signature_required(view: F) -> F:
         return view(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _authenticate() -> tuple[StoreRef, str]:
+    """The store whose key signed this request, and the key. :raise Unauthorized: see above."""
+    key_id = request.headers.get("Tallypass-Key", "").strip()
+    header = request.headers.get("Tallypass-Signature", "")
+    if not key_id or not header:
+        raise Unauthorized("send Tallypass-Key and Tallypass-Signature headers", code="signature-missing")
+    body = request.get_data(cache=True)
+    store, secret = current_app.extensions[KEY_CACHE].get(key_id)
+    try:
+        signing.verify(header, secret=secret, body=body)
+    except signing.SignatureError as exc:
+        raise Unauthorized(str(exc), code="signature-invalid") from None
+    return store, key_id

@@ -7,6 +7,7 @@ open someone else's card by typing their number.
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import date
 from typing import Any
@@ -163,8 +164,10 @@ def verify(slug: str) -> Response:
 def qr(slug: str) -> Response:
     program = _program(slug)
     url = current_app.config["TALLYPASS"].base_url + url_for("join.form", slug=program.slug)
-    svg = segno.make(url, error="m").svg_inline(scale=8, border=2, dark="#111827", light="#ffffff")
-    response = Response(svg, mimetype="image/svg+xml")
+    svg = io.BytesIO()  # a standalone SVG document: with its namespace, or browsers show a broken image
+    segno.make(url, error="m").save(svg, kind="svg", xmldecl=False, scale=8, border=2, dark="#111827",
+                                    light="#ffffff")
+    response = Response(svg.getvalue(), mimetype="image/svg+xml")
     response.headers["Cache-Control"] = "public, max-age=3600"
     return response
 

@@ -21,6 +21,7 @@ from app.db import utcnow
 from app.errors import BadRequest, Unauthorized
 from app.models import Card
 from app.wallet import apple
+from app.web import ratelimit
 from app.web.bodies import parse_body
 from app.web.wallet import pkpass_response
 
@@ -31,7 +32,10 @@ bp = Blueprint("passkit", __name__, url_prefix=apple.PASSKIT_PATH + "/v1")
 _DEVICE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _DUMMY_TOKEN = "x" * 32  # compared against when the serial is unknown, so both paths take as long
 MAX_LOG_ENTRIES = 50
-MAX_LOG_ENTRY = 1000
+# What one device's log post may put into our log: anyone can post there, unauthenticated.
+MAX_LOG_BODY = 16 * 1024
+MAX_LOGGED_ENTRIES = 10
+MAX_LOGGED_CHARACTERS = 500
 
 
 class RegistrationIn(BaseModel):
@@ -110,8 +114,15 @@ def unregister(device_id: str, pass_type_id: str, serial: str) -> Response:
 
 @bp.post("/log")
 def device_log() -> Response:
+    """Apple's devices report web-service errors here. Unauthenticated, so limited per client address
+    (``TALLYPASS_FORM_RATE_LIMIT``, counted on its own), in body size, and in what reaches our log."""
+    ratelimit.check_ip("passkit-log", ratelimit.client_address())
+    request.max_content_length = MAX_LOG_BODY
     body = parse_body(LogIn)
-    for entry in body.logs:  # type: ignore[attr-defined]
-        text = "".join(ch if ch.isprintable() else " " for ch in entry[:MAX_LOG_ENTRY])
-        log.warning("wallet device log: %s", text)
+    entries: list[str] = body.logs  # type: ignore[attr-defined]
+    for entry in entries[:MAX_LOGGED_ENTRIES]:
+        text = "".join(ch if ch.isprintable() else " " for ch in entry[:MAX_LOGGED_CHARACTERS])
+        log.warning("wallet device log: %s%s", text, " […]" if len(entry) > MAX_LOGGED_CHARACTERS else "")
+    if len(entries) > MAX_LOGGED_ENTRIES:
+        log.warning("wallet device log: %d more entries not logged", len(entries) - MAX_LOGGED_ENTRIES)
     return Response(status=200)

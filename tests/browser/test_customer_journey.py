@@ -59,7 +59,8 @@ def test_sign_up_on_a_phone_reaches_the_card_page(committing_app: Any, live_serv
         page.wait_for_url("**/c/**")
         assert page.locator(".balance .figure").inner_text() == "50"
         assert page.get_by_role("link", name="Add to Apple Wallet").is_visible()
-        page.wait_for_function("document.documentElement.dataset.serviceWorker === 'registered'", timeout=10_000)
+        # A selector, not wait_for_function: its polling evaluates a string, which the page's CSP refuses.
+        page.wait_for_selector("html[data-service-worker='registered']", state="attached", timeout=10_000)
         registrations = page.evaluate("navigator.serviceWorker.getRegistrations().then(r => r.length)")
         assert registrations == 1
         page.screenshot(path=str(shots / "card-page.png"), full_page=True)

@@ -141,7 +141,8 @@ def test_a_marketer_builds_a_segment_and_sends_a_campaign(committing_app: Any, l
         page.click("#send-button")
         assert page.locator("#audience-count").get_attribute("data-count") == str(RICH)
         page.click("#confirm-send")
-        page.wait_for_function("document.getElementById('progress').dataset.percent === '100'", timeout=20_000)
+        # A selector, not wait_for_function: its polling evaluates a string, which the page's CSP refuses.
+        page.wait_for_selector("#progress[data-percent='100']", state="attached", timeout=20_000)
         assert "finished" in page.locator("#progress-state").inner_text().lower()
 
         # Some customers come back and buy; the results compare those messaged with the holdout.

@@ -1,4 +1,5 @@
-"""The dashboard's doors: signing in (CSRF, rate limit, no open redirect, a fresh session), and every
+"""The dashboard's doors: signing in (CSRF, no open redirect, a fresh session; throttling is in
+test_sign_in_throttle.py), and every
 dashboard route refusing anonymous users and roles below the one it declares."""
 
 from __future__ import annotations
@@ -160,15 +161,6 @@ def test_sign_in_needs_the_forms_csrf_token(client: FlaskClient, make_user: Call
     assert response.status_code == 403
     with client.session_transaction() as session:
         assert "user_id" not in session
-
-
-def test_guessing_one_accounts_password_is_rate_limited(app_with: Callable[..., Flask],
-                                                        make_user: Callable[..., User]) -> None:
-    make_user("admin")
-    client = app_with(login_rate_limit="3/minute").test_client()
-    statuses = [sign_in(client, "admin@shop.test", f"guess {n}").status_code for n in range(4)]
-    assert statuses == [401, 401, 401, 429]
-    assert sign_in(client, "admin@shop.test").status_code == 429  # even the right password, until it resets
 
 
 def test_after_sign_in_only_dashboard_paths_are_followed(app: Flask, make_user: Callable[..., User],

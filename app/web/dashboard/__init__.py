@@ -1,6 +1,6 @@
 """The marketers' dashboard (``/dashboard``): HTML pages behind a session login, each with the least role
-that may use it (``access.requires``). Forms carry a CSRF token; every page is sent with a strict Content
-Security Policy (scripts and styles only from our own static files) and is never cached."""
+that may use it (``access.requires``). Forms carry a CSRF token; every page is sent with the strict Content
+Security Policy of ``app.web.security_headers`` and is never cached."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ from flask import Blueprint, Flask, Response, current_app
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'")
 # app.extensions key: what an operator must fix, shown on every page to signed-in users (e.g. SMS that cannot leave)
 OPERATOR_WARNINGS = "tallypass.operator_warnings"
 
@@ -34,8 +32,6 @@ NAV = (
 
 @bp.after_request
 def _headers(response: Response) -> Response:
-    response.headers["Content-Security-Policy"] = CSP
-    response.headers["X-Frame-Options"] = "DENY"
     response.headers["Cache-Control"] = "no-store"
     return response
 
