@@ -37,7 +37,7 @@ from app.channels.webpush import (
     build_web_pusher,
     mask_endpoint,
 )
-from app.errors import InvalidInput
+from app.errors import Conflict, InvalidInput
 from app.messaging import webpush
 from app.models import ChannelMessage, WebPushSubscription
 from app.settings import Settings
@@ -638,7 +638,7 @@ def test_subscribe_stores_the_browser_subscription(db_session: Session, customer
     assert row.auth == "c3Nzc3Nzc3Nzc3Nzc3Nzcw" and row.created_at == NOW and row.last_success_at is None
 
 
-def test_subscribe_again_is_idempotent_and_follows_the_latest_customer(
+def test_subscribe_again_is_idempotent_and_never_moves_to_another_customer(
     db_session: Session, make_program: Callable[..., Any], make_card: Callable[..., Any]
 ) -> None:
     program = make_program()
@@ -654,11 +654,13 @@ def test_subscribe_again_is_idempotent_and_follows_the_latest_customer(
     assert again.id == first.id
     assert (again.p256dh, again.failures, again.created_at, again.last_success_at) == (new_keys[0], 0, NOW, NOW)
 
-    moved = webpush.subscribe(db_session, customer=bob, endpoint=FCM, p256dh=new_keys[0], auth=new_keys[1],
-                              now=NOW + timedelta(days=2))
-    assert moved.id == first.id and moved.customer_id == bob.id
-    assert (moved.created_at, moved.last_success_at) == (NOW + timedelta(days=2), None)
-    assert len(db_session.scalars(select(WebPushSubscription)).all()) == 1
+    with pytest.raises(Conflict) as refused:  # the endpoint and keys prove nothing: whoever saw them knows them
+        webpush.subscribe(db_session, customer=bob, endpoint=FCM, p256dh=new_keys[0], auth=new_keys[1],
+                          now=NOW + timedelta(days=2))
+    assert (refused.value.status, refused.value.code) == (409, "push-subscription-taken")
+    db_session.expire_all()
+    [kept] = db_session.scalars(select(WebPushSubscription)).all()
+    assert (kept.customer_id, kept.p256dh, kept.created_at) == (alice.id, new_keys[0], NOW)
 
 
 def test_subscribe_accepts_padded_and_standard_base64(db_session: Session, customer: Any) -> None:
