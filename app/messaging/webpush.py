@@ -227,14 +227,17 @@ def notify_customer(
 
 
 def notify_many(session: Session, *, payloads: dict[int, dict], pusher: WebPusher, now: datetime,
-                ttl: int | None = None, urgency: Urgency = "normal", topic: str | None = None) -> dict[int, int]:
+                ttl: int | None = None, urgency: Urgency = "normal", topic: str | None = None,
+                topics: dict[int, str] | None = None) -> dict[int, int]:
     """``notify_customer`` for many customers at once (a campaign batch): one query for the subscriptions,
     one ``send_many`` (the pushes go out side by side), one UPDATE for the successes. ``payloads`` maps
-    customer id → payload; returns customer id → how many push services took it."""
+    customer id → payload; ``topics`` customer id → that customer's ``Topic`` (else ``topic`` for all);
+    returns customer id → how many push services took it."""
     subscriptions = list(session.scalars(select(W).where(W.customer_id.in_(list(payloads))).order_by(W.id)))
     targets = [(s.id, s.customer_id, SubscriptionInfo(s.endpoint, s.p256dh, s.auth)) for s in subscriptions]
     results = pusher.send_many([(info, payloads[customer_id]) for _, customer_id, info in targets], ttl=ttl,
-                               urgency=urgency, topic=topic)
+                               urgency=urgency, topic=topic,
+                               topics=[topics.get(c, topic) for _, c, _ in targets] if topics is not None else None)
     sent = dict.fromkeys(payloads, 0)
     succeeded = []
     for (subscription_id, customer_id, _), result in zip(targets, results, strict=True):

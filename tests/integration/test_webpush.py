@@ -591,6 +591,39 @@ def test_send_many_survives_a_goaway_without_losing_or_repeating_a_message(
     assert push.connections == 2
 
 
+def test_a_pending_message_is_replaced_by_a_newer_one_with_the_same_topic(
+        push: FakePushService, pusher: WebPusher, clock: Clock) -> None:
+    """RFC 8030 §5.4, as the stand-in models it: while the browser is offline the service keeps its messages;
+    one with a Topic replaces the outstanding one with the same topic, untopical ones are never replaced, and
+    a TTL of 0 is not kept at all (§5.2). Back online, the browser gets what is left and still alive."""
+    sub = subscription(push)
+    push.go_offline(sub.endpoint)
+    assert pusher.send(sub, {"n": 1}, topic="offer").outcome is PushOutcome.SENT
+    assert pusher.send(sub, {"n": 2}).outcome is PushOutcome.SENT  # no topic: kept beside the others
+    assert pusher.send(sub, {"n": 3}, topic="other").outcome is PushOutcome.SENT
+    assert pusher.send(sub, {"n": 4}, topic="offer").outcome is PushOutcome.SENT  # replaces n=1
+    assert pusher.send(sub, {"n": 5}, ttl=0).outcome is PushOutcome.SENT  # only for a browser reachable now
+    assert pusher.send(sub, {"n": 6}, ttl=60, topic="short").outcome is PushOutcome.SENT
+    assert push.messages(sub.endpoint) == [] and push.replaced == 1
+    assert [json.loads(m["plaintext"])["n"] for m in push.pending(sub.endpoint)] == [2, 3, 4, 6]
+    clock.advance(120)  # n=6 outlives its TTL at the service
+    assert push.come_online(sub.endpoint) == 3
+    assert [json.loads(m["plaintext"])["n"] for m in push.messages(sub.endpoint)] == [2, 3, 4]
+    assert pusher.send(sub, {"n": 7}, topic="offer").outcome is PushOutcome.SENT  # online: delivered at once
+    assert len(push.messages(sub.endpoint)) == 4 and push.replaced == 1
+
+
+def test_send_many_gives_each_message_its_own_topic(push: FakePushService, pusher: WebPusher) -> None:
+    subs = [subscription(push) for _ in range(3)]
+    results = pusher.send_many([(sub, {"n": n}) for n, sub in enumerate(subs)], topics=["a", None, "c" * 32])
+    assert [r.outcome for r in results] == [PushOutcome.SENT] * 3
+    assert [push.messages(s.endpoint)[0]["topic"] for s in subs] == ["a", None, "c" * 32]
+    with pytest.raises(ValueError, match="topic must be"):
+        pusher.send_many([(subs[0], {"n": 0})], topics=["x" * 33])
+    with pytest.raises(ValueError, match="2 topics for 1 messages"):
+        pusher.send_many([(subs[0], {"n": 0})], topics=["a", "b"])
+
+
 def test_logs_never_hold_endpoints_keys_or_tokens(push: FakePushService, pusher: WebPusher,
                                                   caplog: pytest.LogCaptureFixture) -> None:
     sub = subscription(push)
