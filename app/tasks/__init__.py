@@ -43,7 +43,7 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
     celery.set_default()
     app.extensions["celery"] = celery
     # Importing the task modules registers their @shared_task functions with this app.
-    from app.tasks import automations, campaigns, design, loyalty, outbox, passes, segments  # noqa: F401
+    from app.tasks import automations, campaigns, design, imports, loyalty, outbox, passes, segments  # noqa: F401
 
     return celery
 
@@ -59,6 +59,8 @@ def _beat_schedule() -> dict[str, dict[str, Any]]:
         "automations": {"task": "app.tasks.automations.daily_automations", "schedule": timedelta(hours=1)},
         "end-offers": {"task": "app.tasks.campaigns.end_offers", "schedule": timedelta(minutes=5)},
         "tick-campaigns": {"task": "app.tasks.campaigns.tick_campaigns", "schedule": timedelta(minutes=1)},
+        "resume-member-imports": {"task": "app.tasks.imports.resume_member_imports",
+                                  "schedule": timedelta(minutes=1)},
         "purge-channel-messages": {"task": "app.tasks.outbox.purge_channel_messages",
                                    "schedule": timedelta(hours=24)},
     }

@@ -15,5 +15,6 @@ def test_every_scheduled_job_is_a_registered_task(app):
         "app.tasks.campaigns.end_offers",
         "app.tasks.automations.daily_automations",
         "app.tasks.segments.recompute_rfm",
+        "app.tasks.imports.resume_member_imports",
     }
     assert scheduled <= set(celery.tasks)
