@@ -140,10 +140,12 @@ INTERRUPTED = ("the worker stopped while handing this message to the {channel} c
 REASON_INTERRUPTED = "interrupted"  # a worker stopped while handing the message over: it may have arrived
 REASON_UNCONFIRMED = "unconfirmed"  # the gateway failed after it may have taken the message
 IN_DOUBT = (REASON_INTERRUPTED, REASON_UNCONFIRMED)
-# Channels where a message sent again replaces one that may have arrived, rather than repeating it: web push
-# (same Topic at the push service, same tag on the screen) and the wallet (the same offer on the pass, a
-# Google message with the same id). Not SMS: a second text is a second text.
-REPLACES_ON_RESEND = ("wallet", "push")
+# For every campaign channel: does a message sent again replace one that may have arrived, rather than repeat
+# it? Web push yes (same Topic at the push service, same tag on the screen), the wallet yes (the same offer on
+# the pass, a Google message with the same id); SMS no: a second text is a second text. A new channel must be
+# added here (tests/integration/test_campaigns.py checks every channel is), so nobody resends it by default.
+RESEND_REPLACES = {"wallet": True, "push": True, "sms": False}
+REPLACES_ON_RESEND = tuple(name for name, replaces in RESEND_REPLACES.items() if replaces)
 RETRY_KINDS = ("failed", "interrupted")
 
 

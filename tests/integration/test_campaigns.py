@@ -19,7 +19,14 @@ from app.campaigns.channels import PushChannel, SmsChannel, WalletChannel
 from app.campaigns.lifecycle import VariantSpec
 from app.errors import InvalidInput, RuleViolation
 from app.loyalty import enrollment
-from app.models import AppleDevice, AppleRegistration, ChannelMessage, Delivery, WebPushSubscription
+from app.models import (
+    CAMPAIGN_CHANNELS,
+    AppleDevice,
+    AppleRegistration,
+    ChannelMessage,
+    Delivery,
+    WebPushSubscription,
+)
 
 NOON_UTC = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 BASE = "https://tallypass.test"
@@ -461,3 +468,26 @@ def test_an_interrupted_push_is_resent_on_the_same_channel_only(
     assert run(db_session, campaign, now=later) == Counter({"skipped:unreachable": 1})
     assert db_session.scalar(select(func.count()).select_from(ChannelMessage).where(
         ChannelMessage.channel == "sms")) == 0
+
+
+@pytest.mark.parametrize("channel", CAMPAIGN_CHANNELS)
+def test_every_channel_says_whether_a_resend_replaces_and_only_those_are_resent(
+        db_session: Session, make_card: Callable[..., Any], program: Any, channel: str) -> None:
+    """The guard for the class of mistake: each campaign channel is classified (a channel added without a
+    decision fails here), "failed" never touches a delivery in doubt, and "interrupted" resends one only on a
+    channel whose resend replaces the first copy."""
+    assert set(send.RESEND_REPLACES) == set(CAMPAIGN_CHANNELS)
+    card = customer(db_session, make_card, program, consents={channel: True}, push=channel == "push",
+                    wallet=channel == "wallet")
+    campaign = lifecycle.create(db_session, program=program, name=f"In doubt on {channel}", channels=[channel],
+                                variants=[VariantSpec("A", "Hello")], now=NOON_UTC)
+    lifecycle.start(db_session, campaign=campaign, now=NOON_UTC)
+    for reason in send.IN_DOUBT:
+        row = db_session.scalars(select(Delivery).where(Delivery.card_id == card.id)).one()
+        row.status, row.reason, row.channel = "failed", reason, channel
+        db_session.flush()
+        assert send.retry(db_session, campaign=campaign, deliveries="failed", now=NOON_UTC).requeued == 0
+        retried = send.retry(db_session, campaign=campaign, deliveries="interrupted", now=NOON_UTC)
+        replaces = send.RESEND_REPLACES[channel]
+        assert (retried.requeued, retried.kept) == ((1, {}) if replaces else (0, {channel: 1})), reason
+        db_session.expire_all()

@@ -696,6 +696,20 @@ def test_subscribe_again_is_idempotent_and_never_moves_to_another_customer(
     assert (kept.customer_id, kept.p256dh, kept.created_at) == (alice.id, new_keys[0], NOW)
 
 
+def test_no_code_can_move_a_subscription_to_another_customer(
+    db_session: Session, make_program: Callable[..., Any], make_card: Callable[..., Any]
+) -> None:
+    """The guard behind the rule: the model itself refuses to re-point a subscription, whatever code tries."""
+    program = make_program()
+    alice, bob = make_card(program).customer, make_card(program).customer
+    p256dh, auth = fcm_keys()
+    row = webpush.subscribe(db_session, customer=alice, endpoint=FCM, p256dh=p256dh, auth=auth, now=NOW)
+    with pytest.raises(ValueError, match="never moves to another customer"):
+        row.customer_id = bob.id
+    row.customer_id = alice.id  # the same customer: fine
+    assert db_session.get(WebPushSubscription, row.id).customer_id == alice.id
+
+
 def test_subscribe_accepts_padded_and_standard_base64(db_session: Session, customer: Any) -> None:
     p256dh, _ = fcm_keys()
     padded = p256dh + "="

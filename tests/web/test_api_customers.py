@@ -118,6 +118,22 @@ def test_import_answers_202_with_a_job_to_follow(client: FlaskClient, token: str
     assert call(client, "GET", "/customers/imports/999999", viewer).status_code == 404
 
 
+def test_the_upload_request_itself_imports_nobody(client: FlaskClient, token: str, db_session: Session,
+                                                   shop: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The guard for "a minute-long request": the request stores the file and queues the job, nothing more
+    (with a broker, the job runs in a worker); a member is enrolled only by the job."""
+    from app.tasks import imports
+
+    queued: list[int] = []
+    monkeypatch.setattr(imports.run_member_import, "delay", queued.append)
+    text = "phone\n" + "".join(f"+3736900{n:04d}\n" for n in range(1, 2001))
+    accepted = call(client, "POST", "/customers/import", token, query_string={"program": "cafea"}, data=text,
+                    content_type="text/csv")
+    assert accepted.status_code == 202 and queued == [accepted.json["id"]]
+    assert (accepted.json["state"], accepted.json["rows"], accepted.json["done"]) == ("queued", 2000, 0)
+    assert db_session.scalar(select(Customer).where(Customer.phone == "+37369000001")) is None
+
+
 def test_import_limits_and_encoding(client: FlaskClient, token: str, viewer: str, shop: dict[str, Any]) -> None:
     assert call(client, "POST", "/customers/import", viewer, query_string={"program": "cafea"}, data="phone\n",
                 content_type="text/csv").status_code == 403

@@ -552,8 +552,7 @@ def campaigns_retry(campaign_id: int) -> Response:
         return redirect(url_for("dashboard.campaigns_deliveries", campaign_id=campaign.id), 303)
     db = get_session()
     retried = send.retry(db, campaign=campaign, deliveries=which, now=utcnow())
-    if retried.requeued:
-        _audit(campaign, "campaign-retry", deliveries=which, retried=retried.requeued)
+    _audit(campaign, "campaign-retry", deliveries=which, retried=retried.requeued)
     db.commit()
     if retried.requeued and campaign.state == "running":
         kick(campaign.id)
