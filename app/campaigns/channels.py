@@ -14,6 +14,9 @@ Without credentials each still "sends" into the channel outbox, so campaigns run
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -47,11 +50,13 @@ OFFER_LENGTH = 255
 
 
 class SendFailed(Exception):
-    """The channel could not deliver; ``retry`` says whether trying again later may work."""
+    """The channel could not deliver; ``retry`` says whether trying again later may work. ``possibly_sent``:
+    the message may have gone out all the same (a gateway error after it took the request), so the delivery
+    is recorded as in doubt, not as failed (``send.UNCONFIRMED``)."""
 
-    def __init__(self, reason: str, *, retry: bool) -> None:
+    def __init__(self, reason: str, *, retry: bool, possibly_sent: bool = False) -> None:
         super().__init__(reason)
-        self.reason, self.retry = reason, retry
+        self.reason, self.retry, self.possibly_sent = reason, retry, possibly_sent
 
 
 class Channel(Protocol):
@@ -186,11 +191,29 @@ class WalletChannel:
         return f"card-version-{card.version}"
 
 
+def push_topic(key: bytes, *, campaign_id: int, customer_id: int) -> str:
+    """The web-push ``Topic`` of one campaign's message to one customer (RFC 8030 §5.4: a message still
+    waiting at the push service, say for a phone that is off, is replaced by a newer one with the same
+    topic). Every attempt of a delivery has the same topic, so a resent message replaces a copy not yet
+    delivered instead of following it. 32 base64url characters (the most §5.4 allows) of an HMAC keyed by the
+    deployment's secret: the push service sees the topics, and must not learn which subscriptions got the
+    same campaign, which a plain "campaign42" would tell it."""
+    digest = hmac.new(key, f"campaign:{campaign_id}:customer:{customer_id}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:24]).decode("ascii")  # 24 bytes: 32 characters, no padding
+
+
+def push_tag(campaign_id: int) -> str:
+    """The notification's ``tag`` (app/static/sw.js): a browser shows one notification per tag, so a copy
+    that did arrive twice replaces the first on screen instead of stacking a second one."""
+    return f"campaign-{campaign_id}"
+
+
 @dataclass
 class PushChannel:
     pusher: WebPusher | None
+    topic_key: bytes = b""  # keys ``push_topic``; the deployment's secret (tasks.campaigns.campaign_channels)
     name: str = "push"
-    repeatable: bool = False  # a notification already shown would show again
+    repeatable: bool = False  # a notification already dismissed would show again
     _subscribed: dict[int, bool] = field(default_factory=dict, repr=False)  # customer id → has a browser
     _answers: Answers = field(default_factory=dict, repr=False)
 
@@ -212,10 +235,13 @@ class PushChannel:
     def opted_out(self, session: Session, card: Card) -> bool:
         return _withdrawn(self._answers, card, "push")
 
+    def topic(self, delivery: Delivery, card: Card) -> str:
+        return push_topic(self.topic_key, campaign_id=delivery.campaign_id, customer_id=card.customer_id)
+
     def send(self, session: Session, *, delivery: Delivery, card: Card, message: Rendered, now: datetime) -> None:
         sent = webpush.notify_customer(session, customer_id=card.customer_id,
                                        payload=self._payload(delivery, card, message), pusher=self.pusher,
-                                       now=now, topic=f"campaign{delivery.campaign_id}", card_id=card.id)
+                                       now=now, topic=self.topic(delivery, card), card_id=card.id)
         if self.pusher is not None and sent == 0:
             raise SendFailed("no browser took the notification", retry=False)
         return None
@@ -228,16 +254,17 @@ class PushChannel:
         if self.pusher is None or len(set(customers)) != len(customers):
             return None
         payloads = {card.customer_id: self._payload(delivery, card, message) for delivery, card, message in items}
-        campaign_ids = {delivery.campaign_id for delivery, _, _ in items}
-        topic = f"campaign{campaign_ids.pop()}" if len(campaign_ids) == 1 else None
-        sent = webpush.notify_many(session, payloads=payloads, pusher=self.pusher, now=now, topic=topic)
+        topics = {card.customer_id: self.topic(delivery, card) for delivery, card, _ in items}
+        sent = webpush.notify_many(session, payloads=payloads, pusher=self.pusher, now=now, topics=topics)
         return [None if sent[card.customer_id] else SendFailed("no browser took the notification", retry=False)
                 for _, card, _ in items]
 
     @staticmethod
     def _payload(delivery: Delivery, card: Card, message: Rendered) -> dict[str, Any]:
+        """``tag`` and ``id`` are the same for every copy of the message (app/static/sw.js: a second copy
+        replaces the first on the screen, or shows silently once the first was dismissed)."""
         return {"title": message.title or card.program.name, "body": message.body,
-                "tag": f"campaign-{delivery.campaign_id}", "url": None}
+                "tag": push_tag(delivery.campaign_id), "url": None, "id": f"delivery-{delivery.id}"}
 
 
 @dataclass
@@ -277,7 +304,8 @@ class SmsChannel:
             record = sms_service.send_sms(session, to=card.customer.phone, body=message.body, sender=self.sender,
                                           client=self.client, customer_id=card.customer_id, now=now)
         except SmsUnavailable as exc:
-            raise SendFailed(f"the SMS gateway is unavailable: {exc}", retry=not exc.possibly_sent) from exc
+            raise SendFailed(f"the SMS gateway is unavailable: {exc}", retry=not exc.possibly_sent,
+                             possibly_sent=exc.possibly_sent) from exc
         if record.status in ("failed", "skipped"):
             raise SendFailed(f"sms {record.status}: {record.error_code}", retry=False)
         return record.provider_sid or f"sms-{record.id}"

@@ -7,6 +7,18 @@ defer it; the weekly cap skips it; then the campaign's channels are tried in ord
 reachable one sends (consent, opt-outs and subscriptions decide reachability). Every outcome is written
 on the row: ``sent`` with the channel and provider id, ``skipped`` with the reason, ``failed`` with the
 error (or back to ``queued`` with a later ``not_before`` when retrying may help).
+
+A failed row is one of two kinds, and the marketer's "retry" (:func:`retry`) names which:
+
+- **failed**: certainly not sent (refused, undeliverable, no browser took it). Sending again is safe, on
+  whichever of the campaign's channels reaches the customer then.
+- **in doubt** (reason ``interrupted``: a worker stopped while handing it over; ``unconfirmed``: the
+  gateway failed after it may have taken the message): it may have arrived. Sending again is offered only
+  where a second copy replaces the first: a web push goes out again on the same channel with the same
+  ``Topic`` (a copy still waiting at the push service is replaced) and notification ``tag`` (a copy on the
+  screen is replaced); wallet rows are never in doubt (a pass update and a Google message with a fixed id
+  repeat harmlessly, so they are resent on their own). A text message cannot be replaced or recalled, so
+  one in doubt is never sent again from here.
 """
 
 from __future__ import annotations
@@ -125,6 +137,16 @@ class Prepared:
 
 INTERRUPTED = ("the worker stopped while handing this message to the {channel} channel, so it may have gone out; "
                "it is not repeated on its own (retry it from the log if it did not arrive)")
+REASON_INTERRUPTED = "interrupted"  # a worker stopped while handing the message over: it may have arrived
+REASON_UNCONFIRMED = "unconfirmed"  # the gateway failed after it may have taken the message
+IN_DOUBT = (REASON_INTERRUPTED, REASON_UNCONFIRMED)
+# For every campaign channel: does a message sent again replace one that may have arrived, rather than repeat
+# it? Web push yes (same Topic at the push service, same tag on the screen), the wallet yes (the same offer on
+# the pass, a Google message with the same id); SMS no: a second text is a second text. A new channel must be
+# added here (tests/integration/test_campaigns.py checks every channel is), so nobody resends it by default.
+RESEND_REPLACES = {"wallet": True, "push": True, "sms": False}
+REPLACES_ON_RESEND = tuple(name for name, replaces in RESEND_REPLACES.items() if replaces)
+RETRY_KINDS = ("failed", "interrupted")
 
 
 def _decide(session: Session, *, campaign: Campaign, row: Delivery, card: Card,
@@ -140,8 +162,12 @@ def _decide(session: Session, *, campaign: Campaign, row: Delivery, card: Card,
         return "deferred"
     if _over_cap(session, campaign, customer.id, now):
         return _skip(writes, row, "frequency-cap", now)
-    channel = next((channels[name] for name in campaign.channels
-                    if name in channels and channels[name].reachable(session, card)), None)
+    if row.resend_channel is not None:  # may have arrived there: only there, where the copy replaces it
+        resend = channels.get(row.resend_channel)
+        channel = resend if resend is not None and resend.reachable(session, card) else None
+    else:
+        channel = next((channels[name] for name in campaign.channels
+                        if name in channels and channels[name].reachable(session, card)), None)
     if channel is None:
         said_no = any(channels[name].opted_out(session, card) for name in campaign.channels if name in channels)
         return _skip(writes, row, "opted-out" if said_no else "unreachable", now)
@@ -191,7 +217,7 @@ def prepare(session: Session, *, campaign_id: int, channels: Mapping[str, Channe
     writes: Writes = {}
     for row in rows:
         if row.id in claimed.in_doubt and row.channel in channels and not channels[row.channel].repeatable:
-            writes[row] = {"status": "failed", "reason": "interrupted", "lease_until": None, "updated_at": now,
+            writes[row] = {"status": "failed", "reason": REASON_INTERRUPTED, "lease_until": None, "updated_at": now,
                            "error": INTERRUPTED.format(channel=row.channel)}
             prepared.outcomes["failed:interrupted"] += 1
             continue
@@ -234,7 +260,10 @@ def transmit(session: Session, *, prepared: Prepared, now: datetime) -> Counter[
         row, outcome = item.row, outcomes[item.row.id]
         if isinstance(outcome, SendFailed):
             failed = {"error": outcome.reason[:500], "lease_until": None, "updated_at": now}
-            if outcome.retry and row.attempts < MAX_ATTEMPTS:
+            if outcome.possibly_sent:
+                writes[row] = {**failed, "status": "failed", "reason": REASON_UNCONFIRMED}
+                prepared.outcomes["failed:unconfirmed"] += 1
+            elif outcome.retry and row.attempts < MAX_ATTEMPTS:
                 writes[row] = {**failed, "status": "queued", "not_before": now + RETRY_AFTER}
                 prepared.outcomes["deferred"] += 1
             else:
@@ -282,16 +311,62 @@ def settle(session: Session, *, campaign: Campaign, now: datetime, failures: boo
     return campaign.state
 
 
-def retry_failed(session: Session, *, campaign: Campaign, now: datetime) -> int:
-    """Put the failed deliveries back in the queue (the marketer's "retry" in the log)."""
-    result = session.execute(
-        update(Delivery).where(Delivery.campaign_id == campaign.id, Delivery.status == "failed")
-        .values(status="queued", attempts=0, not_before=None, error=None, updated_at=now)
-    )
-    if result.rowcount and campaign.state in ("finished", "paused"):
+@dataclass
+class Retried:
+    requeued: int = 0  # deliveries queued again
+    kept: dict[str, int] = field(default_factory=dict)  # in doubt and not resent, per channel (SMS)
+
+
+def _in_doubt() -> Any:
+    return Delivery.reason.in_(IN_DOUBT)
+
+
+def retryable(session: Session, *, campaign: Campaign) -> dict[str, Any]:
+    """What each kind of retry would do: ``{"failed": n, "interrupted": n, "kept": {channel: n}}``:
+    certainly failed deliveries, deliveries in doubt that a resend replaces, and those in doubt it leaves."""
+    rows = session.execute(
+        select(Delivery.reason, Delivery.channel, func.count()).where(Delivery.campaign_id == campaign.id,
+                                                                      Delivery.status == "failed")
+        .group_by(Delivery.reason, Delivery.channel)).all()
+    counts: dict[str, Any] = {"failed": 0, "interrupted": 0, "kept": {}}
+    for reason, channel, n in rows:
+        if reason not in IN_DOUBT:
+            counts["failed"] += n
+        elif channel in REPLACES_ON_RESEND:
+            counts["interrupted"] += n
+        else:
+            counts["kept"][channel or "?"] = counts["kept"].get(channel or "?", 0) + n
+    return counts
+
+
+def retry(session: Session, *, campaign: Campaign, deliveries: str, now: datetime) -> Retried:
+    """The marketer's "retry" in the log: queue again the deliveries of one kind (module docstring).
+
+    ``failed``: those certainly not sent; each goes out on whichever channel reaches the customer then.
+    ``interrupted``: those in doubt on a channel where a resend replaces the first copy (``REPLACES_ON_RESEND``);
+    each goes again on the same channel only (``resend_channel``), with the same web-push Topic and tag. Text
+    messages in doubt are left as they are and counted in ``kept``.
+
+    :raise ValueError: ``deliveries`` is not one of ``RETRY_KINDS``."""
+    if deliveries not in RETRY_KINDS:
+        raise ValueError(f"deliveries must be one of {', '.join(RETRY_KINDS)}, not {deliveries!r}")
+    failed = (Delivery.campaign_id == campaign.id) & (Delivery.status == "failed")
+    out = Retried()
+    if deliveries == "failed":
+        chosen = failed & (Delivery.reason.is_(None) | ~_in_doubt())
+        values: dict[str, Any] = {"resend_channel": None}
+    else:
+        out.kept = retryable(session, campaign=campaign)["kept"]
+        chosen = failed & _in_doubt() & Delivery.channel.in_(REPLACES_ON_RESEND)
+        values = {"resend_channel": Delivery.channel}
+    result = session.execute(update(Delivery).where(chosen).values(
+        status="queued", attempts=0, not_before=None, error=None, reason=None, updated_at=now, **values),
+        execution_options={"synchronize_session": "fetch"})
+    out.requeued = result.rowcount or 0  # type: ignore[attr-defined]
+    if out.requeued and campaign.state in ("finished", "paused"):
         campaign.state, campaign.finished_at, campaign.pause_reason = "running", None, None
     session.flush()
-    return result.rowcount or 0
+    return out
 
 
 def record_provider_status(session: Session, *, channel: str, provider_id: str, status: str,

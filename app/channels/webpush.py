@@ -308,18 +308,24 @@ class WebPusher:
         ttl: int | None = None,
         urgency: Urgency = "normal",
         topic: str | None = None,
+        topics: Sequence[str | None] | None = None,
     ) -> list[PushResult]:
         """``send`` for many messages at once; one result per message, in order. The messages for one push
         service go out together: as concurrent streams on one HTTP/2 connection where the service speaks it
         (FCM, Mozilla and Apple do), else on ``HTTP1_THREADS`` kept-alive HTTP/1.1 connections. Those that
-        met a 429, a 5xx or a network error go again together after the longest back-off among them."""
+        met a 429, a 5xx or a network error go again together after the longest back-off among them.
+        ``topics``, one per message, gives each its own ``Topic`` instead of ``topic`` for all."""
         cfg = self._config
         ttl = cfg.ttl if ttl is None else ttl
-        _check_options(ttl, urgency, topic)
+        if topics is not None and len(topics) != len(messages):
+            raise ValueError(f"{len(topics)} topics for {len(messages)} messages")
+        each = list(topics) if topics is not None else [topic] * len(messages)
+        for one in {*each, topic}:
+            _check_options(ttl, urgency, one)
         results: list[PushResult | None] = [None] * len(messages)
         pending: list[_Message] = []
         for index, (subscription, payload) in enumerate(messages):
-            prepared = self._prepare(index, subscription, payload, ttl, urgency, topic)
+            prepared = self._prepare(index, subscription, payload, ttl, urgency, each[index])
             if isinstance(prepared, PushResult):
                 results[index] = prepared
             else:

@@ -1,7 +1,13 @@
 """Web push, on the domain side: a customer's browser subscriptions, and the messages sent to them.
 
-- ``subscribe`` stores the browser's ``PushSubscription`` (idempotent on the endpoint: one browser profile
-  has one endpoint per service worker, and a shared device follows whoever subscribed last).
+- ``subscribe`` stores the browser's ``PushSubscription`` for a customer (idempotent on the endpoint). An
+  endpoint another customer holds is never moved: its endpoint, ``p256dh`` and ``auth`` are not secrets
+  (anyone who once saw them could post them from their own card and take over the victim's browser), so
+  knowing them proves nothing. A browser that signs into a second card proves it is the browser instead:
+  the card page unsubscribes at the push service and subscribes afresh, which only that browser can do,
+  and posts the new endpoint, which nobody holds. The first card's row then points at an endpoint the push
+  service answers 404/410 for, and the first push deletes it. So a shared device still follows whoever
+  turned notifications on last, but only through the device itself.
 - ``notify_customer`` sends a payload to each of a customer's subscriptions through the ``WebPusher``, or
   records it in the channel outbox (``ChannelMessage``) when the deployment has no VAPID key. What the push
   service answers is kept on the subscription: ``gone`` (404/410) deletes it, ``sent`` clears its failures,
@@ -42,7 +48,7 @@ from app.channels.webpush import (
     WebPusher,
     mask_endpoint,
 )
-from app.errors import FieldError, InvalidInput
+from app.errors import Conflict, FieldError, InvalidInput
 from app.models import ChannelMessage, Customer, WebPushSubscription
 
 __all__ = [
@@ -72,11 +78,13 @@ W = WebPushSubscription
 def subscribe(
     session: Session, *, customer: Customer, endpoint: str, p256dh: str, auth: str, now: datetime
 ) -> WebPushSubscription:
-    """Store the browser's subscription for ``customer``, or re-point an existing one with this endpoint to
-    this customer and these keys (its failures start again from 0).
+    """Store the browser's subscription for ``customer``, or refresh the keys of the one the customer already
+    holds with this endpoint (its failures start again from 0).
 
     :raise InvalidInput: ``endpoint`` is not a push service's https URL of at most 1000 characters, ``p256dh``
-        not a base64url P-256 public key (65-byte uncompressed point), ``auth`` not 16 base64url bytes."""
+        not a base64url P-256 public key (65-byte uncompressed point), ``auth`` not 16 base64url bytes.
+    :raise Conflict: another customer holds this endpoint (``push-subscription-taken``; see the module's
+        docstring: the browser subscribes afresh instead)."""
     endpoint, p256dh, auth = _validated(endpoint, p256dh, auth)
     row = session.scalars(select(W).where(W.endpoint == endpoint)).first()
     if row is None:
@@ -86,9 +94,9 @@ def subscribe(
                 session.add(row)
         except IntegrityError:  # the same browser subscribed through another request meanwhile
             row = session.scalars(select(W).where(W.endpoint == endpoint)).one()
-            _repoint(row, customer=customer, p256dh=p256dh, auth=auth, now=now)
+            _refresh(row, customer=customer, p256dh=p256dh, auth=auth)
     else:
-        _repoint(row, customer=customer, p256dh=p256dh, auth=auth, now=now)
+        _refresh(row, customer=customer, p256dh=p256dh, auth=auth)
     session.flush()
     return row
 
@@ -102,11 +110,10 @@ def unsubscribe(session: Session, *, customer: Customer, endpoint: str) -> bool:
     return bool(deleted.rowcount)  # type: ignore[attr-defined]
 
 
-def _repoint(row: WebPushSubscription, *, customer: Customer, p256dh: str, auth: str, now: datetime) -> None:
+def _refresh(row: WebPushSubscription, *, customer: Customer, p256dh: str, auth: str) -> None:
     if row.customer_id != customer.id:
-        row.customer_id = customer.id
-        row.created_at = now
-        row.last_success_at = None
+        raise Conflict("this browser's notifications belong to another card; to get this card's, the browser "
+                       "subscribes again (a new subscription)", code="push-subscription-taken")
     row.p256dh, row.auth, row.failures = p256dh, auth, 0
 
 
@@ -220,14 +227,17 @@ def notify_customer(
 
 
 def notify_many(session: Session, *, payloads: dict[int, dict], pusher: WebPusher, now: datetime,
-                ttl: int | None = None, urgency: Urgency = "normal", topic: str | None = None) -> dict[int, int]:
+                ttl: int | None = None, urgency: Urgency = "normal", topic: str | None = None,
+                topics: dict[int, str] | None = None) -> dict[int, int]:
     """``notify_customer`` for many customers at once (a campaign batch): one query for the subscriptions,
     one ``send_many`` (the pushes go out side by side), one UPDATE for the successes. ``payloads`` maps
-    customer id → payload; returns customer id → how many push services took it."""
+    customer id → payload; ``topics`` customer id → that customer's ``Topic`` (else ``topic`` for all);
+    returns customer id → how many push services took it."""
     subscriptions = list(session.scalars(select(W).where(W.customer_id.in_(list(payloads))).order_by(W.id)))
     targets = [(s.id, s.customer_id, SubscriptionInfo(s.endpoint, s.p256dh, s.auth)) for s in subscriptions]
     results = pusher.send_many([(info, payloads[customer_id]) for _, customer_id, info in targets], ttl=ttl,
-                               urgency=urgency, topic=topic)
+                               urgency=urgency, topic=topic,
+                               topics=[topics.get(c, topic) for _, c, _ in targets] if topics is not None else None)
     sent = dict.fromkeys(payloads, 0)
     succeeded = []
     for (subscription_id, customer_id, _), result in zip(targets, results, strict=True):

@@ -12,6 +12,7 @@ from app.models.customer import CONSENT_CHANNELS, Card, Consent, Customer
 from app.models.design import IMAGE_KINDS, JOB_STATES, Job, ProgramImage
 from app.models.devices import AppleDevice, AppleRegistration, WebPushSubscription
 from app.models.google import GoogleClass, GoogleObject
+from app.models.imports import IMPORT_MODES, IMPORT_STATES, MemberImport
 from app.models.ledger import LEDGER_KINDS, BonusEvent, LedgerEntry, Purchase, Refund, Reward
 from app.models.merchant import USER_ROLES, ApiToken, DashboardSession, PosCredential, Store, User
 from app.models.messaging import PhoneCheck, SmsMessage, SmsOptOut, SmsStatusReport
@@ -46,9 +47,12 @@ __all__ = [
     "GoogleObject",
     "IdempotencyRecord",
     "IMAGE_KINDS",
+    "IMPORT_MODES",
+    "IMPORT_STATES",
     "JOB_STATES",
     "Job",
     "LedgerEntry",
+    "MemberImport",
     "OutboxEvent",
     "PhoneCheck",
     "PosCredential",

@@ -100,6 +100,9 @@ class Delivery(Base):
     status: Mapped[str] = mapped_column(String(16), default="queued")
     reason: Mapped[str | None] = mapped_column(String(64))  # why skipped or failed
     channel: Mapped[str | None] = mapped_column(String(16))
+    # A resend of a message that may have arrived (``send.retry``, "interrupted"): it goes out on this channel
+    # only, where the copy replaces the first; None: on the campaign's first channel that reaches the customer.
+    resend_channel: Mapped[str | None] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(String(500))
     # the channel's id of what it sent (an SMS sid…); indexed: each delivery report looks its row up by it

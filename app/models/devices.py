@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from app.db import Base, UTCDateTime, utcnow
 
@@ -41,7 +41,9 @@ class AppleRegistration(Base):
 
 class WebPushSubscription(Base):
     """A browser's push subscription (Push API ``PushSubscription.toJSON()``), for a customer who
-    opted in on the card page. Deleted when the push service answers 404 or 410."""
+    opted in on the card page. Deleted when the push service answers 404 or 410. It never moves to another
+    customer (app.messaging.webpush: whoever once saw its endpoint and keys could claim it); the browser
+    subscribes afresh instead."""
 
     __tablename__ = "web_push_subscription"
 
@@ -53,3 +55,10 @@ class WebPushSubscription(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     failures: Mapped[int] = mapped_column(default=0)
+
+    @validates("customer_id")
+    def _stays_with_its_customer(self, _: str, customer_id: int) -> int:
+        if self.customer_id is not None and customer_id != self.customer_id:
+            raise ValueError("a web push subscription never moves to another customer; the browser subscribes "
+                             "afresh (app.messaging.webpush)")
+        return customer_id

@@ -1,39 +1,73 @@
 // The card page: register the service worker (/sw.js), and the web-push opt-in when the server has a
 // VAPID key: subscribe with it and send the subscription to the card's push endpoint.
+//
+// One browser has one push subscription (one service worker), and the server never moves a subscription
+// that another card holds (anyone who once saw its endpoint and keys could post them). So when this card's
+// endpoint answers 409, the subscription belongs to another card opened in this browser: the script
+// unsubscribes it at the push service and subscribes afresh, which only this browser can do, and sends the
+// new one. Which card the browser's subscription serves is remembered as a hash of the card's push URL
+// (never the URL itself: it holds the card's secret token, and the device may be shared).
 (function () {
   "use strict";
   if (!("serviceWorker" in navigator)) return;
   const box = document.getElementById("push");
+  const OWNER = "tallypass-push-card";
 
   function key(base64url) {
     const padded = (base64url + "===".slice((base64url.length + 3) % 4)).replace(/-/g, "+").replace(/_/g, "/");
     return Uint8Array.from(atob(padded), (c) => c.charCodeAt(0));
   }
 
-  async function send(subscription) {
-    const response = await fetch(box.dataset.url, {
+  async function fingerprint(text) {
+    if (!(window.crypto && crypto.subtle)) return null;
+    const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+    return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  async function remember(owned) {
+    try {
+      const mark = owned ? await fingerprint(box.dataset.url) : null;
+      if (mark) localStorage.setItem(OWNER, mark); else localStorage.removeItem(OWNER);
+    } catch (error) { /* storage refused (private mode): the page just offers the button again */ }
+  }
+
+  async function isOurs() {
+    try {
+      const mark = await fingerprint(box.dataset.url);
+      return mark !== null && localStorage.getItem(OWNER) === mark;
+    } catch (error) { return false; }
+  }
+
+  function send(subscription) {
+    return fetch(box.dataset.url, {
       method: "POST",
       headers: {"Content-Type": "application/json", "Accept": "application/json", "X-CSRF-Token": box.dataset.csrf},
       body: JSON.stringify(subscription),
       credentials: "same-origin",
     });
-    if (!response.ok) throw new Error(box.dataset.failed + " (" + response.status + ")");
   }
 
   async function offerPush(registration) {
     if (!box || !box.dataset.key || !("PushManager" in window)) return;
     const state = document.getElementById("push-state");
     const button = document.getElementById("push-on");
+    const options = {userVisibleOnly: true, applicationServerKey: key(box.dataset.key)};
     box.hidden = false;
-    if (await registration.pushManager.getSubscription()) {
+    if (await registration.pushManager.getSubscription() && await isOurs()) {
       state.textContent = box.dataset.on;
       button.hidden = true;
     }
     button.addEventListener("click", async () => {
       try {
-        const subscription = await registration.pushManager.subscribe(
-          {userVisibleOnly: true, applicationServerKey: key(box.dataset.key)});
-        await send(subscription.toJSON());
+        let subscription = await registration.pushManager.subscribe(options);
+        let response = await send(subscription.toJSON());
+        if (response.status === 409) {  // another card's, in this browser: a new subscription is this card's
+          await subscription.unsubscribe();
+          subscription = await registration.pushManager.subscribe(options);
+          response = await send(subscription.toJSON());
+        }
+        if (!response.ok) throw new Error(box.dataset.failed + " (" + response.status + ")");
+        await remember(true);
         state.textContent = box.dataset.on;
         button.hidden = true;
       } catch (error) {

@@ -9,6 +9,7 @@ retry wait in the table with their ``not_before``; the same beat picks them up w
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -62,10 +63,17 @@ def campaign_channels() -> dict[str, Channel]:
     return {
         "wallet": WalletChannel(google_setup=google.setup if google else None,
                                 google_client=google.client if google else None),
-        "push": PushChannel(pusher=registry.web_push()),
+        "push": PushChannel(pusher=registry.web_push(), topic_key=push_topic_key(current_app.secret_key)),
         "sms": SmsChannel(client=sms_client, sender=sms_client.sender if sms_client else (settings.sms_from or
                                                                                          "Tallypass")),
     }
+
+
+def push_topic_key(secret_key: str | bytes | None) -> bytes:
+    """The key of the campaigns' web-push topics (``channels.push_topic``), derived from the Flask secret so
+    it is the same in every process and for every attempt, and is not the secret itself."""
+    secret = secret_key.encode() if isinstance(secret_key, str) else (secret_key or b"")
+    return hashlib.sha256(b"tallypass web-push topic\0" + secret).digest()
 
 
 def kick(campaign_id: int, senders: int = SENDERS) -> None:

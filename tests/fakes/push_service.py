@@ -17,8 +17,14 @@ tested against behaviour, not a mock:
   and ``Topic`` at most 32 base64url characters when present (else 400), a body of at most 4096 bytes
   (§7.2; else 413), ``Content-Encoding: aes128gcm`` on a non-empty body (else 400). The body is decrypted
   with http_ece (RFC 8291) with the subscription's private key and auth secret (a body that does not
-  decrypt is 400), stored in ``received[id]``, and answered 201 with a ``Location`` and the ``TTL`` kept
-  (at most 28 days, as FCM).
+  decrypt is 400), and answered 201 with a ``Location`` and the ``TTL`` kept (at most 28 days, as FCM).
+- Delivery to the browser (RFC 8030 §5.2, §5.4): while the browser is online (the default) a message goes
+  straight to ``received[id]``, what the browser got. ``go_offline()`` makes the service keep messages for
+  it instead (``pending()``): one with ``TTL: 0`` is dropped (§5.2: only for a browser reachable at once),
+  and one with a ``Topic`` replaces any message still pending for that subscription with the same topic
+  (§5.4: "A push message with a topic replaces any outstanding push message with an identical topic";
+  messages without a topic are never replaced; ``replaced`` counts). ``come_online()`` hands the pending
+  messages whose TTL has not run out to the browser, oldest first.
 
 Errors are JSON in Mozilla autopush's shape ``{"code", "errno", "error", "message"}`` (Apple's ``reason``
 for the localhost subject). ``requests`` records every request with its status; ``clock`` moves time for
@@ -95,6 +101,8 @@ class _Subscription:
     auth: bytes = field(repr=False)
     application_server_key: bytes | None  # the VAPID key the subscription is bound to, when one was given
     expired: bool = False
+    online: bool = True  # the browser is reachable: messages are delivered at once
+    pending: list[dict[str, Any]] = field(default_factory=list)  # kept for an offline browser, oldest first
 
 
 @dataclass
@@ -129,6 +137,7 @@ class FakePushService(LiveHttpFake):
         self._h2: H2Server | None = None
         self.subscriptions: dict[str, _Subscription] = {}
         self.received: dict[str, list[dict[str, Any]]] = {}
+        self.replaced = 0  # pending messages replaced by a newer one with the same topic (RFC 8030 §5.4)
         self.requests: list[RecordedPush] = []
         self._faults: dict[str, list[_Fault]] = {}
         self._hold_after: int | None = None
@@ -203,6 +212,28 @@ class FakePushService(LiveHttpFake):
         """The user unsubscribed (or the subscription expired): 410 from now on."""
         with self._lock:
             self.subscriptions[self.id_of(endpoint_or_id)].expired = True
+
+    def go_offline(self, endpoint_or_id: str) -> None:
+        """The browser cannot be reached (a phone switched off): messages wait at the service."""
+        with self._lock:
+            self.subscriptions[self.id_of(endpoint_or_id)].online = False
+
+    def come_online(self, endpoint_or_id: str) -> int:
+        """The browser is back: the pending messages still within their TTL reach it, oldest first (the
+        others are dropped). Returns how many it got."""
+        sub_id = self.id_of(endpoint_or_id)
+        with self._lock:
+            subscription = self.subscriptions[sub_id]
+            now = self.clock()
+            due = [m for m in subscription.pending if m["accepted_at"] + m["ttl"] > now]
+            subscription.pending, subscription.online = [], True
+            self.received[sub_id].extend(due)
+            return len(due)
+
+    def pending(self, endpoint_or_id: str) -> list[dict[str, Any]]:
+        """What the service keeps for an offline browser, oldest first."""
+        with self._lock:
+            return list(self.subscriptions[self.id_of(endpoint_or_id)].pending)
 
     def fail(
         self,
@@ -303,11 +334,17 @@ class FakePushService(LiveHttpFake):
             extra = (("WWW-Authenticate", "vapid"),) if refusal.status == 401 else ()
             return _error(refusal.status, refusal.message, *extra)
         message_id = uuid.uuid4().hex
+        message = {"plaintext": plaintext, "ttl": ttl, "urgency": urgency, "topic": topic, "vapid": claims,
+                   "headers": dict(headers), "id": message_id, "accepted_at": self.clock()}
         with self._lock:
-            self.received[sub_id].append({
-                "plaintext": plaintext, "ttl": ttl, "urgency": urgency, "topic": topic, "vapid": claims,
-                "headers": dict(headers), "id": message_id,
-            })
+            if subscription.online:
+                self.received[sub_id].append(message)
+            elif ttl > 0:  # §5.2: a TTL of 0 is for a browser reachable now; an offline one never gets it
+                if topic is not None:  # §5.4: it replaces any outstanding message with an identical topic
+                    kept = [m for m in subscription.pending if m["topic"] != topic]
+                    self.replaced += len(subscription.pending) - len(kept)
+                    subscription.pending = kept
+                subscription.pending.append(message)
         location = f"{self.base_url}/message/{message_id}"
         return _Answer(201, [("Location", location), ("TTL", str(min(ttl, MAX_TTL)))], b"")
 

@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from app.campaigns import audience, lifecycle, send, templating
@@ -19,7 +19,14 @@ from app.campaigns.channels import PushChannel, SmsChannel, WalletChannel
 from app.campaigns.lifecycle import VariantSpec
 from app.errors import InvalidInput, RuleViolation
 from app.loyalty import enrollment
-from app.models import AppleDevice, AppleRegistration, ChannelMessage, Delivery, WebPushSubscription
+from app.models import (
+    CAMPAIGN_CHANNELS,
+    AppleDevice,
+    AppleRegistration,
+    ChannelMessage,
+    Delivery,
+    WebPushSubscription,
+)
 
 NOON_UTC = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 BASE = "https://tallypass.test"
@@ -194,8 +201,16 @@ def test_rows_a_dead_worker_was_sending_are_not_sent_twice(db_session: Session, 
     for card in (push, sms):
         assert (rows[card.id].status, rows[card.id].reason) == ("failed", "interrupted")
         assert "may have gone out" in (rows[card.id].error or "")
-    assert send.retry_failed(db_session, campaign=campaign, now=later) == 2  # the marketer decides
-    assert run(db_session, campaign, now=later) == Counter({"sent": 2})
+    # The marketer decides, and the two retries differ: "failed" leaves what may have arrived alone;
+    # "interrupted" resends the web push (a copy replaces the first) but never the text message.
+    assert send.retryable(db_session, campaign=campaign) == {"failed": 0, "interrupted": 1, "kept": {"sms": 1}}
+    assert send.retry(db_session, campaign=campaign, deliveries="failed", now=later).requeued == 0
+    retried = send.retry(db_session, campaign=campaign, deliveries="interrupted", now=later)
+    assert (retried.requeued, retried.kept) == (1, {"sms": 1})
+    assert run(db_session, campaign, now=later) == Counter({"sent": 1})
+    db_session.expire_all()
+    assert (rows[push.id].status, rows[push.id].channel) == ("sent", "push")
+    assert (rows[sms.id].status, rows[sms.id].reason) == ("failed", "interrupted")  # never sent twice
 
 
 def test_a_paused_campaign_sends_nothing_and_resumes(db_session: Session, make_card: Callable[..., Any],
@@ -348,7 +363,7 @@ def test_failed_deliveries_can_be_retried_from_the_log(db_session: Session, make
     row = db_session.scalars(select(Delivery).where(Delivery.card_id == card.id)).one()
     row.status, row.error, row.attempts = "failed", "gateway down", 3  # as a failed send leaves it
     assert send.settle(db_session, campaign=campaign, now=NOON_UTC) == "finished"
-    assert send.retry_failed(db_session, campaign=campaign, now=NOON_UTC) == 1
+    assert send.retry(db_session, campaign=campaign, deliveries="failed", now=NOON_UTC).requeued == 1
     assert campaign.state == "running"
     assert run(db_session, campaign) == Counter({"sent": 1})
     assert (row.status, row.error) == ("sent", None)
@@ -408,3 +423,71 @@ def test_offers_bump_the_version_the_database_has(db_session: Session, make_card
     assert {p["campaign_id"] for p in offers.values()} == {campaign.id}
     rows = db_session.scalars(select(Delivery).where(Delivery.campaign_id == campaign.id)).all()
     assert {r.card_id: r.provider_id for r in rows} == {i: f"card-version-{v}" for i, v in stored.items()}
+
+
+def test_an_sms_the_gateway_may_have_sent_is_in_doubt_and_never_resent(
+        db_session: Session, make_card: Callable[..., Any], program: Any) -> None:
+    """A gateway error after the request went out (``SmsUnavailable.possibly_sent``): the row says so
+    (reason ``unconfirmed``), neither retry queues it, and the interrupted one counts it as kept."""
+    from app.campaigns.channels import SendFailed
+
+    class LostAnswer(SmsChannel):
+        def send(self, session: Session, **_: Any) -> str:
+            raise SendFailed("the SMS gateway is unavailable: 502", retry=False, possibly_sent=True)
+
+    card = customer(db_session, make_card, program, consents={"sms": True})
+    campaign = lifecycle.create(db_session, program=program, name="Lost", channels=["sms"],
+                                variants=[VariantSpec("A", "Hello")], now=NOON_UTC)
+    lifecycle.start(db_session, campaign=campaign, now=NOON_UTC)
+    result = send.send_batch(db_session, campaign_id=campaign.id, now=NOON_UTC, base_url=BASE,
+                             channels={"sms": LostAnswer(client=None, sender="Tallypass")})
+    assert result.outcomes == Counter({"failed:unconfirmed": 1})
+    row = db_session.scalars(select(Delivery).where(Delivery.card_id == card.id)).one()
+    assert (row.status, row.reason, row.error) == ("failed", "unconfirmed", "the SMS gateway is unavailable: 502")
+    assert send.retry(db_session, campaign=campaign, deliveries="failed", now=NOON_UTC).requeued == 0
+    retried = send.retry(db_session, campaign=campaign, deliveries="interrupted", now=NOON_UTC)
+    assert (retried.requeued, retried.kept) == (0, {"sms": 1})
+    assert (row.status, row.reason) == ("failed", "unconfirmed")
+
+
+def test_an_interrupted_push_is_resent_on_the_same_channel_only(
+        db_session: Session, make_card: Callable[..., Any], program: Any) -> None:
+    """A web push that may have arrived is resent as web push or not at all: falling back to SMS would
+    send a second, different message to someone who may have the first."""
+    card = customer(db_session, make_card, program, consents={"push": True, "sms": True}, push=True)
+    campaign = lifecycle.create(db_session, program=program, name="Fallback", channels=["push", "sms"],
+                                variants=[VariantSpec("A", "Hello")], now=NOON_UTC)
+    lifecycle.start(db_session, campaign=campaign, now=NOON_UTC)
+    send.prepare(db_session, campaign_id=campaign.id, channels=channels(), base_url=BASE, now=NOON_UTC)
+    later = NOON_UTC + send.LEASE + timedelta(seconds=1)  # ... and the worker died handing it over
+    assert run(db_session, campaign, now=later) == Counter({"failed:interrupted": 1})
+    db_session.execute(delete(WebPushSubscription).where(WebPushSubscription.customer_id == card.customer_id))
+    assert send.retry(db_session, campaign=campaign, deliveries="interrupted", now=later).requeued == 1
+    row = db_session.scalars(select(Delivery).where(Delivery.card_id == card.id)).one()
+    assert (row.status, row.resend_channel) == ("queued", "push")
+    assert run(db_session, campaign, now=later) == Counter({"skipped:unreachable": 1})
+    assert db_session.scalar(select(func.count()).select_from(ChannelMessage).where(
+        ChannelMessage.channel == "sms")) == 0
+
+
+@pytest.mark.parametrize("channel", CAMPAIGN_CHANNELS)
+def test_every_channel_says_whether_a_resend_replaces_and_only_those_are_resent(
+        db_session: Session, make_card: Callable[..., Any], program: Any, channel: str) -> None:
+    """The guard for the class of mistake: each campaign channel is classified (a channel added without a
+    decision fails here), "failed" never touches a delivery in doubt, and "interrupted" resends one only on a
+    channel whose resend replaces the first copy."""
+    assert set(send.RESEND_REPLACES) == set(CAMPAIGN_CHANNELS)
+    card = customer(db_session, make_card, program, consents={channel: True}, push=channel == "push",
+                    wallet=channel == "wallet")
+    campaign = lifecycle.create(db_session, program=program, name=f"In doubt on {channel}", channels=[channel],
+                                variants=[VariantSpec("A", "Hello")], now=NOON_UTC)
+    lifecycle.start(db_session, campaign=campaign, now=NOON_UTC)
+    for reason in send.IN_DOUBT:
+        row = db_session.scalars(select(Delivery).where(Delivery.card_id == card.id)).one()
+        row.status, row.reason, row.channel = "failed", reason, channel
+        db_session.flush()
+        assert send.retry(db_session, campaign=campaign, deliveries="failed", now=NOON_UTC).requeued == 0
+        retried = send.retry(db_session, campaign=campaign, deliveries="interrupted", now=NOON_UTC)
+        replaces = send.RESEND_REPLACES[channel]
+        assert (retried.requeued, retried.kept) == ((1, {}) if replaces else (0, {channel: 1})), reason
+        db_session.expire_all()

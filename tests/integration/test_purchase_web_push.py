@@ -99,3 +99,58 @@ def test_the_card_page_stores_a_browser_subscription(client: FlaskClient, shop: 
     assert {e["field"] for e in refused.json["errors"]} >= {"endpoint", "p256dh", "auth"}
     assert client.delete(url, json=browser, headers={"X-CSRF-Token": token}).status_code == 204
     assert db_session.scalar(select(func.count()).select_from(WebPushSubscription)) == 0
+
+
+def post_subscription(client: FlaskClient, card: Card, browser: dict[str, Any]) -> Any:
+    html = client.get(f"/c/{card.page_token}").text
+    token = re.search(r'data-csrf="([^"]+)"', html).group(1)
+    return client.post(f"/c/{card.page_token}/push", json=browser,
+                       headers={"X-CSRF-Token": token, "Accept": "application/json"})
+
+
+def test_a_subscription_held_by_one_card_cannot_be_moved_to_another_by_posting_it(
+        client: FlaskClient, shop: dict[str, Any], push: FakePushService, make_card: Callable[..., Any],
+        db_session: Session) -> None:
+    """The attack: someone who copied a victim's endpoint, p256dh and auth (a shared computer, a browser
+    extension, a support screenshot) posts them from their own card page. Before, the subscription was
+    re-pointed to the attacker's card: the victim's browser then showed the attacker's card's messages and
+    stopped getting its own. Knowing the three values proves nothing (they are not secret from whoever saw
+    them), so a subscription held by one card is never moved: 409, and nothing changes."""
+    victim, attacker = shop["card"], make_card(shop["card"].program)
+    keys = push.new_subscription()
+    browser = {"endpoint": "https://fcm.googleapis.com/fcm/send/victim-browser",
+               "keys": {"p256dh": keys["p256dh"], "auth": keys["auth"]}}
+    assert post_subscription(client, victim, browser).status_code == 201
+
+    refused = post_subscription(client, attacker, browser)
+    assert refused.status_code == 409, refused.text
+    assert refused.json["type"].endswith("/push-subscription-taken")
+    db_session.expire_all()
+    owners = dict(db_session.execute(select(WebPushSubscription.endpoint, WebPushSubscription.customer_id)).all())
+    assert owners == {browser["endpoint"]: victim.customer_id}
+    consents = {c.channel: c.granted for c in db_session.get(Card, attacker.id).customer.consents}
+    assert "push" not in consents  # the refused request changed nothing for the attacker's card either
+    # Posting it again to its own card is fine (the page does so when the browser renews it).
+    assert post_subscription(client, victim, browser).status_code == 201
+
+
+def test_a_browser_that_signs_into_a_second_card_gets_a_fresh_subscription_for_it(
+        client: FlaskClient, shop: dict[str, Any], push: FakePushService, make_card: Callable[..., Any],
+        db_session: Session) -> None:
+    """The legitimate case: one browser (one service worker, so one subscription) opens a second card's page.
+    Its subscription belongs to the first card, so the page's script (app/static/card.js) unsubscribes it at
+    the push service and subscribes afresh: only the browser itself can do that, and the new endpoint is held
+    by nobody. The first card's row now points at an endpoint the push service answers 410 for, and the
+    first push to it deletes it."""
+    first, second = shop["card"], make_card(shop["card"].program)
+    old, new = push.new_subscription(), push.new_subscription()
+    as_json = {"endpoint": "https://fcm.googleapis.com/fcm/send/first-subscription",
+               "keys": {"p256dh": old["p256dh"], "auth": old["auth"]}}
+    assert post_subscription(client, first, as_json).status_code == 201
+    assert post_subscription(client, second, as_json).status_code == 409  # the page then renews it
+    renewed = {"endpoint": "https://fcm.googleapis.com/fcm/send/renewed-subscription",
+               "keys": {"p256dh": new["p256dh"], "auth": new["auth"]}}
+    assert post_subscription(client, second, renewed).status_code == 201
+    db_session.expire_all()
+    owners = dict(db_session.execute(select(WebPushSubscription.endpoint, WebPushSubscription.customer_id)).all())
+    assert owners == {as_json["endpoint"]: first.customer_id, renewed["endpoint"]: second.customer_id}

@@ -17,5 +17,6 @@ def test_every_scheduled_job_is_a_registered_task(app):
         "app.tasks.segments.recompute_rfm",
         "app.tasks.dashboard.purge_dashboard_sessions",
         "app.tasks.sms.apply_early_sms_reports",
+        "app.tasks.imports.resume_member_imports",
     }
     assert scheduled <= set(celery.tasks)

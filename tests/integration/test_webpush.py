@@ -37,7 +37,7 @@ from app.channels.webpush import (
     build_web_pusher,
     mask_endpoint,
 )
-from app.errors import InvalidInput
+from app.errors import Conflict, InvalidInput
 from app.messaging import webpush
 from app.models import ChannelMessage, WebPushSubscription
 from app.settings import Settings
@@ -591,6 +591,39 @@ def test_send_many_survives_a_goaway_without_losing_or_repeating_a_message(
     assert push.connections == 2
 
 
+def test_a_pending_message_is_replaced_by_a_newer_one_with_the_same_topic(
+        push: FakePushService, pusher: WebPusher, clock: Clock) -> None:
+    """RFC 8030 §5.4, as the stand-in models it: while the browser is offline the service keeps its messages;
+    one with a Topic replaces the outstanding one with the same topic, untopical ones are never replaced, and
+    a TTL of 0 is not kept at all (§5.2). Back online, the browser gets what is left and still alive."""
+    sub = subscription(push)
+    push.go_offline(sub.endpoint)
+    assert pusher.send(sub, {"n": 1}, topic="offer").outcome is PushOutcome.SENT
+    assert pusher.send(sub, {"n": 2}).outcome is PushOutcome.SENT  # no topic: kept beside the others
+    assert pusher.send(sub, {"n": 3}, topic="other").outcome is PushOutcome.SENT
+    assert pusher.send(sub, {"n": 4}, topic="offer").outcome is PushOutcome.SENT  # replaces n=1
+    assert pusher.send(sub, {"n": 5}, ttl=0).outcome is PushOutcome.SENT  # only for a browser reachable now
+    assert pusher.send(sub, {"n": 6}, ttl=60, topic="short").outcome is PushOutcome.SENT
+    assert push.messages(sub.endpoint) == [] and push.replaced == 1
+    assert [json.loads(m["plaintext"])["n"] for m in push.pending(sub.endpoint)] == [2, 3, 4, 6]
+    clock.advance(120)  # n=6 outlives its TTL at the service
+    assert push.come_online(sub.endpoint) == 3
+    assert [json.loads(m["plaintext"])["n"] for m in push.messages(sub.endpoint)] == [2, 3, 4]
+    assert pusher.send(sub, {"n": 7}, topic="offer").outcome is PushOutcome.SENT  # online: delivered at once
+    assert len(push.messages(sub.endpoint)) == 4 and push.replaced == 1
+
+
+def test_send_many_gives_each_message_its_own_topic(push: FakePushService, pusher: WebPusher) -> None:
+    subs = [subscription(push) for _ in range(3)]
+    results = pusher.send_many([(sub, {"n": n}) for n, sub in enumerate(subs)], topics=["a", None, "c" * 32])
+    assert [r.outcome for r in results] == [PushOutcome.SENT] * 3
+    assert [push.messages(s.endpoint)[0]["topic"] for s in subs] == ["a", None, "c" * 32]
+    with pytest.raises(ValueError, match="topic must be"):
+        pusher.send_many([(subs[0], {"n": 0})], topics=["x" * 33])
+    with pytest.raises(ValueError, match="2 topics for 1 messages"):
+        pusher.send_many([(subs[0], {"n": 0})], topics=["a", "b"])
+
+
 def test_logs_never_hold_endpoints_keys_or_tokens(push: FakePushService, pusher: WebPusher,
                                                   caplog: pytest.LogCaptureFixture) -> None:
     sub = subscription(push)
@@ -638,7 +671,7 @@ def test_subscribe_stores_the_browser_subscription(db_session: Session, customer
     assert row.auth == "c3Nzc3Nzc3Nzc3Nzc3Nzcw" and row.created_at == NOW and row.last_success_at is None
 
 
-def test_subscribe_again_is_idempotent_and_follows_the_latest_customer(
+def test_subscribe_again_is_idempotent_and_never_moves_to_another_customer(
     db_session: Session, make_program: Callable[..., Any], make_card: Callable[..., Any]
 ) -> None:
     program = make_program()
@@ -654,11 +687,27 @@ def test_subscribe_again_is_idempotent_and_follows_the_latest_customer(
     assert again.id == first.id
     assert (again.p256dh, again.failures, again.created_at, again.last_success_at) == (new_keys[0], 0, NOW, NOW)
 
-    moved = webpush.subscribe(db_session, customer=bob, endpoint=FCM, p256dh=new_keys[0], auth=new_keys[1],
-                              now=NOW + timedelta(days=2))
-    assert moved.id == first.id and moved.customer_id == bob.id
-    assert (moved.created_at, moved.last_success_at) == (NOW + timedelta(days=2), None)
-    assert len(db_session.scalars(select(WebPushSubscription)).all()) == 1
+    with pytest.raises(Conflict) as refused:  # the endpoint and keys prove nothing: whoever saw them knows them
+        webpush.subscribe(db_session, customer=bob, endpoint=FCM, p256dh=new_keys[0], auth=new_keys[1],
+                          now=NOW + timedelta(days=2))
+    assert (refused.value.status, refused.value.code) == (409, "push-subscription-taken")
+    db_session.expire_all()
+    [kept] = db_session.scalars(select(WebPushSubscription)).all()
+    assert (kept.customer_id, kept.p256dh, kept.created_at) == (alice.id, new_keys[0], NOW)
+
+
+def test_no_code_can_move_a_subscription_to_another_customer(
+    db_session: Session, make_program: Callable[..., Any], make_card: Callable[..., Any]
+) -> None:
+    """The guard behind the rule: the model itself refuses to re-point a subscription, whatever code tries."""
+    program = make_program()
+    alice, bob = make_card(program).customer, make_card(program).customer
+    p256dh, auth = fcm_keys()
+    row = webpush.subscribe(db_session, customer=alice, endpoint=FCM, p256dh=p256dh, auth=auth, now=NOW)
+    with pytest.raises(ValueError, match="never moves to another customer"):
+        row.customer_id = bob.id
+    row.customer_id = alice.id  # the same customer: fine
+    assert db_session.get(WebPushSubscription, row.id).customer_id == alice.id
 
 
 def test_subscribe_accepts_padded_and_standard_base64(db_session: Session, customer: Any) -> None:

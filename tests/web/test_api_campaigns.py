@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import delete
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from app.campaigns.automations import ensure_templates
 from app.db import utcnow
 from app.loyalty import enrollment
-from app.models import AuditEvent, ChannelMessage
+from app.models import AuditEvent, ChannelMessage, Delivery
 from tests.web.api_client import call
 
 
@@ -99,6 +99,36 @@ def test_progress_and_the_delivery_log(client: FlaskClient, program: Any, token:
     assert variant_a["total"] + variant_b["total"] == 3
     assert call(client, "GET", f"/campaigns/{campaign_id}/deliveries?status=lost", viewer).status_code == 422
     assert call(client, "GET", "/campaigns/999999/progress", viewer).status_code == 404
+
+
+def test_retry_names_which_deliveries_and_never_resends_the_interrupted_as_failed(
+        client: FlaskClient, program: Any, token: str, db_session: Session) -> None:
+    campaign_id = create(client, token, program)
+    call(client, "POST", f"/campaigns/{campaign_id}/start", token)
+    sent = db_session.scalars(select(Delivery).where(Delivery.campaign_id == campaign_id,
+                                                     Delivery.status == "sent").order_by(Delivery.id)).all()
+    # One text certainly failed (the gateway refused it), one was interrupted: it may have arrived.
+    db_session.execute(update(Delivery).where(Delivery.id == sent[0].id).values(status="failed", error="21211"))
+    db_session.execute(update(Delivery).where(Delivery.id == sent[1].id).values(status="failed",
+                                                                                reason="interrupted"))
+    db_session.commit()
+    unnamed = call(client, "POST", f"/campaigns/{campaign_id}/retry", token)
+    assert unnamed.status_code == 400, unnamed.json  # the caller must say which; nothing is queued
+    assert call(client, "POST", f"/campaigns/{campaign_id}/retry", token,
+                json={"deliveries": "everything"}).status_code == 422
+
+    failed = call(client, "POST", f"/campaigns/{campaign_id}/retry", token, json={"deliveries": "failed"})
+    assert failed.status_code == 200, failed.json
+    assert (failed.json["requeued"], failed.json["kept"], failed.json["campaign"]["id"]) == (1, {}, campaign_id)
+    interrupted = call(client, "POST", f"/campaigns/{campaign_id}/retry", token, json={"deliveries": "interrupted"})
+    assert (interrupted.json["requeued"], interrupted.json["kept"]) == (0, {"sms": 1})  # a text is never resent
+    db_session.expire_all()
+    rows = {d.id: (d.status, d.reason) for d in db_session.scalars(select(Delivery).where(
+        Delivery.campaign_id == campaign_id))}
+    assert rows[sent[0].id] == ("sent", None) and rows[sent[1].id] == ("failed", "interrupted")
+    audits = [e.details for e in db_session.scalars(select(AuditEvent).where(AuditEvent.action == "campaign-retry")
+                                                    .order_by(AuditEvent.id))]
+    assert audits == [{"deliveries": "failed", "retried": 1}, {"deliveries": "interrupted", "retried": 0}]
 
 
 def test_the_outbox_lists_recorded_messages_for_marketers(client: FlaskClient, program: Any, token: str,

@@ -87,26 +87,31 @@ def test_an_adjustment_changes_the_balance_and_is_audited(client: FlaskClient, t
     assert no_reason.status_code == 422 and no_reason.json["errors"][0]["field"] == "reason"
 
 
-def test_import_answers_its_report(client: FlaskClient, token: str, db_session: Session,
-                                   shop: dict[str, Any]) -> None:
+def test_import_answers_202_with_a_job_to_follow(client: FlaskClient, token: str, viewer: str, db_session: Session,
+                                                 shop: dict[str, Any]) -> None:
     text = ("phone,name,points,consent_sms\n"
             "+37369000001,New One,15,yes\n"
             "+37369123456,Ana Popescu,,\n"
             "+37369000002,Bad Consent,,sure\n")
     refused = call(client, "POST", "/customers/import", token, query_string={"program": "cafea"}, data=text,
                    content_type="text/csv")
-    assert refused.status_code == 422 and refused.mimetype == "application/problem+json"
-    assert refused.json["errors"] == [
-        {"field": "line 3: phone", "message": "already a member of this programme"},
-        {"field": "line 4: consent_sms", "message": "must be yes or no (or empty: not asked)"},
-    ]
-    assert refused.json["report"]["imported"] == 0 and refused.json["report"]["valid"] == 1
+    assert refused.status_code == 202, refused.json
+    job = call(client, "GET", refused.headers["Location"].removeprefix("/api/v1"), viewer).json
+    assert job["id"] == refused.json["id"] and job["program"] == "cafea" and job["mode"] == "all"
+    assert (job["state"], job["rows"], job["report"]["imported"], job["report"]["valid"]) == ("refused", 3, 0, 1)
+    assert [(i["line"], i["column"], i["message"]) for i in job["report"]["issues"]] == [
+        (3, "phone", "already a member of this programme"),
+        (4, "consent_sms", "must be yes or no (or empty: not asked)")]
+    assert job["finished_at"] is not None and job["error"] is None
     assert db_session.scalar(select(Customer).where(Customer.phone == "+37369000001")) is None
 
     partial = call(client, "POST", "/customers/import", token, query_string={"program": "cafea", "mode": "valid"},
                    data=text.encode(), content_type="text/csv")
-    assert partial.status_code == 200, partial.json
-    report = partial.json
+    assert partial.status_code == 202, partial.json
+    assert partial.headers["Location"] == f"/api/v1/customers/imports/{partial.json['id']}"
+    done = call(client, "GET", f"/customers/imports/{partial.json['id']}", token).json  # inline: already done
+    report = done["report"]
+    assert (done["state"], done["done"], done["percent"]) == ("done", 3, 100)
     assert (report["ok"], report["rows"], report["imported"], report["skipped"], report["points"]) == (
         False, 3, 1, 2, 15)
     assert [(i["line"], i["column"]) for i in report["issues"]] == [(3, "phone"), (4, "consent_sms")]
@@ -114,6 +119,23 @@ def test_import_answers_its_report(client: FlaskClient, token: str, db_session: 
     assert customer is not None and customer.cards[0].balance == 15
     assert db_session.scalars(select(AuditEvent).where(AuditEvent.action == "customers.import")).one().details[
         "imported"] == 1
+    assert call(client, "GET", "/customers/imports/999999", viewer).status_code == 404
+
+
+def test_the_upload_request_itself_imports_nobody(client: FlaskClient, token: str, db_session: Session,
+                                                   shop: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The guard for "a minute-long request": the request stores the file and queues the job, nothing more
+    (with a broker, the job runs in a worker); a member is enrolled only by the job."""
+    from app.tasks import imports
+
+    queued: list[int] = []
+    monkeypatch.setattr(imports.run_member_import, "delay", queued.append)
+    text = "phone\n" + "".join(f"+3736900{n:04d}\n" for n in range(1, 2001))
+    accepted = call(client, "POST", "/customers/import", token, query_string={"program": "cafea"}, data=text,
+                    content_type="text/csv")
+    assert accepted.status_code == 202 and queued == [accepted.json["id"]]
+    assert (accepted.json["state"], accepted.json["rows"], accepted.json["done"]) == ("queued", 2000, 0)
+    assert db_session.scalar(select(Customer).where(Customer.phone == "+37369000001")) is None
 
 
 def test_import_limits_and_encoding(client: FlaskClient, token: str, viewer: str, shop: dict[str, Any]) -> None:
@@ -125,14 +147,23 @@ def test_import_limits_and_encoding(client: FlaskClient, token: str, viewer: str
     big = call(client, "POST", "/customers/import", token, query_string={"program": "cafea"},
                data=b"phone\n" + b"+37369000001\n" * 420_000, content_type="text/csv")
     assert big.status_code == 413 and big.mimetype == "application/problem+json"
+    # The file as a whole is checked at once: refused with its report, and nothing is stored.
+    header = call(client, "POST", "/customers/import", token, query_string={"program": "cafea"},
+                  data="phone,colour\n+37369000001,blue\n", content_type="text/csv")
+    assert header.status_code == 422 and header.json["errors"][0]["field"] == "line 1: colour"
+    assert header.json["report"]["file_errors"][0]["column"] == "colour"
+    nul = call(client, "POST", "/customers/import", token, query_string={"program": "cafea"},
+               data=b"phone\n+37369\x00000001\n", content_type="text/csv")
+    assert nul.status_code == 422 and "NUL character" in nul.json["errors"][0]["message"]
     # Over the app's 64 KiB limit for other bodies, under 5 MB: read and checked (one bad line: nothing imported).
     many = "phone\n" + "".join(f"+3736{n:07d}\n" for n in range(9000, 15000)) + "+3736\n"
     checked = call(client, "POST", "/customers/import", token, query_string={"program": "cafea"}, data=many,
                    content_type="text/csv")
-    assert len(many) > 64 * 1024 and checked.status_code == 422
-    assert checked.json["report"]["valid"] == 6000 and checked.json["errors"] == [
-        {"field": "line 6002: phone",
-         "message": "is not a phone number; use the international format, e.g. +37369123456"}]
+    assert len(many) > 64 * 1024 and checked.status_code == 202
+    job = checked.json
+    assert (job["state"], job["report"]["valid"]) == ("refused", 6000)
+    assert [(i["line"], i["message"]) for i in job["report"]["issues"]] == [
+        (6002, "is not a phone number; use the international format, e.g. +37369123456")]
 
 
 def test_the_export_is_the_csv_the_import_reads(client: FlaskClient, token: str, viewer: str,
@@ -149,7 +180,7 @@ def test_the_export_is_the_csv_the_import_reads(client: FlaskClient, token: str,
     make_program(slug="other")
     imported = call(client, "POST", "/customers/import", token, query_string={"program": "other"},
                     data=exported.text, headers={"Content-Type": "text/csv"})
-    assert imported.status_code == 200 and imported.json["imported"] == 2, imported.json
+    assert imported.status_code == 202 and imported.json["report"]["imported"] == 2, imported.json
     other = call(client, "GET", "/customers", token, query_string={"program": "other", "q": "Ana"}).json
     assert [(m["name"], m["balance"]) for m in other["items"]] == [("Ana Popescu", 40)]
 
@@ -160,5 +191,9 @@ def test_the_document_describes_the_customer_operations(client: FlaskClient) -> 
     paths = spec["paths"]
     assert paths["/api/v1/customers"]["get"]["x-required-role"] == "viewer"
     assert "text/csv" in paths["/api/v1/customers/import"]["post"]["requestBody"]["content"]
+    assert set(paths["/api/v1/customers/import"]["post"]["responses"]) >= {"202", "422"}
+    accepted = paths["/api/v1/customers/import"]["post"]["responses"]["202"]["content"]["application/json"]
+    assert accepted["schema"]["$ref"].endswith("/ImportJobOut")
+    assert paths["/api/v1/customers/imports/{import_id}"]["get"]["x-required-role"] == "viewer"
     assert paths["/api/v1/customers/{customer_id}/adjustments"]["post"]["x-required-role"] == "marketer"
     assert "/api/v1/customers/{customer_id}/ledger" in paths

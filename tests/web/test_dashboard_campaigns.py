@@ -3,8 +3,9 @@ after a confirmation and the progress reaching 100 %, results, the delivery log 
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,8 +16,15 @@ from sqlalchemy.orm import Session
 
 from app.db import utcnow
 from app.loyalty import enrollment
-from app.models import AuditEvent, Campaign, ChannelMessage, Delivery, Segment
+from app.models import AuditEvent, Campaign, ChannelMessage, Delivery, Segment, WebPushSubscription
+from tests.fakes.push_service import FakePushService
 from tests.web.dashboard_client import sign_in_as
+
+
+@pytest.fixture
+def push() -> Iterator[FakePushService]:
+    with FakePushService() as service:
+        yield service
 
 
 @pytest.fixture
@@ -183,24 +191,89 @@ def test_the_delivery_log_filters_and_retries_failed(client: FlaskClient, db_ses
     assert by_phone.text.count('data-delivery-id="') == 1 and "Client 2" in by_phone.text
     none = client.get(f"/dashboard/campaigns/{campaign_id}/deliveries?channel=push")
     assert 'id="no-deliveries"' in none.text and "No delivery matches" in none.text
-    assert 'id="retry-failed" disabled' in log.text
+    assert 'id="retry-failed"' not in log.text  # nothing to send again: no choice offered
 
     db_session.execute(update(Delivery).where(Delivery.campaign_id == campaign_id, Delivery.status == "sent")
                        .values(status="failed", error="sms failed: 30003"))
     db_session.commit()
     failed = client.get(f"/dashboard/campaigns/{campaign_id}/deliveries?status=failed")
     assert failed.text.count('data-status="failed"') == 2 and "sms failed: 30003" in failed.text
-    retried = client.post(f"/dashboard/campaigns/{campaign_id}/retry", data={"csrf_token": token})
+    assert "Send the failed ones again (2)" in failed.text
+    retried = client.post(f"/dashboard/campaigns/{campaign_id}/retry", data={"csrf_token": token,
+                                                                            "deliveries": "failed"})
     assert retried.status_code == 303
     after = client.get(retried.headers["Location"])
-    assert "2 failed deliveries are queued again." in after.text
+    assert "2 failed deliveries are queued again" in after.text
     db_session.expire_all()
     statuses = sorted(d.status for d in db_session.scalars(select(Delivery).where(
         Delivery.campaign_id == campaign_id)))
     assert statuses == ["sent", "sent", "skipped"]  # sent again, inline (Celery is eager in tests)
     assert db_session.get(Campaign, campaign_id).state == "finished"
     assert db_session.scalar(select(AuditEvent).where(AuditEvent.action == "campaign-retry")).details == {
-        "retried": 2}
+        "deliveries": "failed", "retried": 2}
+
+
+def test_retrying_failed_deliveries_leaves_the_interrupted_ones_and_says_what_each_choice_means(
+        client: FlaskClient, db_session: Session, make_program: Callable[..., Any],
+        make_card: Callable[..., Any], push: FakePushService) -> None:
+    """A worker killed mid-batch leaves web pushes and texts "interrupted": they may have arrived (in a
+    worker-kill test all 200 such web pushes had). "Retry failed" must not send them again; resending them
+    is a separate choice, worded as such, that resends the web pushes (same Topic and tag, so a copy replaces
+    the first) and never the texts."""
+    program = make_program(name="Cafea & Co.")
+    _, token = sign_in_as(client, db_session, "marketer")
+    rows = {}
+    for n, (channel, status, reason) in enumerate([("sms", "failed", None), ("push", "failed", "interrupted"),
+                                                   ("sms", "failed", "interrupted"), ("sms", "sent", None)]):
+        card = make_card(program, name=f"Client {n}", phone=f"+3736912000{n}")
+        enrollment.set_consents(db_session, customer=card.customer, consents={channel: True}, source="test",
+                                now=utcnow())
+        if channel == "push":
+            browser = push.new_subscription()
+            db_session.add(WebPushSubscription(customer_id=card.customer_id, **browser))
+        rows[n] = (card, channel, status, reason)
+    db_session.flush()
+    campaign_id = campaign_id_of(compose(client, token, program, channel_1="push", channel_2="sms"))
+    campaign = db_session.get(Campaign, campaign_id)
+    campaign.state, campaign.started_at, campaign.finished_at = "finished", utcnow(), utcnow()
+    for card, channel, status, reason in rows.values():
+        db_session.add(Delivery(campaign_id=campaign_id, customer_id=card.customer_id, card_id=card.id,
+                                variant_id=campaign.variants[0].id, channel=channel, status=status, reason=reason,
+                                attempts=1, error="the worker stopped" if reason else None))
+    db_session.commit()
+
+    log = client.get(f"/dashboard/campaigns/{campaign_id}/deliveries")
+    assert "Send the failed ones again (1)" in log.text
+    assert "certainly did not reach the customer" in log.text
+    assert "Resend the interrupted web pushes (1)" in log.text
+    assert "may already have arrived" in log.text and "a copy still waiting for the phone" in log.text
+    assert re.search(r'id="retry-kept">1 text message may also have gone out, and is never sent again', log.text)
+
+    def statuses() -> list[tuple[str | None, str, str | None]]:
+        db_session.expire_all()
+        found = db_session.scalars(select(Delivery).where(Delivery.campaign_id == campaign_id).order_by(Delivery.id))
+        return [(d.channel, d.status, d.reason) for d in found]
+
+    retried = client.post(f"/dashboard/campaigns/{campaign_id}/retry", data={"csrf_token": token,
+                                                                            "deliveries": "failed"})
+    assert "1 failed delivery is queued again" in client.get(retried.headers["Location"]).text
+    assert statuses() == [("sms", "sent", None), ("push", "failed", "interrupted"), ("sms", "failed", "interrupted"),
+                          ("sms", "sent", None)]
+
+    retried = client.post(f"/dashboard/campaigns/{campaign_id}/retry", data={"csrf_token": token,
+                                                                            "deliveries": "interrupted"})
+    flashed = client.get(retried.headers["Location"]).text
+    assert "1 interrupted delivery is queued again on the same channel" in flashed
+    assert "1 text message is in doubt and was not resent" in flashed
+    assert statuses() == [("sms", "sent", None), ("push", "sent", None), ("sms", "failed", "interrupted"),
+                          ("sms", "sent", None)]
+    texts = db_session.scalars(select(ChannelMessage.recipient).where(ChannelMessage.channel == "sms")).all()
+    assert sorted(texts) == [rows[0][0].customer.phone]  # the one certainly failed; never the one in doubt
+    [resent] = push.messages(browser["endpoint"])
+    assert json.loads(resent["plaintext"])["tag"] == f"campaign-{campaign_id}" and len(resent["topic"]) == 32
+
+    unclear = client.post(f"/dashboard/campaigns/{campaign_id}/retry", data={"csrf_token": token})
+    assert "Choose which deliveries to send again" in client.get(unclear.headers["Location"]).text
 
 
 def test_schedule_reads_the_programmes_time_zone(client: FlaskClient, db_session: Session, program: Any) -> None:

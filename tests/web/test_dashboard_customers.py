@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
 from app.loyalty import enrollment, member_import
-from app.models import AuditEvent, Card, Customer, LedgerEntry
+from app.models import AuditEvent, Card, Customer, LedgerEntry, MemberImport
 from app.web.dashboard.access import RANK
 from tests.web.dashboard_client import sign_in_as
 
@@ -149,6 +149,8 @@ def upload(client: FlaskClient, token: str, slug: str, text: str, mode: str = "a
 
 def test_import_reports_problems_line_by_line(client: FlaskClient, db_session: Session,
                                               shop: dict[str, Any]) -> None:
+    """The upload is stored as a job and answered at once with a redirect to its page; the job checks the lines
+    (inline here: no broker) and the page shows its report."""
     _, token = sign_in_as(client, db_session, "marketer")
     slug = shop["program"].slug
     text = ("phone,name,email,consent_sms\n"
@@ -156,29 +158,59 @@ def test_import_reports_problems_line_by_line(client: FlaskClient, db_session: S
             "+37369123456,Ana Popescu,,\n"  # already a member
             "+37369000002,Bad Mail,nope,\n")
     response = upload(client, token, slug, text)
-    assert response.status_code == 422
-    rows = re.findall(r"<tr data-issue><td>([^<]+)</td><td>([^<]+)</td><td>([^<]+)</td>", response.text)
+    assert response.status_code == 303 and re.search(r"/dashboard/customers/imports/\d+\?program=", response.headers[
+        "Location"])
+    page = client.get(response.headers["Location"])
+    rows = re.findall(r"<tr data-issue><td>([^<]+)</td><td>([^<]+)</td><td>([^<]+)</td>", page.text)
     assert rows == [("3", "phone", "Already a member of this programme"), ("4", "email", "Is not an e-mail address")]
-    assert "nothing was imported" in response.text.lower()
+    assert 'id="import-refused"' in page.text and "nothing was imported" in page.text.lower()
+    assert "choose “import the valid lines”" in page.text
+    assert 'http-equiv="refresh"' not in page.text  # ended: the page stops reloading
     assert db_session.scalar(select(Customer).where(Customer.phone == "+37369000001")) is None
 
     response = upload(client, token, slug, text, mode="valid")
-    assert response.status_code == 200 and "Imported 1 of 3 members" in response.text
+    page = client.get(response.headers["Location"])
+    assert page.status_code == 200 and "Imported 1 of 3 members" in page.text
+    assert re.search(r'id="count-created">1<', page.text) and re.search(r'id="count-skipped">2<', page.text)
     new = db_session.scalar(select(Customer).where(Customer.phone == "+37369000001"))
     assert new is not None and new.name == "New One"
     event = db_session.scalars(select(AuditEvent).where(AuditEvent.action == "customers.import")).one()
     assert event.details["imported"] == 1 and event.details["skipped"] == 2
+    assert event.details["file"] == "members.csv" and event.user_id is not None
+    recent = client.get(f"/dashboard/customers/import?program={slug}").text
+    assert "Recent imports" in recent and recent.count("members.csv</a>") == 2
 
 
-def test_a_valid_import_redirects_with_a_message(client: FlaskClient, db_session: Session,
-                                                 shop: dict[str, Any]) -> None:
+def test_a_valid_import_shows_its_progress_page(client: FlaskClient, db_session: Session,
+                                                shop: dict[str, Any]) -> None:
     _, token = sign_in_as(client, db_session, "marketer")
     slug = shop["program"].slug
     response = upload(client, token, slug, "\ufeffPhone,Name\n+37369000001,New One\n+37369000002,Two\n")
     assert response.status_code == 303
     page = client.get(response.headers["Location"])
-    assert "Imported 2 members into Cafea. No welcome message was sent." in page.text
-    assert names(page.text)[:2] == ["Two", "New One"]
+    assert "Imported 2 of 2 members into Cafea. No welcome message was sent." in page.text
+    assert '<progress id="import-progress" max="2" value="2"' in page.text
+    assert names(client.get(f"/dashboard/customers?program={slug}").text)[:2] == ["Two", "New One"]
+
+
+def test_an_import_still_running_reloads_its_page_and_says_how_far_it_is(
+        client: FlaskClient, db_session: Session, shop: dict[str, Any]) -> None:
+    user, _ = sign_in_as(client, db_session, "marketer")
+    job = member_import.start(db_session, program=shop["program"], mode="valid", actor=f"user:{user.id}",
+                              csv_text="phone\n" + "".join(f"+3736900{n:04d}\n" for n in range(1, 501)),
+                              filename="big.csv", now=utcnow())
+    job.state, job.done, job.imported, job.checked_at = "importing", 250, 240, utcnow()
+    job.invalid_lines, job.issues = 10, [{"line": 7, "column": "phone", "message": "is required"}]
+    db_session.commit()
+    page = client.get(f"/dashboard/customers/imports/{job.id}")
+    assert page.status_code == 200
+    assert '<meta http-equiv="refresh" content="2">' in page.text
+    assert "Importing…" in page.text and "250 of 500 lines</strong> handled (50 %)" in page.text
+    assert '<progress id="import-progress" max="500" value="250"' in page.text
+    assert "you can also leave it: the import goes on" in page.text
+    assert re.search(r"<tr data-issue><td>7</td><td>phone</td><td>Is required</td>", page.text)
+    assert client.get("/dashboard/customers/imports/999999").status_code == 404
+    assert db_session.get(MemberImport, job.id).csv  # still there for the worker
 
 
 def test_an_import_form_without_a_usable_file_is_refused(client: FlaskClient, db_session: Session,
@@ -202,7 +234,10 @@ def test_an_import_form_without_a_usable_file_is_refused(client: FlaskClient, db
     assert over.status_code == 422 and "larger than 5 MB" in over.text
     far_over = send(b"phone\n" + b"+37369000001\n" * 6000)  # refused unread
     assert far_over.status_code == 413 and "larger than 5 MB" in far_over.text
+    header = send(b"phone,colour\n+37369000001,blue\n")  # the file as a whole is checked before it is stored
+    assert header.status_code == 422 and "Unknown column; the columns are" in header.text
     assert db_session.scalar(select(Customer).where(Customer.phone == "+37369000001")) is None
+    assert db_session.scalar(select(func.count()).select_from(MemberImport)) == 0
 
 
 def test_export_is_a_guarded_csv_and_audited(client: FlaskClient, db_session: Session,
@@ -228,7 +263,7 @@ def test_every_customers_route_answers_each_role(role: str, app: Flask, client: 
     _, token = sign_in_as(client, db_session, role)
     routes = [(rule, method) for rule in app.url_map.iter_rules() if rule.endpoint.startswith("dashboard.customers")
               for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})]
-    assert len(routes) == 6
+    assert len(routes) == 7
     for rule, method in routes:
         path = re.sub(r"<int:\w+>", "999999", rule.rule)
         response = client.open(path, method=method, data={"csrf_token": token})

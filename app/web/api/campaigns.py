@@ -1,5 +1,6 @@
 """Campaigns over the API: list, create, edit a draft, preview, schedule, start/pause/resume/cancel, retry
-failed, progress, the delivery log and results.
+(the failed deliveries, or the interrupted ones: the caller says which), progress, the delivery log and
+results.
 
 ``update_draft``, ``progress`` and ``deliveries`` are shared with the dashboard (app/web/dashboard/campaigns.py).
 """
@@ -186,6 +187,25 @@ class DeliveryQuery(In):
     per_page: int = Field(default=PER_PAGE, ge=1, le=100)
 
 
+class RetryIn(In):
+    deliveries: Literal["failed", "interrupted"] = Field(description=(
+        "Which deliveries to send again. `failed`: those that certainly did not reach the customer (status "
+        "`failed`, no `reason` or another than `interrupted`/`unconfirmed`); each goes out on the first of the "
+        "campaign's channels that reaches the customer now. `interrupted`: those that may have arrived "
+        "(`reason` `interrupted` or `unconfirmed`) on a channel where a second copy replaces the first: web "
+        "push, sent again on the same channel with the same `Topic` and notification `tag`. Text messages in "
+        "doubt are never resent (a second text cannot replace the first); they are counted in `kept`."))
+
+
+class RetryOut(Out):
+    """What the retry queued, what it left, and the campaign as it is now."""
+
+    deliveries: Literal["failed", "interrupted"]
+    requeued: int = Field(description="Deliveries queued again.")
+    kept: dict[str, int] = Field(description="Deliveries in doubt that were not resent, per channel (`sms`).")
+    campaign: CampaignOut
+
+
 class DeliveryOut(Out):
     id: int
     customer_id: int
@@ -320,13 +340,11 @@ def _act(campaign_id: int, action: str) -> CampaignOut:
         lifecycle.pause(db, campaign=campaign, now=now)
     elif action == "resume":
         lifecycle.resume(db, campaign=campaign, now=now)
-    elif action == "cancel":
-        lifecycle.cancel(db, campaign=campaign, now=now)
     else:
-        retried = send.retry_failed(db, campaign=campaign, now=now)
-    _audit(f"campaign-{action}", campaign, **({"retried": retried} if action == "retry" else {}))
+        lifecycle.cancel(db, campaign=campaign, now=now)
+    _audit(f"campaign-{action}", campaign)
     db.commit()
-    if campaign.state == "running" and action in ("start", "resume", "retry"):
+    if campaign.state == "running" and action in ("start", "resume"):
         kick(campaign.id)
         db.refresh(campaign)
     return _out(campaign)
@@ -357,9 +375,21 @@ def cancel_campaign(campaign_id: int) -> CampaignOut:
 
 
 @bp.post("/campaigns/<int:campaign_id>/retry")
-@operation(summary="Send the failed deliveries again", tag=TAG, responses={200: CampaignOut})
-def retry_campaign(campaign_id: int) -> CampaignOut:
-    return _act(campaign_id, "retry")
+@operation(summary="Send again the failed deliveries, or the interrupted ones", tag=TAG, body=RetryIn,
+           responses={200: RetryOut},
+           description="The caller chooses, because the two differ: a failed delivery certainly did not arrive, "
+                       "an interrupted one may have. See `deliveries`.")
+def retry_campaign(campaign_id: int, body: RetryIn) -> RetryOut:
+    from app.tasks.campaigns import kick
+
+    campaign, db = _campaign(campaign_id), get_session()
+    retried = send.retry(db, campaign=campaign, deliveries=body.deliveries, now=utcnow())
+    _audit("campaign-retry", campaign, deliveries=body.deliveries, retried=retried.requeued)
+    db.commit()
+    if retried.requeued and campaign.state == "running":
+        kick(campaign.id)
+        db.refresh(campaign)
+    return RetryOut(deliveries=body.deliveries, requeued=retried.requeued, kept=retried.kept, campaign=_out(campaign))
 
 
 @bp.get("/campaigns/<int:campaign_id>/results")

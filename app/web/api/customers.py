@@ -1,15 +1,17 @@
 """Customers over the API: search, one customer with their cards and consent, a card's ledger, a manual
-adjustment with a reason (audited), and the CSV import of existing members with its validation report.
+adjustment with a reason (audited), and the CSV import of existing members: a background job (``202`` and
+the job; ``GET /customers/imports/<id>`` for its progress and report).
 
 The CSV export is on the dashboard only (``/dashboard/customers/export.csv``): an API answer is declared
 with a JSON model, and a streamed CSV is not one."""
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime
 from typing import Literal
 
-from flask import Response, current_app, request
+from flask import Response, after_this_request, current_app, request, url_for
 from pydantic import Field
 from sqlalchemy import func, select
 
@@ -19,12 +21,24 @@ from app.errors import FieldError, InvalidInput, NotFound, PayloadTooLarge
 from app.loyalty import customers as members
 from app.loyalty import ledger, member_import
 from app.merchants import audit
-from app.models import AppleRegistration, Card, Customer, GoogleObject, LedgerEntry, Program, WebPushSubscription
+from app.models import (
+    IMPORT_STATES,
+    AppleRegistration,
+    Card,
+    Customer,
+    GoogleObject,
+    LedgerEntry,
+    MemberImport,
+    Program,
+    WebPushSubscription,
+)
 from app.phones import normalise_phone
 from app.web import downloads
 from app.web.api import api_actor, bp, get_or_404, program_by_slug
 from app.web.api._models import In, Out
 from app.web.api.openapi import operation
+
+log = logging.getLogger(__name__)
 
 TAG = "customers"
 MAX_ADJUST = 1_000_000
@@ -154,17 +168,37 @@ class IssueOut(Out):
 
 
 class ImportReportOut(Out):
-    """What the import did, and every problem found (line, column, message)."""
+    """What the import did (so far), and every problem found (line, column, message)."""
 
-    ok: bool = Field(description="No problem at all.")
+    ok: bool = Field(description="No problem at all (once the lines are checked).")
     rows: int
-    valid: int
-    imported: int
-    skipped: int
+    valid: int = Field(description="Lines without a problem when the file was checked.")
+    imported: int = Field(description="Cards created: new customers, and existing customers of another programme.")
+    skipped: int = Field(description="Lines not imported (so far, while the import runs).")
     existing_customers: int = Field(description="Imported members who already had a card in another programme.")
     points: int = Field(description="Opening balances credited.")
     file_errors: list[IssueOut]
-    issues: list[IssueOut]
+    issues: list[IssueOut] = Field(description="At most 1,000, in line order; the counts stay exact.")
+
+
+class ImportJobOut(Out):
+    """A member import, run in the background: its progress while it runs, then its report.
+
+    `state`: `queued` → `checking` (every line is checked first) → `importing` (members added in batches) →
+    `done`; or `refused` (nothing imported: a line with a problem in mode `all`, or no valid line; the
+    report says which), or `failed` (it kept stopping; what was imported stays)."""
+
+    id: int
+    program: str = Field(description="The programme's slug.")
+    state: Literal[IMPORT_STATES]  # type: ignore[valid-type]
+    mode: Literal["all", "valid"]
+    rows: int = Field(description="Members (data lines) in the file.")
+    done: int = Field(description="Lines handled so far: imported, or skipped with a problem.")
+    percent: int = Field(ge=0, le=100, description="`done` of `rows`, in whole percent.")
+    error: str | None = Field(description="Why the last run stopped, when it did (it is taken up again).")
+    created_at: datetime
+    finished_at: datetime | None
+    report: ImportReportOut
 
 
 def _next(page: int, per_page: int, total: int) -> int | None:
@@ -260,16 +294,29 @@ def _report(report: member_import.Report) -> ImportReportOut:
                            issues=[IssueOut(**i.as_dict()) for i in report.issues])  # type: ignore[arg-type]
 
 
+def _job(job: MemberImport) -> ImportJobOut:
+    program = get_session().get(Program, job.program_id)
+    return ImportJobOut(id=job.id, program=program.slug if program else "", state=job.state, mode=job.mode,
+                        rows=job.rows, done=job.done, percent=min(100, job.done * 100 // job.rows) if job.rows else 0,
+                        error=job.error, created_at=job.created_at, finished_at=job.finished_at,
+                        report=_report(member_import.report_of(job)))
+
+
 @bp.post("/customers/import")
-@operation(summary="Import existing members from a CSV file", tag=TAG, query=ImportQuery, raw_body="text/csv",
-           responses={200: ImportReportOut},
+@operation(summary="Import existing members from a CSV file (a background job)", tag=TAG, query=ImportQuery,
+           raw_body="text/csv", responses={202: ImportJobOut},
            description="Columns: " + ", ".join(member_import.COLUMNS) + " (a header line; only `phone` is "
                        "required). At most 5 MB and 50,000 members, UTF-8. No welcome bonus or message; consent only "
-                       "where a cell says yes or no; `points` is the opening balance. A file whose problems stop the "
-                       "import (mode `all`, or no valid line) is answered 422 with `errors` (`field`: \"line N: "
-                       "column\") and the whole `report`.",
-           problems={422: "Nothing was imported: `errors` and `report` list every problem."})
-def import_customers(query: ImportQuery) -> ImportReportOut:
+                       "where a cell says yes or no; `points` is the opening balance. The file as a whole is checked "
+                       "here (size, encoding, CSV, the header); a file that must be fixed first is answered 422 with "
+                       "`errors` (`field`: \"line N: column\") and the whole `report`, and nothing is stored. "
+                       "Otherwise the answer is `202` with the job (`Location`: its URL): every line is checked, then "
+                       "the members are added in batches; follow it with `GET /customers/imports/{import_id}`. A "
+                       "worker that stops mid-import loses nothing: the job continues where it stopped.",
+           problems={422: "Nothing was imported: the file must be fixed first; `errors` and `report` list why."})
+def import_customers(query: ImportQuery) -> tuple[ImportJobOut, int]:
+    from app.tasks.imports import run_member_import
+
     program = program_by_slug(query.program)
     request.max_content_length = member_import.MAX_BYTES + BODY_MARGIN
     if (request.content_length or 0) > member_import.MAX_BYTES:
@@ -282,25 +329,34 @@ def import_customers(query: ImportQuery) -> ImportReportOut:
     except UnicodeDecodeError:
         raise InvalidInput("the file is not UTF-8 text", code="not-utf8",
                            errors=[FieldError("body", "save the file as CSV UTF-8")]) from None
-    db, now = get_session(), utcnow()
-    actor = api_actor()
-    report = member_import.import_members(db, program=program, csv_text=text, actor=actor, now=now,
-                                          region=current_app.config["TALLYPASS"].default_phone_region,
-                                          only_if_valid=query.mode == "all")
-    out = _report(report)
-    if not report.imported and not report.ok:
+    db = get_session()
+    try:
+        job = member_import.start(db, program=program, csv_text=text, mode=query.mode, actor=api_actor(),
+                                  now=utcnow(), ip=request.remote_addr)
+    except member_import.FileRefused as refused:
         db.rollback()
-        problems = report.problems()
-        raise InvalidInput(f"nothing was imported: {len(problems)} problem(s) in the file", code="invalid-import",
-                           errors=[FieldError(f"line {i.line}: {i.column}" if i.column else f"line {i.line}",
-                                              i.message) for i in problems],
-                           extra={"report": out.model_dump(mode="json")})
-    if report.imported:
-        audit.record(db, actor=actor, action="customers.import", now=now, target=f"program:{program.slug}",
-                     details={"rows": report.rows, "imported": report.imported, "skipped": report.skipped,
-                              "points": report.points}, ip=request.remote_addr)
+        refused.extra["report"] = _report(refused.report).model_dump(mode="json")
+        raise
     db.commit()
-    return out
+    try:
+        run_member_import.delay(job.id)
+    except Exception:  # a broker outage: the job waits, and the beat's sweep takes it up
+        log.exception("could not queue member import %s", job.id)
+    db.refresh(job)
+    location = url_for("api.get_import", import_id=job.id)
+
+    @after_this_request
+    def _locate(response: Response) -> Response:
+        response.headers["Location"] = location
+        return response
+
+    return _job(job), 202
+
+
+@bp.get("/customers/imports/<int:import_id>")
+@operation(summary="A member import's progress and report", tag=TAG, responses={200: ImportJobOut})
+def get_import(import_id: int) -> ImportJobOut:
+    return _job(get_or_404(MemberImport, import_id, "import"))
 
 
 class ExportQuery(In):

@@ -1,6 +1,7 @@
 """Campaigns in the dashboard: the list, the composer (new, and edit while a draft) with a live per-channel
 preview, scheduling and sending (after a confirmation showing the audience), the campaign's page with a live
-progress bar and pause/resume/cancel, its results, and its delivery log with "retry failed".
+progress bar and pause/resume/cancel, its results, and its delivery log with its two retries: the failed
+deliveries (certainly not sent) and the interrupted ones (may have arrived; app.campaigns.send.retry).
 
 The views are thin: the campaign engine is app/campaigns (lifecycle, audience, templating, send, results);
 editing a draft (app.campaigns.lifecycle), progress and the log's query (app.campaigns.results) are shared
@@ -519,11 +520,21 @@ def campaigns_deliveries(campaign_id: int) -> Response:
     query = deliveries(campaign, **{k: v or None for k, v in filters.items()})
     total = count_rows(db, query)
     rows = db.execute(query.limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
-    failed = count_rows(db, deliveries(campaign, status="failed"))
     return render("dashboard/campaign_deliveries.html", campaign=campaign, program=program, programs=programs,
                   rows=rows, total=total, page=page, pages=max(1, -(-total // PAGE_SIZE)), filters=filters,
                   states=DELIVERY_STATES, channels=CAMPAIGN_CHANNELS, variant_names=variant_names,
-                  names={v.id: v.name for v in campaign.variants}, failed=failed, zone=_zone(program))
+                  names={v.id: v.name for v in campaign.variants}, retryable=send.retryable(db, campaign=campaign),
+                  zone=_zone(program))
+
+
+RETRIED = {
+    "failed": "{n:,} failed deliver{ies} queued again; each goes out on the first channel that reaches the "
+              "customer now.",
+    "interrupted": "{n:,} interrupted deliver{ies} queued again on the same channel; a web push replaces the first "
+                   "copy where it is still waiting or still on the screen.",
+}
+NOTHING = {"failed": "No delivery had certainly failed; nothing was queued.",
+           "interrupted": "No interrupted delivery can be resent; nothing was queued."}
 
 
 @bp.post("/campaigns/<int:campaign_id>/retry")
@@ -533,13 +544,22 @@ def campaigns_retry(campaign_id: int) -> Response:
 
     check_csrf()
     campaign, _, _ = _campaign(campaign_id)
+    which = request.form.get("deliveries", "")
+    if which not in send.RETRY_KINDS:
+        flash("Choose which deliveries to send again: the failed ones or the interrupted ones.", "error")
+        return redirect(url_for("dashboard.campaigns_deliveries", campaign_id=campaign.id), 303)
     db = get_session()
-    retried = send.retry_failed(db, campaign=campaign, now=utcnow())
-    if retried:
-        _audit(campaign, "campaign-retry", retried=retried)
+    retried = send.retry(db, campaign=campaign, deliveries=which, now=utcnow())
+    _audit(campaign, "campaign-retry", deliveries=which, retried=retried.requeued)
     db.commit()
-    if retried and campaign.state == "running":
+    if retried.requeued and campaign.state == "running":
         kick(campaign.id)
-    flash(f"{retried:,} failed deliver{'y is' if retried == 1 else 'ies are'} queued again." if retried
-          else "No delivery had failed; nothing to retry.", "success")
+    n = retried.requeued
+    message = RETRIED[which].format(n=n, ies="y is" if n == 1 else "ies are") if n else NOTHING[which]
+    kept = sum(retried.kept.values())
+    if kept:
+        one = kept == 1
+        message += (f" {kept:,} text message{' is' if one else 's are'} in doubt and {'was' if one else 'were'} not "
+                    "resent: a second text cannot replace the first.")
+    flash(message, "success")
     return redirect(url_for("dashboard.campaigns_deliveries", campaign_id=campaign.id), 303)

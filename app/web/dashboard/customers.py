@@ -3,6 +3,7 @@ devices, RFM), a manual points adjustment with a reason, and the CSV import and 
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 
 from flask import Response, current_app, flash, redirect, request, url_for
@@ -15,7 +16,7 @@ from app.errors import NotFound, RuleViolation
 from app.loyalty import customers as members
 from app.loyalty import ledger, member_import
 from app.merchants import audit
-from app.models import CONSENT_CHANNELS, Card, Consent, Customer, Program
+from app.models import CONSENT_CHANNELS, Card, Consent, Customer, MemberImport, Program
 from app.phones import normalise_phone
 from app.web import downloads
 from app.web.dashboard import bp
@@ -23,9 +24,17 @@ from app.web.dashboard.access import current_user, requires
 from app.web.dashboard.pages import PAGE_SIZE, page_number, programme, render, validate_form
 from app.web.forms import check_csrf
 
+log = logging.getLogger(__name__)
+
 MAX_QUERY = 100
 MAX_ADJUST = 1_000_000
 UPLOAD_MARGIN = 64 * 1024  # the form's other fields and the multipart framing around the file
+RECENT_IMPORTS = 5  # listed on the import page
+IMPORT_REFRESH_SECONDS = 2  # an import's page reloads itself this often while the import runs
+IMPORT_STATE_WORDS = {"queued": "Waiting for a worker", "checking": "Checking every line",
+                      "importing": "Importing", "done": "Done", "refused": "Nothing was imported",
+                      "failed": "Stopped"}
+Mode = Literal["all", "valid"]
 
 
 def region() -> str | None:
@@ -158,9 +167,11 @@ def customers_adjust(customer_id: int) -> Response:
 def _import_page(program: Program, programs: list[Program], *, status: int = 200,
                  report: member_import.Report | None = None, errors: dict[str, str] | None = None,
                  mode: str = "all") -> Response:
+    recent = get_session().scalars(select(MemberImport).where(MemberImport.program_id == program.id)
+                                   .order_by(MemberImport.id.desc()).limit(RECENT_IMPORTS))
     return render("dashboard/customers_import.html", status=status, program=program, programs=programs,
                   report=report, errors=errors or {}, mode=mode, columns=member_import.COLUMNS,
-                  max_rows=member_import.MAX_ROWS)
+                  max_rows=member_import.MAX_ROWS, recent=list(recent), state_words=IMPORT_STATE_WORDS)
 
 
 @bp.get("/customers/import")
@@ -170,12 +181,13 @@ def customers_import() -> Response:
     return _import_page(program, programs)
 
 
-Mode = Literal["all", "valid"]
-
-
 @bp.post("/customers/import")
 @requires("marketer")
 def customers_import_post() -> Response:
+    """Checks the upload as a whole (size, UTF-8, CSV, the header) and stores it as a job; the lines are
+    checked and the members enrolled in the background (app.tasks.imports), and the import's page shows it."""
+    from app.tasks.imports import run_member_import
+
     limit = member_import.MAX_BYTES + UPLOAD_MARGIN
     if (request.content_length or 0) > limit:  # refused unread (so unchecked: nothing changes)
         program, programs = programme()
@@ -204,21 +216,37 @@ def customers_import_post() -> Response:
     if errors:
         return _import_page(program, programs, status=422, errors=errors, mode=mode or "all")
     db, user, now = get_session(), current_user(), utcnow()
-    assert user is not None  # @requires
-    report = member_import.import_members(db, program=program, csv_text=text, region=region(),
-                                          actor=f"user:{user.id}", now=now, only_if_valid=mode == "all")
-    if report.imported:
-        audit.record(db, actor=user, action="customers.import", now=now, target=f"program:{program.slug}",
-                     details={"file": (upload.filename or "")[:200] if upload else "", "rows": report.rows,
-                              "imported": report.imported, "skipped": report.skipped, "points": report.points},
-                     ip=request.remote_addr)
-        db.commit()
-    else:
+    assert user is not None and upload is not None  # @requires; checked above
+    try:
+        job = member_import.start(db, program=program, csv_text=text, mode=mode, actor=f"user:{user.id}", now=now,
+                                  filename=upload.filename or "", user_id=user.id, ip=request.remote_addr)
+    except member_import.FileRefused as refused:
         db.rollback()
-    if report.ok:
-        flash(f"Imported {report.imported:,} members into {program.name}. No welcome message was sent.", "success")
-        return redirect(url_for("dashboard.customers", program=program.slug), code=303)
-    return _import_page(program, programs, status=200 if report.imported else 422, report=report, mode=mode)
+        return _import_page(program, programs, status=422, report=refused.report, mode=mode)
+    db.commit()
+    try:
+        run_member_import.delay(job.id)
+    except Exception:  # a broker outage: the job waits, and the beat's sweep takes it up
+        log.exception("could not queue member import %s", job.id)
+    return redirect(url_for("dashboard.customers_import_job", import_id=job.id, program=program.slug), code=303)
+
+
+@bp.get("/customers/imports/<int:import_id>")
+@requires("marketer")
+def customers_import_job(import_id: int) -> Response:
+    """An import's progress (the page reloads itself while it runs), then its report."""
+    db = get_session()
+    job = db.get(MemberImport, import_id)
+    if job is None:
+        raise NotFound("there is no such import")
+    program = db.get(Program, job.program_id)
+    assert program is not None  # the import goes with its programme
+    programs = list(db.scalars(select(Program).order_by(Program.name)))
+    running = job.state not in member_import.FINAL_STATES
+    percent = min(100, job.done * 100 // job.rows) if job.rows else 0
+    return render("dashboard/customers_import_job.html", program=program, programs=programs, job=job,
+                  report=member_import.report_of(job), running=running, percent=percent,
+                  state_words=IMPORT_STATE_WORDS, refresh_seconds=IMPORT_REFRESH_SECONDS)
 
 
 # ------------------------------------------------------------------------------------------- export
