@@ -855,7 +855,7 @@ def test_reports_racing_a_campaign_batch_reach_its_deliveries(
             assert sorted(session.scalars(select(Delivery.status).where(Delivery.campaign_id == campaign_id))) == [
                 "sent", "sent"]  # the webhook could not see the texts yet
             assert len(session.scalars(select(SmsStatusReport)).all()) == 2
-        assert apply_early_sms_reports.delay().result == 2  # the beat, a minute later (eager; .get() refuses after a worker test)
+        assert apply_early_sms_reports.delay().result == 2  # the beat a minute later (.get() may refuse: eager)
     with factory() as session:
         rows = session.execute(select(Delivery.provider_id, Delivery.status, Delivery.error)
                                .where(Delivery.campaign_id == campaign_id)).all()
