@@ -159,3 +159,11 @@ def test_pages_run_their_scripts_and_styles_with_no_violation(committing_app: An
         assert marketer.page.evaluate("window.__ran") is None
         assert any("script-src" in v for v in marketer.seen), marketer.seen
         browser.close()
+
+
+def test_browser_tests_do_not_wait_with_evaluated_strings() -> None:
+    """Playwright's wait_for_function polls by evaluating a string in the page, which the pages' CSP refuses
+    ('unsafe-eval'): such a wait fails or flakes. Wait on a selector or a locator instead."""
+    offenders = [path.name for path in Path(__file__).parent.glob("test_*.py")
+                 if "wait_for_function(" in path.read_text().replace('"wait_for_function("', "")]
+    assert offenders == []

@@ -56,7 +56,8 @@ def test_a_second_copy_of_a_campaign_push_replaces_the_first(committing_app: Any
         devtools.on("ServiceWorker.workerRegistrationUpdated", lambda e: registrations.extend(e["registrations"]))
         devtools.send("ServiceWorker.enable")
         page.goto(f"{live_server}/c/{token}")
-        page.wait_for_function("document.documentElement.dataset.serviceWorker === 'registered'", timeout=10_000)
+        # A selector, not wait_for_function: its polling evaluates a string, which the page's CSP refuses.
+        page.wait_for_selector("html[data-service-worker='registered']", state="attached", timeout=10_000)
         page.evaluate("navigator.serviceWorker.ready.then(() => true)")
         deadline = time.monotonic() + 10
         while not registrations and time.monotonic() < deadline:

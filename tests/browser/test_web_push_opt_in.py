@@ -87,13 +87,13 @@ def test_one_browser_moves_its_notifications_to_a_second_card_only_by_subscribin
 
         def open_card(name: str) -> None:
             page.goto(f"{live_server}/c/{tokens[name]}")
-            page.wait_for_function("document.documentElement.dataset.serviceWorker === 'registered'",
-                                   timeout=10_000)
+            # A selector, not wait_for_function: its polling evaluates a string, which the page's CSP refuses.
+            page.wait_for_selector("html[data-service-worker='registered']", state="attached", timeout=10_000)
             page.wait_for_selector("#push:not([hidden])")
 
         def turn_on() -> None:
             page.get_by_role("button", name="Notify me in this browser").click()
-            page.wait_for_function("document.getElementById('push-state').textContent.length > 0")
+            page.locator("#push-state", has_text="Notifications are on").wait_for()  # (no wait_for_function: CSP)
             assert page.locator("#push-state").inner_text() == "Notifications are on in this browser."
 
         open_card("first")
