@@ -29,7 +29,7 @@ from app.channels.registry import EXTENSION as CHANNELS
 from app.database import ENGINE, SESSIONS
 from app.db import utcnow
 from app.merchants import tokens
-from app.models import Card, LedgerEntry, Purchase
+from app.models import ApiToken, Card, LedgerEntry, Purchase
 from app.settings import Settings
 from tests.conftest import seed_committed_shop
 from tests.fakes.tcp_link import TcpLink
@@ -220,3 +220,87 @@ def test_a_database_outage_mid_traffic_gives_503_with_retry_after_then_recovers_
     assert sorted(receipts) == sorted(acknowledged | refused)  # each once
     assert balance == ledger_sum == START_BALANCE + EARNED * len(receipts)
     assert Decimal(AMOUNT) * 3 / 100 == EARNED
+
+
+# ---------------------------------------------------------------- a read-only database (failover to a standby)
+
+
+@pytest.fixture
+def read_only_app(settings: Settings, database_url: str, committing_app: Flask) -> Iterator[Flask]:
+    """The app on a database that refuses writes: every connection starts with default_transaction_read_only,
+    as after a failover to a hot standby (same SQLSTATE 25006 for every write)."""
+    url = make_url(database_url).update_query_dict({"options": "-c default_transaction_read_only=on"})
+    app = create_app(settings.model_copy(update={"database_url": url.render_as_string(hide_password=False)}))
+    yield app
+    app.extensions[CHANNELS].close()
+    app.extensions[ENGINE].dispose()
+
+
+def _signed_in_cookie(committing_app: Flask) -> str:
+    """A dashboard session made on the writable database (signing in writes the audit log)."""
+    from app.merchants.users import create_user
+    from tests.web.dashboard_client import PASSWORD, csrf
+
+    with committing_app.extensions[SESSIONS].begin() as session:
+        create_user(session, email="owner@shop.test", password=PASSWORD, role="admin")
+    client = committing_app.test_client()
+    signed_in = client.post("/dashboard/login", data={"csrf_token": csrf(client), "email": "owner@shop.test",
+                                                      "password": PASSWORD})
+    assert signed_in.status_code == 303
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    return cookie.value
+
+
+def test_a_read_only_database_refuses_purchases_with_503_and_still_answers_reads(
+        read_only_app: Flask, shop: dict[str, Any], committing_app: Flask) -> None:
+    client = read_only_app.test_client()
+    health = client.get("/healthz")
+    assert health.status_code == 503 and health.get_json()["database"] == "read-only"
+    assert int(health.headers["Retry-After"]) > 0
+
+    body = json.dumps({"receipt_id": "RO-1", "card": shop["barcode"], "amount": AMOUNT}).encode()
+    purchase = client.post("/api/v1/pos/purchases", data=body, headers={
+        "Tallypass-Key": shop["key_id"], "Tallypass-Signature": signing.signature_header(shop["secret"], body),
+        "Content-Type": "application/json", "Idempotency-Key": "ro-1"})
+    assert purchase.status_code == 503 and purchase.mimetype == "application/problem+json"
+    assert purchase.get_json()["type"].endswith("/database-read-only")
+    assert int(purchase.headers["Retry-After"]) > 0
+
+    # Reads answer although "last used" (due: the token was never used) cannot be written.
+    read = client.get(f"/api/v1/customers/{shop['customer_id']}",
+                      headers={"Authorization": f"Bearer {shop['api_token']}"})
+    assert read.status_code == 200, read.get_json(force=True)
+    page = client.get(f"/c/{shop['page_token']}")
+    assert page.status_code == 200
+    client.set_cookie("session", _signed_in_cookie(committing_app))
+    assert client.get("/dashboard/").status_code == 200
+
+    # A form that writes gets the 503 page, which says the change may not be saved.
+    token = client.get(f"/c/{shop['page_token']}").text.split('name="csrf_token" value="')[1].split('"')[0]
+    saved = client.post(f"/c/{shop['page_token']}/consents", data={"csrf_token": token, "consent_sms": "yes"})
+    assert saved.status_code == 503 and saved.mimetype == "text/html"
+    assert "may not have been saved" in saved.text and int(saved.headers["Retry-After"]) > 0
+    assert 'http-equiv="refresh"' not in saved.text  # a form post is not repeated by itself
+
+    with committing_app.extensions[SESSIONS]() as session:
+        assert session.scalar(select(func.count()).select_from(Purchase)) == 0
+        assert session.scalar(select(ApiToken.last_used_at)) is None
+
+
+def test_a_signed_in_user_gets_the_outage_page_not_a_crash_when_the_database_is_down(
+        settings: Settings, committing_app: Flask) -> None:
+    """The dashboard's pages ask who is signed in; the outage page must not (it is shown without the database)."""
+    cookie = _signed_in_cookie(committing_app)
+    down = create_app(settings.model_copy(update={"database_url": "postgresql+psycopg://postgres@127.0.0.1:1/none"}))
+    try:
+        client = down.test_client()
+        client.set_cookie("session", cookie)
+        page = client.get("/dashboard/")
+        assert page.status_code == 503 and page.mimetype == "text/html"
+        assert "Temporarily unavailable" in page.text
+        assert page.headers["Retry-After"] == "5" and 'http-equiv="refresh" content="5"' in page.text
+        assert page.headers["Content-Security-Policy"]  # the dashboard's own headers still apply
+    finally:
+        down.extensions[CHANNELS].close()
+        down.extensions[ENGINE].dispose()
