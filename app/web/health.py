@@ -39,7 +39,9 @@ def healthz() -> Response:
     if state == db_outage.READ_ONLY:
         log.warning("health check: the database is read-only")
         return _unavailable(db_outage.OUTAGES[db_outage.READ_ONLY])
-    return jsonify(status="ok", database="ok")
+    response = jsonify(status="ok", database="ok")
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _unavailable(outage: db_outage.Outage) -> Response:
