@@ -5,6 +5,7 @@ pool clean; tasks and CLI commands get ``TALLYPASS_DB_WORKER_STATEMENT_TIMEOUT``
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -100,12 +101,18 @@ def test_a_purchase_waiting_on_a_locked_card_gets_503_then_goes_through_on_retry
             "Content-Type": "application/json", "Idempotency-Key": "locked-1"})
 
     libpq = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    answers: list[Any] = []
     with psycopg.connect(libpq) as holder:
         holder.execute("SELECT 1 FROM card WHERE id = %s FOR UPDATE", (shop["card_id"],))
+        till = threading.Thread(target=lambda: answers.append(post()))
         started = time.monotonic()
-        refused = post()
-        assert time.monotonic() - started < 5
+        till.start()
+        till.join(5)  # without a statement timeout the till would wait for as long as the lock is held
+        waited = time.monotonic() - started
         holder.rollback()
+    till.join(10)
+    assert waited < 5, "the purchase waited for the lock"
+    refused = answers[0]
     assert refused.status_code == 503, refused.get_json(force=True)
     assert refused.get_json(force=True)["type"].endswith("/database-timeout")
     assert int(refused.headers["Retry-After"]) > 0
