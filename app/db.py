@@ -59,11 +59,23 @@ def utcnow() -> datetime:
 
 
 PING_AFTER_IDLE_SECONDS = 10.0
+# How long opening a connection to PostgreSQL may take, unless the URL sets ``connect_timeout`` itself. Without
+# it, a database host that stopped answering (rather than refusing) holds every request for minutes.
+CONNECT_TIMEOUT_SECONDS = 5
+TIMEOUT_SET = "tallypass.statement_timeout"  # what this connection's statement_timeout was set to (ms; None: reset)
+
+StatementTimeout = Callable[[], float]
 
 
-def make_engine(url: str, *, pool_size: int = 10, ping_after_idle: float = PING_AFTER_IDLE_SECONDS) -> Engine:
-    """The engine. ``hide_parameters``: an error never carries the values of its statement (names, phones and
-    e-mails would reach the logs with it)."""
+def make_engine(url: str, *, pool_size: int = 10, ping_after_idle: float = PING_AFTER_IDLE_SECONDS,
+                statement_timeout: StatementTimeout | None = None) -> Engine:
+    """An engine with a bounded pool, dead idle connections replaced before use, and on PostgreSQL a short
+    connect timeout and, with ``statement_timeout``, a statement timeout per connection.
+
+    ``statement_timeout`` is asked at every checkout how many seconds a statement may run for the code
+    about to use the connection (0: leave the server's own setting, normally none); see
+    ``_statement_timeout_at_checkout``. ``hide_parameters``: an error never carries the values of its statement
+    (names, phones and e-mails would reach the logs with it)."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
@@ -73,8 +85,12 @@ def make_engine(url: str, *, pool_size: int = 10, ping_after_idle: float = PING_
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, hide_parameters=True)
+    connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    engine = create_engine(url, pool_size=pool_size, max_overflow=pool_size, connect_args=connect_args,
+                           hide_parameters=True)
     _ping_when_idle(engine, ping_after_idle)
+    if statement_timeout is not None:
+        _statement_timeout_at_checkout(engine, statement_timeout)
     return engine
 
 
@@ -84,7 +100,8 @@ def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:
     ``pool_pre_ping`` would ping on every checkout: a tenth of the POS API's CPU under load. A
     connection returned less than ``idle_seconds`` ago is trusted; an older one is pinged and, if dead,
     replaced before the request sees it. A server that dies under load fails the requests that were
-    using it, and SQLAlchemy then discards every pooled connection it opened before the failure."""
+    using it (503, see ``app.db_outage``), and SQLAlchemy then discards every pooled connection it opened
+    before the failure, so the first requests after the server is back succeed."""
 
     @event.listens_for(engine, "checkin")
     def _returned(_dbapi_connection: Any, record: Any) -> None:
@@ -101,6 +118,28 @@ def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:
             alive = False
         if not alive:
             raise exc.DisconnectionError("an idle pooled connection is gone")  # the pool reconnects
+
+
+def _statement_timeout_at_checkout(engine: Engine, seconds_for: StatementTimeout) -> None:
+    """PostgreSQL's ``statement_timeout`` for whoever checks a connection out: one engine serves web requests
+    (short) and, in the same process, CLI commands or tasks (long, or none). The setting is a session ``SET``
+    made only when it differs from what the connection already has, so a process that keeps to one kind of
+    work pays one round trip per new connection and nothing per request. A statement cut by it raises
+    ``QueryCanceled`` (SQLSTATE 57014); the transaction is rolled back and the connection stays usable."""
+
+    @event.listens_for(engine, "checkout")
+    def _set_timeout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        seconds = seconds_for()
+        wanted = max(1, round(seconds * 1000)) if seconds > 0 else None
+        if record.info.get(TIMEOUT_SET) == wanted:
+            return
+        try:
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("RESET statement_timeout" if wanted is None else f"SET statement_timeout = {wanted:d}")
+            dbapi_connection.commit()  # a SET inside a transaction would be undone by its rollback
+        except Exception as error:
+            raise exc.DisconnectionError(f"could not set statement_timeout: {type(error).__name__}") from error
+        record.info[TIMEOUT_SET] = wanted
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     default_phone_region: str | None = None
     # Database connection pool per process (web and worker).
     db_pool_size: int = Field(default=10, ge=1, le=200)
+    # Seconds one SQL statement of a web request may run on PostgreSQL before it is cancelled (the caller gets
+    # 503); 0 leaves the server's own statement_timeout. Above the heaviest single web statement measured at
+    # 1M customers (~40 s), below the 60 s after which proxies give up (docs/operations.md).
+    db_statement_timeout: float = Field(default=50.0, ge=0, le=3600)
+    # The same for Celery tasks and CLI commands (an audience, RFM or import at a million customers runs for
+    # minutes); 0, the default, leaves the server's own statement_timeout (normally none).
+    db_worker_statement_timeout: float = Field(default=0.0, ge=0, le=86400)
     # Requests per POS key (a "limits" string such as "50/second" or "20/second;600/minute"); counted in
     # Redis when the broker is Redis (shared by every process), else in each process's memory.
     pos_rate_limit: str = "50/second"

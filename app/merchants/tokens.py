@@ -7,7 +7,7 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from app.errors import FieldError, InvalidInput, NotFound
@@ -69,12 +69,28 @@ def revoke(session: Session, *, token_id: int, actor: User | str, now: datetime)
     return row
 
 
-def verify(session: Session, *, token: str, now: datetime) -> ApiToken | None:
+def verify(session: Session, *, token: str) -> ApiToken | None:
+    """The live token row for ``token``, or None. Reads only: see :func:`note_use` for "last used"."""
     if not token.startswith(PREFIX) or len(token) > 200:
         return None
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(token)))
     if row is None or row.revoked_at is not None:
         return None
-    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_STEP:
-        row.last_used_at = now  # at most once a minute: a busy token would otherwise write on every call
     return row
+
+
+def use_to_note(row: ApiToken, *, now: datetime) -> bool:
+    """Whether this use should be recorded: at most once a minute, or a busy token would write on every call."""
+    return row.last_used_at is None or now - row.last_used_at >= LAST_USED_STEP
+
+
+def note_use(session: Session, *, token_id: int, now: datetime) -> None:
+    """Record that the token was used ("last used" in the dashboard). Bookkeeping: the caller runs it in a
+    transaction of its own and goes on if it fails. A row another request is updating right now is skipped
+    rather than waited for (that request records the use). The loaded ``ApiToken`` is not refreshed."""
+    due = (select(ApiToken.id)
+           .where(ApiToken.id == token_id,
+                  or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= now - LAST_USED_STEP))
+           .with_for_update(skip_locked=True))
+    session.execute(update(ApiToken).where(ApiToken.id.in_(due.scalar_subquery())).values(last_used_at=now)
+                    .execution_options(synchronize_session=False))

@@ -7,12 +7,15 @@ import logging
 import uuid
 from typing import Any
 
-from flask import Flask, Response, g, render_template, request
+from flask import Flask, Response, current_app, g, render_template, request
 from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
-from app.errors import AppError
+from app import db_outage
+from app.database import discard_session
+from app.errors import AppError, Unavailable
 from app.log import correlation_id
 from app.web import security_headers
 from app.web.problems import from_http_exception, from_validation_error, problem_response
@@ -59,6 +62,7 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(AppError, _app_error)
     app.register_error_handler(ValidationError, _validation_error)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(SQLAlchemyError, _database_error)
     app.register_error_handler(Exception, _unexpected_error)
 
 
@@ -108,10 +112,28 @@ def _http_error(error: HTTPException) -> Response:
     return response
 
 
+def _database_error(error: SQLAlchemyError) -> Response:
+    """A database outage (unreachable, restarting, read-only, out of connections, statement timeout) is 503
+    with Retry-After; any other database error is a bug (logged, 500). See ``app.db_outage``."""
+    outage = db_outage.outage_of(error)
+    if outage is None:
+        return _unexpected_error(error)
+    discard_session()
+    log.warning("database %s on %s %s (%s); answered 503", outage.kind, request.method, request.path,
+                db_outage.describe(error))
+    unavailable = Unavailable(outage.detail, code=outage.code, extra={"retry_after": outage.retry_after})
+    if wants_json():
+        return _render(unavailable)
+    # The page is rendered without the context processors, which may ask the database (who is signed in).
+    html = current_app.jinja_env.get_template("errors/unavailable.html").render(
+        error=unavailable, reload=request.method == "GET")
+    response = Response(html, status=503)
+    response.headers["Retry-After"] = str(outage.retry_after)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def _unexpected_error(error: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.path)
-    session = g.pop("db", None)
-    if session is not None:
-        session.rollback()
-        session.close()
+    discard_session()
     return _render(AppError("An unexpected error occurred; it has been logged."))

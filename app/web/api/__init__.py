@@ -16,11 +16,11 @@ import pkgutil
 from flask import Blueprint, g, request
 from sqlalchemy import select
 
-from app.database import get_session
+from app.database import best_effort_write, get_session
 from app.db import utcnow
 from app.errors import NotFound, Unauthorized
 from app.merchants import tokens as token_service  # (a submodule here may be called tokens)
-from app.models import Program
+from app.models import ApiToken, Program
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -32,12 +32,16 @@ def _authenticate() -> None:
     if request.endpoint in PUBLIC:
         return
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    db = get_session()
-    row = token_service.verify(db, token=token.strip(), now=utcnow()) if scheme.lower() == "bearer" else None
+    now = utcnow()
+    row = token_service.verify(get_session(), token=token.strip()) if scheme.lower() == "bearer" else None
+    if row is not None and token_service.use_to_note(row, now=now):
+        # "Last used" must never fail the request: it is written apart, and skipped if the database refuses.
+        token_id = row.id
+        best_effort_write("an API token's last use",
+                          lambda session: token_service.note_use(session, token_id=token_id, now=now))
+        row = get_session().get(ApiToken, token_id)  # the same row (reloaded if that write failed)
     if row is None:
         raise Unauthorized("send a valid API token as 'Authorization: Bearer <token>'")
-    if db.dirty:
-        db.commit()  # "last used", which a read would otherwise roll back
     g.api_token = row
 
 
