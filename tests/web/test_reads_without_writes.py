@@ -68,7 +68,8 @@ def _values(world: dict[str, Any]) -> dict[str, str]:
     return {
         "campaign_id": str(world["campaign_id"]), "customer_id": str(card.customer_id),
         "segment_id": str(world["segment_id"]), "store_id": str(world["creds"].store.id),
-        "program_id": str(program.id), "job_id": "999999", "slug": program.slug, "token": card.page_token,
+        "program_id": str(program.id), "job_id": "999999", "import_id": "999999", "slug": program.slug,
+        "token": card.page_token,
         "barcode": card.barcode, "serial": card.serial, "pass_type_id": PASS_TYPE, "device_id": DEVICE,
         "kind": "logo", "digest": "0" * 16, "filename": "style.css",
     }
