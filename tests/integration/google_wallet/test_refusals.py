@@ -3,13 +3,12 @@
 and JSON API), and the same content is not sent again on every event or resync, while its next change is tried.
 A refused class holds its objects back instead of being sent again before each of them; a refused object waits
 alone; a refused campaign message fails its delivery without retries. 429/5xx stay retried
-(test_google_wallet_sync.py)."""
+(test_sync.py)."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,36 +17,18 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.channels.google_wallet import ServiceAccount
 from app.channels.registry import EXTENSION as CHANNELS
 from app.db import utcnow
 from app.models import Card, ChannelMessage, Delivery, GoogleClass, GoogleObject
-from app.settings import Settings
 from app.tasks.passes import resync_google, sync_google_class
 from app.wallet import google
 from tests.fakes.google_wallet_api import FakeGoogleWallet
+from tests.integration.google_wallet.conftest import ISSUER
 from tests.web.api_client import api_token, call
 from tests.web.dashboard_client import sign_in_as
 
-ISSUER = "3388000000000000000"
 API = "/walletobjects/v1/"
 UNKNOWN_TIER = 'Invalid JSON payload received. Unknown name "rewardsTier" at \'resource\': Cannot find field.'
-
-
-@pytest.fixture
-def account(apple_certs: Path) -> ServiceAccount:
-    return ServiceAccount.from_file(apple_certs / "google-service-account.json")
-
-
-@pytest.fixture
-def fake(account: ServiceAccount) -> Iterator[FakeGoogleWallet]:
-    with FakeGoogleWallet(account.private_key, account.client_email, ISSUER) as server:
-        yield server
-
-
-@pytest.fixture
-def settings(settings: Settings, fake: FakeGoogleWallet) -> Settings:
-    return settings.model_copy(update={"google_api_url": fake.api_url, "google_token_url": fake.token_url})
 
 
 @pytest.fixture

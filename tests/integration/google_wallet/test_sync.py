@@ -4,7 +4,7 @@ purchase PATCHes the balance, 404/409/429 are handled, and notifications stay wi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -20,29 +20,12 @@ from app.channels.registry import EXTENSION as CHANNELS
 from app.db import utcnow
 from app.loyalty import ledger
 from app.models import Card, ChannelMessage, GoogleObject, OutboxEvent
-from app.settings import Settings
 from app.tasks.passes import resync_google
 from app.wallet import google
 from tests.fakes.google_wallet_api import FakeGoogleWallet
+from tests.integration.google_wallet.conftest import ISSUER
 
-ISSUER = "3388000000000000000"
 OBJECTS = "/walletobjects/v1/loyaltyObject"
-
-
-@pytest.fixture
-def account(apple_certs: Path) -> ServiceAccount:
-    return ServiceAccount.from_file(apple_certs / "google-service-account.json")
-
-
-@pytest.fixture
-def fake(account: ServiceAccount) -> Iterator[FakeGoogleWallet]:
-    with FakeGoogleWallet(account.private_key, account.client_email, ISSUER) as server:
-        yield server
-
-
-@pytest.fixture
-def settings(settings: Settings, fake: FakeGoogleWallet) -> Settings:
-    return settings.model_copy(update={"google_api_url": fake.api_url, "google_token_url": fake.token_url})
 
 
 @pytest.fixture
