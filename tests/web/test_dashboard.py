@@ -14,7 +14,6 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.merchants.users import create_user
 from app.models import AuditEvent, User
 from app.web.dashboard.access import RANK
 
@@ -31,16 +30,6 @@ def app(app: Flask) -> Flask:
     app.add_url_rule("/dashboard/_probe/marketer", "dashboard.probe_marketer", requires("marketer")(lambda: "ok"))
     app.add_url_rule("/dashboard/_probe/admin", "dashboard.probe_admin", requires("admin")(lambda: "ok"))
     return app
-
-
-@pytest.fixture
-def make_user(db_session: Session) -> Callable[..., User]:
-    def make(role: str = "marketer", email: str | None = None) -> User:
-        user = create_user(db_session, email=email or f"{role}@shop.test", password=PASSWORD, role=role)
-        db_session.commit()
-        return user
-
-    return make
 
 
 def csrf(client: FlaskClient, url: str = "/dashboard/login") -> str:

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from app.db import utcnow
 from app.merchants import dashboard_sessions
-from app.merchants.users import authenticate, create_user, disable_user, set_password
+from app.merchants.users import authenticate, disable_user, set_password
 from app.models import AuditEvent, DashboardSession, User
 from tests.web.dashboard_client import PASSWORD, csrf
 
@@ -37,16 +37,6 @@ def app(app: Flask, make_program: Callable[..., Any]) -> Flask:
     app.add_url_rule("/dashboard/_probe/whoami", "dashboard.probe_whoami",
                      requires("viewer")(lambda: current_user().email))
     return app
-
-
-@pytest.fixture
-def make_user(db_session: Session) -> Callable[..., User]:
-    def make(role: str = "marketer", email: str | None = None) -> User:
-        user = create_user(db_session, email=email or f"{role}@shop.test", password=PASSWORD, role=role)
-        db_session.commit()
-        return user
-
-    return make
 
 
 def signed_in(app: Flask, user: User, password: str = PASSWORD) -> FlaskClient:
