@@ -49,6 +49,14 @@ def is_postgres(database_url: str) -> bool:
     return database_url.startswith("postgresql")
 
 
+@pytest.fixture
+def pg_url(database_url: str, is_postgres: bool) -> str:
+    """The test database's URL, for a test that makes engines of its own on PostgreSQL (skipped on SQLite)."""
+    if not is_postgres:
+        pytest.skip("needs PostgreSQL (TALLYPASS_TEST_DATABASE_URL)")
+    return database_url
+
+
 @pytest.fixture(scope="session")
 def engine(database_url: str, is_postgres: bool) -> Iterator[Engine]:
     engine = make_engine(database_url, pool_size=30)

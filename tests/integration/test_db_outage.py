@@ -25,13 +25,6 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def pg_url(database_url: str, is_postgres: bool) -> str:
-    if not is_postgres:
-        pytest.skip("needs PostgreSQL (TALLYPASS_TEST_DATABASE_URL)")
-    return database_url
-
-
-@pytest.fixture
 def pg(pg_url: str) -> Iterator[Engine]:
     engine = make_engine(pg_url, pool_size=2)
     yield engine

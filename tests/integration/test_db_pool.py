@@ -11,13 +11,6 @@ from app.db import make_engine
 pytestmark = pytest.mark.postgres
 
 
-@pytest.fixture
-def pg_url(database_url: str, is_postgres: bool) -> str:
-    if not is_postgres:
-        pytest.skip("needs PostgreSQL (TALLYPASS_TEST_DATABASE_URL)")
-    return database_url
-
-
 def _backend_pid(engine: Engine) -> int:
     with engine.connect() as conn:
         return conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
