@@ -8,7 +8,6 @@ Screenshots of the overview, the composer and the results go to the test's folde
 
 from __future__ import annotations
 
-import os
 import random
 import re
 from datetime import timedelta
@@ -24,9 +23,9 @@ from app.db import utcnow
 from app.loyalty import enrollment, ledger
 from app.merchants.stores import create_store
 from app.merchants.users import create_user
-from app.models import Card, Delivery, Program, Store, Tier
+from app.models import Card, Delivery, Store
 from app.segments import rfm
-from tests.browser.conftest import CHROMIUM, SCREENSHOTS, browser_available, playwright
+from tests.browser.conftest import add_cafe, page_errors, sign_in
 from tests.web.dashboard_client import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.committing]
@@ -40,12 +39,8 @@ def _seed(factory: Any) -> None:
     rng = random.Random(7)
     now = utcnow()
     with factory.begin() as session:
-        program = Program(slug="cafea", name="Cafea & Co.", logo_text="Cafea & Co.", currency="MDL",
-                          background_color="#0F766E", point_value=Decimal("1.00"))
-        session.add(program)
-        session.flush()
-        session.add_all([Tier(program_id=program.id, name="Bronze", qualifying_spend=0, earn_percent=5),
-                         Tier(program_id=program.id, name="Silver", qualifying_spend=1000, earn_percent=7)])
+        program = add_cafe(session, silver=True, logo_text="Cafea & Co.", currency="MDL", background_color="#0F766E",
+                           point_value=Decimal("1.00"))
         store = create_store(session, program=program, name="Centru", latitude=47.0245, longitude=28.8322)
         for n in range(CUSTOMERS):
             joined = now - timedelta(days=60 - 2 * n)
@@ -77,87 +72,72 @@ def _buy_after_the_message(factory: Any) -> None:
                                        amount=Decimal("120"))
 
 
-def test_a_marketer_builds_a_segment_and_sends_a_campaign(committing_app: Any, live_server: str,
-                                                          tmp_path: Path) -> None:
-    if not browser_available():
-        pytest.skip(f"needs {CHROMIUM} and playwright (installed by .ci/run)")
+def test_a_marketer_builds_a_segment_and_sends_a_campaign(committing_app: Any, live_server: str, chromium: Any,
+                                                          shots: Path) -> None:
     committing_app.config["SESSION_COOKIE_SECURE"] = False  # the live server speaks plain HTTP
     _seed(committing_app.extensions[SESSIONS])
-    shots = SCREENSHOTS if os.environ.get("TALLYPASS_UPDATE_SCREENSHOTS") else tmp_path
-    shots.mkdir(parents=True, exist_ok=True)
-    with playwright()() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                         args=["--no-sandbox", "--disable-dev-shm-usage"])
-        page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="en-GB")
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" and "favicon" not in
-                msg.text and "Failed to load resource" not in msg.text else None)
+    page = chromium.new_page(viewport={"width": 1280, "height": 900}, locale="en-GB")
+    errors = page_errors(page)
 
-        # Sign in, and land on the overview.
-        page.goto(f"{live_server}/dashboard/")
-        page.fill("#email", "maria@cafea.test")
-        page.fill("#password", PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(f"{live_server}/dashboard/")
-        assert page.locator('[data-kpi="members"]').inner_text() == str(CUSTOMERS)
-        page.wait_for_timeout(600)  # the charts' entry animation
-        page.screenshot(path=str(shots / "dashboard-overview.png"), full_page=True)
+    # Sign in, and land on the overview.
+    sign_in(page, live_server, "maria@cafea.test")
+    assert page.locator('[data-kpi="members"]').inner_text() == str(CUSTOMERS)
+    page.wait_for_timeout(600)  # the charts' entry animation
+    page.screenshot(path=str(shots / "dashboard-overview.png"), full_page=True)
 
-        # A segment from one condition, with the live count following the edit.
-        page.goto(f"{live_server}/dashboard/segments/new?program=cafea")
-        page.wait_for_selector('#segment-count[data-state="ok"]')
-        assert page.locator("#segment-count").get_attribute("data-count") == str(CUSTOMERS)
-        page.click("#add-condition")
-        page.select_option("#cond-1-field", "balance")
-        page.select_option("#cond-1-op", "gte")
-        page.fill("#cond-1-value", "20")
-        page.wait_for_selector(f'#segment-count[data-state="ok"][data-count="{RICH}"]')
-        page.fill("#name", "Twenty points or more")
-        page.click("#save-segment")
-        page.wait_for_url("**/dashboard/segments?program=cafea")
-        assert "Twenty points or more" in page.content()
+    # A segment from one condition, with the live count following the edit.
+    page.goto(f"{live_server}/dashboard/segments/new?program=cafea")
+    page.wait_for_selector('#segment-count[data-state="ok"]')
+    assert page.locator("#segment-count").get_attribute("data-count") == str(CUSTOMERS)
+    page.click("#add-condition")
+    page.select_option("#cond-1-field", "balance")
+    page.select_option("#cond-1-op", "gte")
+    page.fill("#cond-1-value", "20")
+    page.wait_for_selector(f'#segment-count[data-state="ok"][data-count="{RICH}"]')
+    page.fill("#name", "Twenty points or more")
+    page.click("#save-segment")
+    page.wait_for_url("**/dashboard/segments?program=cafea")
+    assert "Twenty points or more" in page.content()
 
-        # The composer: the segment, SMS only, two variants; the preview renders a real customer's message.
-        page.goto(f"{live_server}/dashboard/campaigns?program=cafea")
-        page.click("#new-campaign")
-        page.fill("#name", "Autumn tasting")
-        segment = page.locator("#segment_id option", has_text="Twenty points or more").get_attribute("value")
-        page.select_option("#segment_id", segment)
-        page.select_option("#channel_1", "sms")
-        page.select_option("#channel_2", "")
-        page.select_option("#channel_3", "")
-        page.fill("#variant_body_0", "Hi {{ first_name }}, you have {{ balance }} points: taste our autumn menu!")
-        page.fill("#variant_body_1", "{{ first_name }}, autumn is here: come taste it.")
-        page.fill("#holdout_percent", "20")
-        page.fill("#quiet_start_hour", "0")
-        page.fill("#quiet_end_hour", "0")
-        bubble = page.locator('.preview-variant[data-variant="A"] .preview-sms .preview-bubble')
-        bubble.filter(has_text=re.compile(r"Hi Client, you have \d+ points: taste")).wait_for()
-        page.screenshot(path=str(shots / "dashboard-composer.png"), full_page=True)
-        page.click("#save-draft")
+    # The composer: the segment, SMS only, two variants; the preview renders a real customer's message.
+    page.goto(f"{live_server}/dashboard/campaigns?program=cafea")
+    page.click("#new-campaign")
+    page.fill("#name", "Autumn tasting")
+    segment = page.locator("#segment_id option", has_text="Twenty points or more").get_attribute("value")
+    page.select_option("#segment_id", segment)
+    page.select_option("#channel_1", "sms")
+    page.select_option("#channel_2", "")
+    page.select_option("#channel_3", "")
+    page.fill("#variant_body_0", "Hi {{ first_name }}, you have {{ balance }} points: taste our autumn menu!")
+    page.fill("#variant_body_1", "{{ first_name }}, autumn is here: come taste it.")
+    page.fill("#holdout_percent", "20")
+    page.fill("#quiet_start_hour", "0")
+    page.fill("#quiet_end_hour", "0")
+    bubble = page.locator('.preview-variant[data-variant="A"] .preview-sms .preview-bubble')
+    bubble.filter(has_text=re.compile(r"Hi Client, you have \d+ points: taste")).wait_for()
+    page.screenshot(path=str(shots / "dashboard-composer.png"), full_page=True)
+    page.click("#save-draft")
 
-        # Send after confirming the audience, and watch the bar reach 100 %.
-        page.click("#send-button")
-        assert page.locator("#audience-count").get_attribute("data-count") == str(RICH)
-        page.click("#confirm-send")
-        # A selector, not wait_for_function: its polling evaluates a string, which the page's CSP refuses.
-        page.wait_for_selector("#progress[data-percent='100']", state="attached", timeout=20_000)
-        assert "finished" in page.locator("#progress-state").inner_text().lower()
+    # Send after confirming the audience, and watch the bar reach 100 %.
+    page.click("#send-button")
+    assert page.locator("#audience-count").get_attribute("data-count") == str(RICH)
+    page.click("#confirm-send")
+    # A selector, not wait_for_function: its polling evaluates a string, which the page's CSP refuses.
+    page.wait_for_selector("#progress[data-percent='100']", state="attached", timeout=20_000)
+    assert "finished" in page.locator("#progress-state").inner_text().lower()
 
-        # Some customers come back and buy; the results compare those messaged with the holdout.
-        _buy_after_the_message(committing_app.extensions[SESSIONS])
-        page.click("#results-link")
-        page.wait_for_selector("#status-results")
-        statuses = page.locator("#status-results").inner_text()
-        sent = int(re.search(r"sent\s+(\d+)", statuses, re.IGNORECASE).group(1))  # type: ignore[union-attr]
-        held = int(re.search(r"holdout\s+(\d+)", statuses, re.IGNORECASE).group(1))  # type: ignore[union-attr]
-        assert sent + held == RICH and held >= 1, statuses
-        assert page.locator("#uplift-difference").inner_text().endswith("percentage points")
-        assert "sms" in page.locator("#channel-results").inner_text().lower()
-        page.wait_for_timeout(600)
-        page.screenshot(path=str(shots / "dashboard-results.png"), full_page=True)
-        browser.close()
+    # Some customers come back and buy; the results compare those messaged with the holdout.
+    _buy_after_the_message(committing_app.extensions[SESSIONS])
+    page.click("#results-link")
+    page.wait_for_selector("#status-results")
+    statuses = page.locator("#status-results").inner_text()
+    sent = int(re.search(r"sent\s+(\d+)", statuses, re.IGNORECASE).group(1))  # type: ignore[union-attr]
+    held = int(re.search(r"holdout\s+(\d+)", statuses, re.IGNORECASE).group(1))  # type: ignore[union-attr]
+    assert sent + held == RICH and held >= 1, statuses
+    assert page.locator("#uplift-difference").inner_text().endswith("percentage points")
+    assert "sms" in page.locator("#channel-results").inner_text().lower()
+    page.wait_for_timeout(600)
+    page.screenshot(path=str(shots / "dashboard-results.png"), full_page=True)
     assert not errors, errors
     for name in ("dashboard-overview.png", "dashboard-composer.png", "dashboard-results.png"):
         assert (shots / name).stat().st_size > 20_000, name

@@ -4,21 +4,17 @@ try again, and the card back by itself once the database returns (the page reloa
 
 from __future__ import annotations
 
-import os
-import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy.engine import make_url
-from werkzeug.serving import make_server
 
 from app import create_app
 from app.channels.registry import EXTENSION as CHANNELS
 from app.database import ENGINE, SESSIONS
 from app.models import Card
-from tests.browser.conftest import CHROMIUM, SCREENSHOTS, browser_available, playwright
-from tests.browser.test_customer_journey import IPHONE
+from tests.browser.conftest import IPHONE, PHONE, serving
 from tests.conftest import seed_committed_shop
 from tests.fakes.tcp_link import TcpLink
 
@@ -26,30 +22,20 @@ pytestmark = [pytest.mark.browser, pytest.mark.committing]
 
 
 def test_the_card_page_during_an_outage_says_so_and_comes_back_by_itself(
-        committing_app: Any, settings: Any, database_url: str, tmp_path: Path) -> None:
-    if not browser_available():
-        pytest.skip(f"needs {CHROMIUM} and playwright (installed by .ci/run)")
+        committing_app: Any, settings: Any, database_url: str, chromium: Any, shots: Path) -> None:
     factory = committing_app.extensions[SESSIONS]
     shop = seed_committed_shop(factory, slug="cafea", earn_percent="5", balance=120, phone="+37369123456")
     with factory() as session:
         token = session.get(Card, shop["card_id"]).page_token
-    shots = SCREENSHOTS if os.environ.get("TALLYPASS_UPDATE_SCREENSHOTS") else tmp_path
-    shots.mkdir(parents=True, exist_ok=True)
     url = make_url(database_url)
     with TcpLink((url.host or "127.0.0.1", url.port or 5432)) as link:
         through = url.set(host="127.0.0.1", port=link.port).render_as_string(hide_password=False)
         app = create_app(settings.model_copy(update={"database_url": through}))
-        server = make_server("127.0.0.1", 0, app, threaded=True)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
         try:
-            with playwright()() as driver:
-                browser = driver.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                                 args=["--no-sandbox", "--disable-dev-shm-usage"])
-                context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2,
-                                              is_mobile=True, has_touch=True, user_agent=IPHONE, locale="en-US")
+            with serving(app) as base_url:
+                context = chromium.new_context(**PHONE, user_agent=IPHONE, locale="en-US")
                 page = context.new_page()
-                card_url = f"http://127.0.0.1:{server.port}/c/{token}"
+                card_url = f"{base_url}/c/{token}"
                 assert page.goto(card_url).status == 200
                 link.cut()
                 outage = page.goto(card_url)
@@ -63,10 +49,7 @@ def test_the_card_page_during_an_outage_says_so_and_comes_back_by_itself(
                 link.restore()
                 page.wait_for_selector(".balance .figure", timeout=15_000)  # reloaded by itself
                 assert page.locator(".balance .figure").inner_text() == "120"
-                browser.close()
         finally:
-            server.shutdown()
-            thread.join(5)
             app.extensions[CHANNELS].close()
             app.extensions[ENGINE].dispose()
     assert (shots / "outage.png").stat().st_size > 10_000

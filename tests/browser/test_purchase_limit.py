@@ -5,7 +5,6 @@ is then refused with the limit named (issue 17, F2)."""
 from __future__ import annotations
 
 import json
-import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,7 @@ from app.database import SESSIONS
 from app.loyalty import enrollment
 from app.merchants.stores import create_store, issue_credential
 from app.merchants.users import create_user
-from app.models import Program, Tier
-from tests.browser.conftest import CHROMIUM, SCREENSHOTS, browser_available, playwright
+from tests.browser.conftest import add_cafe, sign_in
 from tests.conftest import TEST_SECRET_KEY
 from tests.web.dashboard_client import PASSWORD
 
@@ -28,10 +26,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.committing]
 
 def _seed(factory: Any) -> dict[str, str]:
     with factory.begin() as session:
-        program = Program(slug="cafea", name="Cafea & Co.", currency="MDL", point_value=Decimal("1.00"))
-        session.add(program)
-        session.flush()
-        session.add(Tier(program_id=program.id, name="Bronze", qualifying_spend=0, earn_percent=5))
+        program = add_cafe(session, currency="MDL", point_value=Decimal("1.00"))
         store = create_store(session, program=program, name="Centru")
         issued = issue_credential(session, store=store, secret_key=TEST_SECRET_KEY)
         card = enrollment.enrol(session, program=program, phone="+37369120001", name="Ana Popescu").card
@@ -46,43 +41,31 @@ def _purchase(base_url: str, till: dict[str, str], receipt: str, amount: str) ->
     return httpx.post(f"{base_url}/api/v1/pos/purchases", content=body, headers=headers)
 
 
-def test_a_marketer_limits_purchases_and_a_till_is_held_to_it(committing_app: Any, live_server: str,
-                                                               tmp_path: Path) -> None:
-    if not browser_available():
-        pytest.skip(f"needs {CHROMIUM} and playwright (installed by .ci/run)")
+def test_a_marketer_limits_purchases_and_a_till_is_held_to_it(committing_app: Any, live_server: str, chromium: Any,
+                                                               shots: Path) -> None:
     committing_app.config["SESSION_COOKIE_SECURE"] = False  # the live server speaks plain HTTP
     till = _seed(committing_app.extensions[SESSIONS])
-    shots = SCREENSHOTS if os.environ.get("TALLYPASS_UPDATE_SCREENSHOTS") else tmp_path
-    shots.mkdir(parents=True, exist_ok=True)
-    with playwright()() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                         args=["--no-sandbox", "--disable-dev-shm-usage"])
-        page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="en-GB")
-        page.goto(f"{live_server}/dashboard/")
-        page.fill("#email", "maria@cafea.test")
-        page.fill("#password", PASSWORD)
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(f"{live_server}/dashboard/")
+    page = chromium.new_page(viewport={"width": 1280, "height": 900}, locale="en-GB")
+    sign_in(page, live_server, "maria@cafea.test")
 
-        page.goto(f"{live_server}/dashboard/programme")
-        field = page.locator("#settings-max_purchase_amount")
-        assert field.input_value() == "100000.00"
-        assert page.locator("#settings-max_purchase_amount-note").inner_text().startswith("In MDL.")
+    page.goto(f"{live_server}/dashboard/programme")
+    field = page.locator("#settings-max_purchase_amount")
+    assert field.input_value() == "100000.00"
+    assert page.locator("#settings-max_purchase_amount-note").inner_text().startswith("In MDL.")
 
-        field.fill("٥٠٠")  # 500 in Arabic-Indic digits
-        page.get_by_role("button", name="Save the settings").click()
-        note = page.locator("#settings-max_purchase_amount-note")
-        assert note.inner_text().startswith("Write the number with the digits 0-9")
-        assert field.get_attribute("aria-invalid") == "true" and field.input_value() == "٥٠٠"
-        field.scroll_into_view_if_needed()
-        page.screenshot(path=str(shots / "programme-purchase-limit-error.png"))
+    field.fill("٥٠٠")  # 500 in Arabic-Indic digits
+    page.get_by_role("button", name="Save the settings").click()
+    note = page.locator("#settings-max_purchase_amount-note")
+    assert note.inner_text().startswith("Write the number with the digits 0-9")
+    assert field.get_attribute("aria-invalid") == "true" and field.input_value() == "٥٠٠"
+    field.scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "programme-purchase-limit-error.png"))
 
-        field.fill("500")
-        page.get_by_role("button", name="Save the settings").click()
-        page.wait_for_url(f"{live_server}/dashboard/programme?program=cafea")
-        assert "settings are saved" in page.locator(".dash-flash").inner_text()
-        assert page.locator("#settings-max_purchase_amount").input_value() == "500.00"
-        browser.close()
+    field.fill("500")
+    page.get_by_role("button", name="Save the settings").click()
+    page.wait_for_url(f"{live_server}/dashboard/programme?program=cafea")
+    assert "settings are saved" in page.locator(".dash-flash").inner_text()
+    assert page.locator("#settings-max_purchase_amount").input_value() == "500.00"
 
     assert _purchase(live_server, till, "r1", "500.00").status_code == 201
     refused = _purchase(live_server, till, "r2", "500.01")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +19,8 @@ from app.campaigns.channels import PushChannel
 from app.campaigns.templating import Rendered
 from app.database import SESSIONS
 from app.loyalty import enrollment
-from app.models import Delivery, Program, Tier
-from tests.browser.conftest import CHROMIUM, browser_available, playwright
+from app.models import Delivery
+from tests.browser.conftest import add_cafe, wait_for_service_worker
 
 pytestmark = [pytest.mark.browser, pytest.mark.committing]
 
@@ -35,57 +34,46 @@ def _payload(delivery_id: int, campaign_id: int, body: str) -> str:
 
 
 def test_a_second_copy_of_a_campaign_push_replaces_the_first(committing_app: Any, live_server: str,
-                                                             tmp_path: Path) -> None:
-    if not browser_available():
-        pytest.skip(f"needs {CHROMIUM} and playwright (installed by .ci/run)")
+                                                             chromium: Any) -> None:
     with committing_app.extensions[SESSIONS].begin() as session:
-        program = Program(slug="cafea", name="Cafea & Co.")
-        session.add(program)
-        session.flush()
-        session.add(Tier(program_id=program.id, name="Bronze", qualifying_spend=0, earn_percent=5))
-        session.flush()
+        program = add_cafe(session)
         token = enrollment.enrol(session, program=program, phone="+37369000001", name="Ana").card.page_token
-    with playwright()() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                         args=["--no-sandbox", "--disable-dev-shm-usage"])
-        context = browser.new_context(locale="en-US")
-        context.grant_permissions(["notifications"], origin=live_server)
-        page = context.new_page()
-        devtools = context.new_cdp_session(page)
-        registrations: list[dict[str, Any]] = []
-        devtools.on("ServiceWorker.workerRegistrationUpdated", lambda e: registrations.extend(e["registrations"]))
-        devtools.send("ServiceWorker.enable")
-        page.goto(f"{live_server}/c/{token}")
-        # A selector, not wait_for_function: its polling evaluates a string, which the page's CSP refuses.
-        page.wait_for_selector("html[data-service-worker='registered']", state="attached", timeout=10_000)
-        page.evaluate("navigator.serviceWorker.ready.then(() => true)")
-        deadline = time.monotonic() + 10
-        while not registrations and time.monotonic() < deadline:
+    context = chromium.new_context(locale="en-US")
+    context.grant_permissions(["notifications"], origin=live_server)
+    page = context.new_page()
+    devtools = context.new_cdp_session(page)
+    registrations: list[dict[str, Any]] = []
+    devtools.on("ServiceWorker.workerRegistrationUpdated", lambda e: registrations.extend(e["registrations"]))
+    devtools.send("ServiceWorker.enable")
+    page.goto(f"{live_server}/c/{token}")
+    wait_for_service_worker(page)
+    page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    deadline = time.monotonic() + 10
+    while not registrations and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    registration = next(r["registrationId"] for r in registrations if not r.get("isDeleted"))
+
+    def deliver(data: str, expected: list[tuple[str, bool]]) -> list[dict[str, Any]]:
+        """Push ``data``; wait (up to 5 s) until the notifications shown are ``expected`` (tag, silent)."""
+        devtools.send("ServiceWorker.deliverPushMessage",
+                      {"origin": live_server, "registrationId": registration, "data": data})
+        for _ in range(100):  # the worker shows it asynchronously
+            shown = page.evaluate(NOTIFICATIONS)
+            if sorted((n["tag"], n["silent"]) for n in shown) == expected:
+                return shown
             page.wait_for_timeout(50)
-        registration = next(r["registrationId"] for r in registrations if not r.get("isDeleted"))
+        pytest.fail(f"shown: {page.evaluate(NOTIFICATIONS)}, expected {expected}")
 
-        def deliver(data: str, expected: list[tuple[str, bool]]) -> list[dict[str, Any]]:
-            """Push ``data``; wait (up to 5 s) until the notifications shown are ``expected`` (tag, silent)."""
-            devtools.send("ServiceWorker.deliverPushMessage",
-                          {"origin": live_server, "registrationId": registration, "data": data})
-            for _ in range(100):  # the worker shows it asynchronously
-                shown = page.evaluate(NOTIFICATIONS)
-                if sorted((n["tag"], n["silent"]) for n in shown) == expected:
-                    return shown
-                page.wait_for_timeout(50)
-            pytest.fail(f"shown: {page.evaluate(NOTIFICATIONS)}, expected {expected}")
-
-        first = _payload(41, 7, "Double points this weekend")
-        assert deliver(first, [("campaign-7", False)]) == [
-            {"tag": "campaign-7", "title": "Cafea", "body": "Double points this weekend", "silent": False}]
-        # The resent copy arrives too: it replaces the first (still one notification), without a sound.
-        deliver(first, [("campaign-7", True)])
-        page.evaluate("navigator.serviceWorker.ready.then(r => r.getNotifications())"
-                      ".then(ns => ns.forEach(n => n.close()))")  # the customer dismisses it
-        assert page.evaluate(NOTIFICATIONS) == []
-        deliver(first, [("campaign-7", True)])  # a late copy shows again, silently
-        other = _payload(42, 8, "A new offer")  # another campaign: its own notification, with a sound
-        shown = deliver(other, [("campaign-7", True), ("campaign-8", False)])
-        assert sorted((n["tag"], n["body"]) for n in shown) == [("campaign-7", "Double points this weekend"),
-                                                               ("campaign-8", "A new offer")]
-        browser.close()
+    first = _payload(41, 7, "Double points this weekend")
+    assert deliver(first, [("campaign-7", False)]) == [
+        {"tag": "campaign-7", "title": "Cafea", "body": "Double points this weekend", "silent": False}]
+    # The resent copy arrives too: it replaces the first (still one notification), without a sound.
+    deliver(first, [("campaign-7", True)])
+    page.evaluate("navigator.serviceWorker.ready.then(r => r.getNotifications())"
+                  ".then(ns => ns.forEach(n => n.close()))")  # the customer dismisses it
+    assert page.evaluate(NOTIFICATIONS) == []
+    deliver(first, [("campaign-7", True)])  # a late copy shows again, silently
+    other = _payload(42, 8, "A new offer")  # another campaign: its own notification, with a sound
+    shown = deliver(other, [("campaign-7", True), ("campaign-8", False)])
+    assert sorted((n["tag"], n["body"]) for n in shown) == [("campaign-7", "Double points this weekend"),
+                                                           ("campaign-8", "A new offer")]

@@ -20,8 +20,8 @@ from sqlalchemy import select
 
 from app.database import SESSIONS
 from app.loyalty import enrollment
-from app.models import Program, Tier, WebPushSubscription
-from tests.browser.conftest import CHROMIUM, browser_available, playwright
+from app.models import WebPushSubscription
+from tests.browser.conftest import add_cafe, wait_for_service_worker
 
 pytestmark = [pytest.mark.browser, pytest.mark.committing]
 
@@ -63,50 +63,39 @@ STAND_IN = """
 
 
 def test_one_browser_moves_its_notifications_to_a_second_card_only_by_subscribing_afresh(
-        committing_app: Any, live_server: str, tmp_path: Path) -> None:
-    if not browser_available():
-        pytest.skip(f"needs {CHROMIUM} and playwright (installed by .ci/run)")
+        committing_app: Any, live_server: str, chromium: Any, tmp_path: Path) -> None:
     factory = committing_app.extensions[SESSIONS]
     with factory.begin() as session:
-        program = Program(slug="cafea", name="Cafea & Co.")
-        session.add(program)
-        session.flush()
-        session.add(Tier(program_id=program.id, name="Bronze", qualifying_spend=0, earn_percent=5))
-        session.flush()
+        program = add_cafe(session)
         first = enrollment.enrol(session, program=program, phone="+37369000001", name="Ana").card
         second = enrollment.enrol(session, program=program, phone="+37369000002", name="Ion").card
         tokens = {"first": first.page_token, "second": second.page_token}
         customers = {"first": first.customer_id, "second": second.customer_id}
     made = [_browser_subscription(1), _browser_subscription(2)]
-    with playwright()() as driver:
-        browser = driver.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                         args=["--no-sandbox", "--disable-dev-shm-usage"])
-        context = browser.new_context(viewport={"width": 390, "height": 844}, locale="en-US")
-        context.add_init_script(STAND_IN % json.dumps(made))
-        page = context.new_page()
+    context = chromium.new_context(viewport={"width": 390, "height": 844}, locale="en-US")
+    context.add_init_script(STAND_IN % json.dumps(made))
+    page = context.new_page()
 
-        def open_card(name: str) -> None:
-            page.goto(f"{live_server}/c/{tokens[name]}")
-            # A selector, not wait_for_function: its polling evaluates a string, which the page's CSP refuses.
-            page.wait_for_selector("html[data-service-worker='registered']", state="attached", timeout=10_000)
-            page.wait_for_selector("#push:not([hidden])")
+    def open_card(name: str) -> None:
+        page.goto(f"{live_server}/c/{tokens[name]}")
+        wait_for_service_worker(page)
+        page.wait_for_selector("#push:not([hidden])")
 
-        def turn_on() -> None:
-            page.get_by_role("button", name="Notify me in this browser").click()
-            page.locator("#push-state", has_text="Notifications are on").wait_for()  # (no wait_for_function: CSP)
-            assert page.locator("#push-state").inner_text() == "Notifications are on in this browser."
+    def turn_on() -> None:
+        page.get_by_role("button", name="Notify me in this browser").click()
+        page.locator("#push-state", has_text="Notifications are on").wait_for()  # (no wait_for_function: CSP)
+        assert page.locator("#push-state").inner_text() == "Notifications are on in this browser."
 
-        open_card("first")
-        turn_on()
-        open_card("second")  # the browser's subscription is the first card's: the button is offered
-        assert page.get_by_role("button", name="Notify me in this browser").is_visible()
-        turn_on()
-        page.screenshot(path=str(tmp_path / "second-card-push-on.png"), full_page=True)
-        log = page.evaluate("JSON.parse(sessionStorage.getItem('stand-in-log'))")
-        open_card("first")  # no longer this card's: offered again, not claimed "on"
-        assert page.get_by_role("button", name="Notify me in this browser").is_visible()
-        assert page.locator("#push-state").inner_text() == ""
-        browser.close()
+    open_card("first")
+    turn_on()
+    open_card("second")  # the browser's subscription is the first card's: the button is offered
+    assert page.get_by_role("button", name="Notify me in this browser").is_visible()
+    turn_on()
+    page.screenshot(path=str(tmp_path / "second-card-push-on.png"), full_page=True)
+    log = page.evaluate("JSON.parse(sessionStorage.getItem('stand-in-log'))")
+    open_card("first")  # no longer this card's: offered again, not claimed "on"
+    assert page.get_by_role("button", name="Notify me in this browser").is_visible()
+    assert page.locator("#push-state").inner_text() == ""
     assert log == [f"subscribe {made[0]['endpoint']}", f"unsubscribe {made[0]['endpoint']}",
                    f"subscribe {made[1]['endpoint']}"]
     with factory() as session:
