@@ -72,7 +72,22 @@ def test_a_second_copy_of_a_campaign_push_replaces_the_first(committing_app: Any
     page.evaluate("navigator.serviceWorker.ready.then(r => r.getNotifications())"
                   ".then(ns => ns.forEach(n => n.close()))")  # the customer dismisses it
     assert page.evaluate(NOTIFICATIONS) == []
-    deliver(first, [("campaign-7", True)])  # a late copy shows again, silently
+    # A late copy shows again, silently. Chromium sometimes drops a notification shown under a tag it has just
+    # closed (showNotification resolves, getNotifications stays empty; about 1 in 10 here, with or without a
+    # pause): the copy is pushed again, at most twice more. Each push must still show it silently, or none counts.
+    for attempt in range(3):
+        devtools.send("ServiceWorker.deliverPushMessage", {"origin": live_server, "registrationId": registration,
+                                                           "data": first})
+        for _ in range(40):
+            shown = page.evaluate(NOTIFICATIONS)
+            if shown:
+                break
+            page.wait_for_timeout(50)
+        if shown:
+            assert [(n["tag"], n["silent"]) for n in shown] == [("campaign-7", True)], (attempt, shown)
+            break
+    else:
+        pytest.fail("a late copy after the notification was dismissed was never shown")
     other = _payload(42, 8, "A new offer")  # another campaign: its own notification, with a sound
     shown = deliver(other, [("campaign-7", True), ("campaign-8", False)])
     assert sorted((n["tag"], n["body"]) for n in shown) == [("campaign-7", "Double points this weekend"),
