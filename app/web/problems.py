@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 from flask import Response
 from pydantic import ValidationError
@@ -25,7 +26,13 @@ _BY_STATUS: dict[int, type[errors.AppError]] = {
 }
 
 
+# What RFC 3986 allows in a path as is; anything else in ``instance`` is percent-encoded (it is a URI reference,
+# and the path of a malformed request may hold a NUL or a line break).
+PATH_SAFE = "/!$&'()*+,;=:@-._~"
+
+
 def problem_response(error: errors.AppError, *, instance: str | None = None) -> Response:
+    instance = quote(instance, safe=PATH_SAFE) if instance else instance
     return Response(json.dumps(error.problem(instance)), status=error.status, mimetype=PROBLEM_JSON)
 
 

@@ -16,6 +16,7 @@ from app.merchants import audit
 from app.models import Program, Segment
 from app.segments import catalog, manage, rfm_report, rules
 from app.segments.rfm import SEGMENT_NAMES
+from app.web.bodies import loads
 from app.web.dashboard import bp
 from app.web.dashboard.access import current_user, may, requires
 from app.web.dashboard.pages import programme, render
@@ -83,7 +84,7 @@ def _tree_from_form() -> tuple[Any, str, dict[str, str]]:
     if len(text) > MAX_RULES_JSON:
         return None, text[:MAX_RULES_JSON], {"rules": "The rules are too long; split them into several segments."}
     try:
-        return json.loads(text), text, {}
+        return loads(text), text, {}  # the service's JSON limits (depth, numbers, NUL)
     except ValueError:
         return None, text, {"rules": 'The rules are not valid JSON, e.g. {"all": [{"field": "balance", '
                                      '"op": "gte", "value": 20}]}.'}
