@@ -54,8 +54,10 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc) or "body"
 
 
-def from_validation_error(exc: ValidationError) -> errors.InvalidInput:
-    field_errors = [errors.FieldError(_field(e["loc"]), e["msg"]) for e in exc.errors(include_url=False)]
+def from_validation_error(exc: ValidationError, *, drop: int = 0) -> errors.InvalidInput:
+    """422 with one ``{field, message}`` per problem; ``drop``: leading places of each location that are not
+    fields (the tag of a union)."""
+    field_errors = [errors.FieldError(_field(e["loc"][drop:]), e["msg"]) for e in exc.errors(include_url=False)]
     return errors.InvalidInput(
         "; ".join(f"{fe.field}: {fe.message}" for fe in field_errors[:5]), errors=field_errors
     )

@@ -107,7 +107,7 @@ def test_tiers_and_bonus_rules_are_replaced_as_a_whole(client: FlaskClient, prog
 
     # Bronze has the members: leaving it out is refused, and nothing else changes
     refused = call(client, "PUT", f"/programs/{program.slug}/tiers", token, json={"tiers": tiers[1:]})
-    assert refused.status_code == 422 and refused.json["type"].endswith("tier-has-members")
+    assert refused.status_code == 409 and refused.json["type"].endswith("tier-has-members")
     assert len(call(client, "GET", f"/programs/{program.slug}", token).json["tiers"]) == 2
 
     twice = call(client, "PUT", f"/programs/{program.slug}/tiers", token, json={"tiers": [tiers[0], tiers[0]]})

@@ -16,13 +16,14 @@ from sqlalchemy import func, select
 from app.database import get_session
 from app.db import utcnow
 from app.errors import FieldError, InvalidInput, NotFound, PayloadTooLarge
+from app.field_types import line
 from app.loyalty import customers as members
 from app.loyalty import ledger, member_export, member_import
 from app.merchants import audit
 from app.models import AppleRegistration, Card, Customer, GoogleObject, LedgerEntry, Program, WebPushSubscription
 from app.phones import normalise_phone
 from app.web.api import api_actor, bp, get_or_404, program_by_slug
-from app.web.api._models import In, Out
+from app.web.api._models import In, Out, ProgramSlug
 from app.web.api.openapi import operation
 
 TAG = "customers"
@@ -31,7 +32,7 @@ BODY_MARGIN = 64 * 1024
 
 
 class SearchQuery(In):
-    program: str = Field(max_length=64, description="The programme's slug.")
+    program: ProgramSlug
     q: str = Field(default="", max_length=100,
                    description="A phone number (full, or 3+ of its digits), part of a name, or an exact barcode. "
                                "Empty: every member.")
@@ -40,19 +41,20 @@ class SearchQuery(In):
 
 
 class PageQuery(In):
-    program: str = Field(max_length=64, description="The programme's slug (whose card).")
+    program: ProgramSlug
     page: int = Field(default=1, ge=1, le=100_000)
     per_page: int = Field(default=50, ge=1, le=100)
 
 
 class AdjustIn(In):
-    program: str = Field(max_length=64, description="The programme's slug (whose card).")
-    points: int = Field(ge=-MAX_ADJUST, le=MAX_ADJUST, description="Positive adds, negative takes away; not 0.")
-    reason: str = Field(min_length=1, max_length=255, description="Why; kept in the ledger and the audit log.")
+    program: ProgramSlug
+    points: int = Field(ge=-MAX_ADJUST, le=MAX_ADJUST, json_schema_extra={"not": {"const": 0}},
+                        description="Positive adds, negative takes away (at most the balance: else 409); not 0.")
+    reason: line(255) = Field(description="Why; kept in the ledger and the audit log.")  # type: ignore[valid-type]
 
 
 class ImportQuery(In):
-    program: str = Field(max_length=64, description="The programme's slug.")
+    program: ProgramSlug
     mode: Literal["all", "valid"] = Field(
         default="all", description="`all`: import only if every line is valid; `valid`: import the valid lines.")
 
@@ -238,7 +240,8 @@ def customer_ledger(customer_id: int, query: PageQuery) -> LedgerPageOut:
 
 @bp.post("/customers/<int:customer_id>/adjustments")
 @operation(summary="Add or take away points by hand, with a reason", tag=TAG, body=AdjustIn,
-           responses={201: AdjustOut}, description="The card's pass updates on the phone; the change is recorded "
+           responses={201: AdjustOut}, problems={409: "Taking away more points than the card holds."},
+           description="The card's pass updates on the phone; the change is recorded "
                                                     "in the ledger (actor: the token) and in the audit log.")
 def adjust_customer(customer_id: int, body: AdjustIn) -> tuple[AdjustOut, int]:
     card, db, now = _card(program_by_slug(body.program), customer_id), get_session(), utcnow()
@@ -267,7 +270,9 @@ def _report(report: member_import.Report) -> ImportReportOut:
                        "where a cell says yes or no; `points` is the opening balance. A file whose problems stop the "
                        "import (mode `all`, or no valid line) is answered 422 with `errors` (`field`: \"line N: "
                        "column\") and the whole `report`.",
-           problems={422: "Nothing was imported: `errors` and `report` list every problem."})
+           problems={422: "Nothing was imported: `errors` and `report` list every problem."},
+           rules=("The body is a CSV file in UTF-8 with a header line that names a `phone` column; each line is a "
+                  "member (valid phone, unique in the file); with mode `all`, every line must be valid.",))
 def import_customers(query: ImportQuery) -> ImportReportOut:
     program = program_by_slug(query.program)
     request.max_content_length = member_import.MAX_BYTES + BODY_MARGIN
@@ -303,7 +308,7 @@ def import_customers(query: ImportQuery) -> ImportReportOut:
 
 
 class ExportQuery(In):
-    program: str = Field(max_length=64, description="The programme's slug.")
+    program: ProgramSlug
 
 
 @bp.get("/customers/export.csv")

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from app.database import get_session
 from app.db import utcnow
-from app.errors import InvalidInput, NotFound, RuleViolation
+from app.errors import Conflict, InvalidInput, NotFound
 from app.merchants import audit
 from app.models import Program, Segment
 from app.segments import catalog, manage, rfm_report, rules
@@ -115,7 +115,7 @@ def segments_create() -> Response:
         try:
             segment = manage.create(db, program=program, name=name, kind=kind, actor=current_user(), now=utcnow(),
                                     tree=tree, rfm_names=rfm_names)
-        except InvalidInput as exc:
+        except (InvalidInput, Conflict) as exc:  # Conflict: the name is taken
             errors = catalog.errors_by_path(exc)
         else:
             db.commit()
@@ -151,7 +151,7 @@ def segments_update(segment_id: int) -> Response:
             manage.update(db, segment=segment, actor=current_user(), now=utcnow(), name=name,
                           tree=tree if segment.kind == "rules" else None,
                           rfm_names=rfm_names if segment.kind == "rfm" else None)
-        except InvalidInput as exc:
+        except (InvalidInput, Conflict) as exc:  # Conflict: the name is taken
             errors = catalog.errors_by_path(exc)
         else:
             db.commit()
@@ -170,7 +170,7 @@ def segments_delete(segment_id: int) -> Response:
     name = segment.name
     try:
         manage.delete(db, segment=segment, actor=current_user(), now=utcnow())
-    except RuleViolation as exc:
+    except Conflict as exc:
         flash(exc.detail, "error")
         return redirect(url_for("dashboard.segments_edit", segment_id=segment_id), 303)
     db.commit()
