@@ -8,6 +8,12 @@ every lock they took and exhaust PostgreSQL's lock table. It is served by werkze
 in a thread of the test process. Real HTTP rather than schemathesis's in-process WSGI transport: that
 transport passes socket options (``max_redirects``) to werkzeug when the ``ignored_auth`` check re-sends a
 request without credentials, and fails; over HTTP the run is also the one an integrator's CLI run makes.
+
+Why a test inside ``make test`` rather than a CI step of its own: the run needs what the suite's fixtures
+already build (a migrated PostgreSQL database, committed data and an API token, tables emptied afterwards),
+and schemathesis 4's CLI takes a URL only, so a separate step would need its own server process, seeding
+and clean-up. Bounded to under a minute per seed (api_fuzz.with_rule_trees says what the bounded run leaves
+to ``make fuzz-api``).
 """
 
 from __future__ import annotations

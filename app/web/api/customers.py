@@ -271,8 +271,9 @@ def _report(report: member_import.Report) -> ImportReportOut:
                        "import (mode `all`, or no valid line) is answered 422 with `errors` (`field`: \"line N: "
                        "column\") and the whole `report`.",
            problems={422: "Nothing was imported: `errors` and `report` list every problem."},
-           rules=("The body is a CSV file in UTF-8 with a header line that names a `phone` column; each line is a "
-                  "member (valid phone, unique in the file); with mode `all`, every line must be valid.",))
+           rules=("The body is a UTF-8 CSV file whose header line names known columns, each once, `phone` among "
+                  "them, followed by at least one member; a member's phone is valid and not repeated in the file; "
+                  "with mode `all`, every line must be valid.",))
 def import_customers(query: ImportQuery) -> ImportReportOut:
     program = program_by_slug(query.program)
     request.max_content_length = member_import.MAX_BYTES + BODY_MARGIN
