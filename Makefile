@@ -6,7 +6,7 @@ FLASK  := $(VENV)/bin/flask --app app
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 
-.PHONY: run test install install-dev serve worker beat lint bench-pos bench-pkpass screenshots clean
+.PHONY: run test install install-dev serve worker beat lint bench-pos bench-pkpass screenshots fuzz-api clean
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Tallypass needs Python 3.11 or newer")'
@@ -63,6 +63,16 @@ bench-pos: install
 bench-pkpass: install
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) bench/pkpass.py
+
+## fuzz-api: schemathesis over the marketer API (every check and phase, stateful too) for longer than the
+## bounded run inside `make test`: more examples and steps, more seeds, and the coverage phase of the segment
+## rule trees too. Needs PostgreSQL (TALLYPASS_TEST_DATABASE_URL); fails on any finding.
+FUZZ_SEEDS    ?= 7 42 1234 2024 31337
+FUZZ_EXAMPLES ?= 100
+FUZZ_STEPS    ?= 30
+fuzz-api: install-dev
+	TALLYPASS_FUZZ_SEEDS="$(FUZZ_SEEDS)" TALLYPASS_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) TALLYPASS_FUZZ_STEPS=$(FUZZ_STEPS) \
+	TALLYPASS_FUZZ_TREES=1 $(VENV)/bin/pytest -q tests/web/test_openapi.py -k schemathesis
 
 ## screenshots: retake docs/screenshots/ with headless Chromium (needs PostgreSQL, TALLYPASS_TEST_DATABASE_URL)
 screenshots: install-dev

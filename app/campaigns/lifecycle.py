@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.campaigns import audience, templating
-from app.errors import FieldError, InvalidInput, RuleViolation
+from app.errors import Conflict, FieldError, InvalidInput
 from app.models import CAMPAIGN_CHANNELS, Campaign, CampaignVariant, Program, Segment, Store
 
 MAX_GEO_STORES = 10  # Apple's locations and Google's merchantLocations hold 10 each
@@ -97,9 +97,9 @@ def update_draft(session: Session, *, campaign: Campaign, program: Program, name
                  geo_store_ids: list[int] | None, ends_at: datetime | None) -> Campaign:
     """Change a draft campaign, with the checks of :func:`create`.
 
-    :raise RuleViolation: not a draft. :raise InvalidInput:"""
+    :raise Conflict: not a draft. :raise InvalidInput:"""
     if campaign.state != "draft":
-        raise RuleViolation(f"only a draft can be edited; this campaign is {campaign.state}", code="campaign-state")
+        raise Conflict(f"only a draft can be edited; this campaign is {campaign.state}", code="campaign-state")
     _check(session, program=program, variants=variants, channels=channels, segment=segment,
            holdout_percent=holdout_percent, now=now, quiet_start_hour=quiet_start_hour,
            quiet_end_hour=quiet_end_hour, geo_store_ids=geo_store_ids, ends_at=ends_at)
@@ -138,8 +138,8 @@ def _check_geo(session: Session, program: Program, store_ids: list[int], ends_at
 def _move(campaign: Campaign, to: str, now: datetime) -> None:
     if to not in TRANSITIONS[campaign.state]:
         allowed = ", ".join(sorted(TRANSITIONS[campaign.state])) or "none"
-        raise RuleViolation(f"a {campaign.state} campaign cannot become {to} (possible: {allowed})",
-                            code="campaign-state")
+        raise Conflict(f"a {campaign.state} campaign cannot become {to} (possible: {allowed})",
+                       code="campaign-state")
     campaign.state, campaign.updated_at = to, now
 
 

@@ -523,7 +523,7 @@ def adjust(
 ) -> LedgerEntry:
     """A manual correction with a reason, by a named actor.
 
-    :raise RuleViolation: zero points, no reason, or taking more than the balance.
+    :raise RuleViolation: zero points or no reason. :raise Conflict: taking more than the balance holds.
     """
     if points == 0:
         raise RuleViolation("an adjustment must change the balance", code="invalid-points",
@@ -538,7 +538,7 @@ def adjust(
                         actor=actor)
     else:
         if -points > card.balance:
-            raise RuleViolation(
+            raise Conflict(
                 f"cannot take {-points} points from a balance of {card.balance}", code="insufficient-points",
                 errors=[FieldError("points", f"at most {card.balance} can be taken")],
             )

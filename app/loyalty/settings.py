@@ -14,16 +14,16 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.errors import FieldError, InvalidInput, RuleViolation
+from app.errors import Conflict, FieldError, InvalidInput
+from app.field_types import EXACT, decimal_text, line, optional_line, text
 from app.loyalty import programs
 from app.merchants import audit
 from app.models import BonusRule, Card, Job, Program, Tier, User
 from app.models.program import MAX_MONEY
-from app.numbers import AsciiDecimal
 
 RESYNC = "design-resync"
 # Fields a pass or Google class shows: changing one re-sends every pass.
@@ -35,41 +35,54 @@ Points = Annotated[int, Field(ge=0, le=1_000_000)]
 
 
 class Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_max_length=5000, str_strip_whitespace=True)
+    """Strings are matched as sent when validated with the context ``{EXACT: True}`` (the JSON API, whose document
+    states exactly what it takes), then stripped; a form is stripped first."""
+
+    model_config = ConfigDict(extra="forbid", str_max_length=5000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _strip_form(cls, data: Any, info: ValidationInfo) -> Any:
+        if not (info.context or {}).get(EXACT) and isinstance(data, dict):
+            return {key: value.strip() if isinstance(value, str) else value for key, value in data.items()}
+        return data
 
     @field_validator("*")
     @classmethod
     def _no_control_characters(cls, value: Any) -> Any:
-        if isinstance(value, str) and any(ord(c) < 32 and c not in "\n\r\t" for c in value):
-            raise ValueError("may not contain control characters")
+        if isinstance(value, str):
+            if any(ord(c) < 32 and c not in "\n\r\t" for c in value):
+                raise ValueError("may not contain control characters")
+            return value.strip()
         return value
 
 
 class ProgramSettings(Spec):
-    """Earn and redeem rules, bonuses and terms. Every field is optional: only the ones given change."""
+    """Earn and redeem rules, bonuses and terms. Every field is optional: only the ones given change. A field
+    typed without None may be left out, not set to null (its default None is never validated)."""
 
-    name: str | None = Field(default=None, min_length=1, max_length=120)
-    point_value: AsciiDecimal | None = Field(default=None, gt=0, le=1_000_000, decimal_places=2,
-                                        description="Money value of one point.")
-    redeem_cap_percent: AsciiDecimal | None = Field(default=None, ge=0, le=100, decimal_places=2,
-                                               description="At most this share of a purchase may be paid in points.")
-    max_purchase_amount: AsciiDecimal | None = Field(
-        default=None, gt=0, le=MAX_MONEY, decimal_places=2,
+    name: line(120) = None  # type: ignore[valid-type]
+    point_value: decimal_text(le=1_000_000, positive=True, example="1.00") = Field(  # type: ignore[valid-type]
+        default=None, description="Money value of one point.")
+    redeem_cap_percent: decimal_text(le=100, example="50") = Field(  # type: ignore[valid-type]
+        default=None, description="At most this share of a purchase may be paid in points.")
+    max_purchase_amount: decimal_text(le=int(MAX_MONEY), positive=True, example="100000") = Field(  # type: ignore[valid-type]
+        default=None,
         description="The largest purchase amount accepted, in the programme's currency: a purchase over it is "
                     "refused (422 amount-over-limit), and so are refunds over it (unless their purchase was "
                     "larger) and the till's question how many points may pay for an amount over it.")
-    tier_window_days: int | None = Field(default=None, ge=1, le=3650,
-                                         description="Days of spending that count towards a tier.")
+    tier_window_days: int = Field(default=None, ge=1, le=3650,
+                                            description="Days of spending that count towards a tier.")
     expiry_days: int | None = Field(default=None, ge=1, le=3650,
                                     description="Days after which points expire; null: never.")
-    welcome_bonus: Points | None = None
-    birthday_bonus: Points | None = None
-    referrer_bonus: Points | None = None
-    referred_bonus: Points | None = None
-    terms: str | None = Field(default=None, max_length=5000)
+    welcome_bonus: Points = None
+    birthday_bonus: Points = None
+    referrer_bonus: Points = None
+    referred_bonus: Points = None
+    terms: text(5000, optional=True) = None  # type: ignore[valid-type]
 
     @field_validator("name", "point_value", "redeem_cap_percent", "max_purchase_amount", "tier_window_days",
-                     "welcome_bonus", "birthday_bonus", "referrer_bonus", "referred_bonus", "terms")
+                     "welcome_bonus", "birthday_bonus", "referrer_bonus", "referred_bonus", "terms", mode="before")
     @classmethod
     def _not_null(cls, value: Any) -> Any:
         if value is None:
@@ -80,27 +93,34 @@ class ProgramSettings(Spec):
 class DesignSettings(Spec):
     """The card's colours and the text beside its logo. Every field is optional: only the ones given change."""
 
-    background_color: Colour | None = None
-    foreground_color: Colour | None = None
-    label_color: Colour | None = None
-    logo_text: str | None = Field(default=None, max_length=60, description="Beside the logo; empty: the name.")
+    background_color: Colour = None
+    foreground_color: Colour = None
+    label_color: Colour = None
+    logo_text: optional_line(60) | None = Field(default=None,  # type: ignore[valid-type]
+                                                description="Beside the logo; empty or null: the name.")
+
+    @field_validator("background_color", "foreground_color", "label_color", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("enter a value")
+        return value
 
     @field_validator("background_color", "foreground_color", "label_color")
     @classmethod
-    def _colour(cls, value: str | None) -> str:
-        if value is None:
-            raise ValueError("enter a value")
+    def _colour(cls, value: str) -> str:
         if not COLOUR.fullmatch(value):
             raise ValueError("use a colour written as # and six hex digits, like #1F2937")
         return value.upper()
 
 
 class TierSpec(Spec):
-    name: str = Field(min_length=1, max_length=60)
-    qualifying_spend: AsciiDecimal = Field(ge=0, le=1_000_000_000, decimal_places=2,
-                                      description="Spend over the tier window that qualifies.")
-    earn_percent: AsciiDecimal = Field(ge=0, le=100, decimal_places=2, description="Share of the paid amount earned.")
-    perks: str = Field(default="", max_length=1000)
+    name: line(60)  # type: ignore[valid-type]
+    qualifying_spend: decimal_text(le=1_000_000_000, example="1000") = Field(  # type: ignore[valid-type]
+        description="Spend over the tier window that qualifies.")
+    earn_percent: decimal_text(le=100, example="5") = Field(  # type: ignore[valid-type]
+        description="Share of the paid amount earned.")
+    perks: text(1000, optional=True) = ""  # type: ignore[valid-type]
 
 
 class BonusRuleSpec(Spec):
@@ -181,12 +201,12 @@ def update_tier(session: Session, *, tier: Tier, spec: TierSpec, actor: User | s
 
 
 def remove_tier(session: Session, *, tier: Tier, actor: User | str, now: datetime) -> None:
-    """:raise RuleViolation: cards are on this tier (move them first by changing the thresholds)."""
+    """:raise Conflict: cards are on this tier (move them first by changing the thresholds)."""
     members = session.scalar(select(func.count()).select_from(Card).where(Card.tier_id == tier.id)) or 0
     if members:
-        raise RuleViolation(f"{members} card(s) are on the tier {tier.name!r}; a tier with members cannot be "
-                            "removed. Change its thresholds instead, or wait until nobody is on it.",
-                            code="tier-has-members")
+        raise Conflict(f"{members} card(s) are on the tier {tier.name!r}; a tier with members cannot be "
+                       "removed. Change its thresholds instead, or wait until nobody is on it.",
+                       code="tier-has-members")
     program, details = tier.program, {"program_id": tier.program_id, "name": tier.name}
     session.delete(tier)
     session.flush()
@@ -266,7 +286,7 @@ def replace_tiers(session: Session, *, program: Program, specs: list[TierSpec], 
     """Make the programme's tiers exactly ``specs``, matched by name in any case: missing ones are removed,
     known ones updated, new ones added. Returns whether anything changed (the passes show the tier).
 
-    :raise InvalidInput: a name given twice (field ``tiers.<n>.name``). :raise RuleViolation: a tier to
+    :raise InvalidInput: a name given twice (field ``tiers.<n>.name``). :raise Conflict: a tier to
         remove has cards on it."""
     wanted: dict[str, TierSpec] = {}
     for index, spec in enumerate(specs):

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.errors import FieldError, InvalidInput
+from app.errors import AppError, FieldError, InvalidInput
 from app.models import CONSENT_CHANNELS, Program, Store, Tier
 from app.segments import rules
 from app.segments.rfm import SEGMENT_NAMES
@@ -84,7 +84,7 @@ def catalog(session: Session, *, program: Program) -> dict[str, Any]:
     }
 
 
-def errors_by_path(error: InvalidInput) -> dict[str, str]:
+def errors_by_path(error: AppError) -> dict[str, str]:
     """``{"rules.all.0.value": message}``: the first message per JSON path, for showing beside the row."""
     out: dict[str, str] = {}
     for item in error.errors:

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.errors import FieldError, InvalidInput, RuleViolation
+from app.errors import Conflict, FieldError, InvalidInput
 from app.merchants import audit
 from app.models import SEGMENT_KINDS, Campaign, Program, Segment, User
 from app.segments import catalog, rules
@@ -39,9 +39,9 @@ def _name(session: Session, *, program_id: int, name: Any, segment_id: int | Non
     taken = select(Segment.id).where(Segment.program_id == program_id, func.lower(Segment.name) == name.lower())
     if segment_id is not None:
         taken = taken.where(Segment.id != segment_id)
-    if session.scalar(taken.limit(1)) is not None:
-        raise InvalidInput(f"There is already a segment called {name!r}",
-                           errors=[FieldError("name", "Another segment of this programme has this name.")])
+    if session.scalar(taken.limit(1)) is not None:  # the request is fine; the programme's state is not
+        raise Conflict(f"There is already a segment called {name!r}", code="name-taken",
+                       errors=[FieldError("name", "Another segment of this programme has this name.")])
     return name
 
 
@@ -70,20 +70,29 @@ def definition_for(kind: str, *, tree: Any = None, rfm_names: Sequence[str] | No
 
 def _validate(session: Session, *, program_id: int, segment_id: int | None, name: Any, kind: str, tree: Any,
               rfm_names: Sequence[str] | None) -> tuple[str, dict[str, Any]]:
-    """Both checks, with every field error together (so a form shows them all at once)."""
+    """Both checks, with every field error together (so a form shows them all at once).
+
+    :raise InvalidInput: something is not valid (a taken name listed too). :raise Conflict: only the name is
+        taken."""
     errors: list[FieldError] = []
     checked_name, definition = "", {}
+    taken: Conflict | None = None
     try:
         checked_name = _name(session, program_id=program_id, name=name, segment_id=segment_id)
     except InvalidInput as exc:
         errors += exc.errors
+    except Conflict as exc:
+        taken = exc
     try:
         definition = definition_for(kind, tree=tree, rfm_names=rfm_names)
     except InvalidInput as exc:
         errors += exc.errors
     if errors:
+        errors = (taken.errors if taken else []) + errors
         detail = "The segment is not valid: " + "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
         raise InvalidInput(detail, errors=errors)
+    if taken is not None:
+        raise taken
     return checked_name, definition
 
 
@@ -91,7 +100,8 @@ def create(session: Session, *, program: Program, name: Any, kind: str, actor: U
            tree: Any = None, rfm_names: Sequence[str] | None = None) -> Segment:
     """A new segment.
 
-    :raise InvalidInput: the name is missing, too long or taken; the tree or RFM names are not valid.
+    :raise InvalidInput: the name is missing or too long; the tree or RFM names are not valid.
+    :raise Conflict: the name is taken.
     """
     checked, definition = _validate(session, program_id=program.id, segment_id=None, name=name, kind=kind,
                                     tree=tree, rfm_names=rfm_names)
@@ -109,13 +119,14 @@ def update(session: Session, *, segment: Segment, actor: User | str, now: dateti
     """Rename a segment and/or change its rules (kind ``rules``) or RFM names (kind ``rfm``); ``None`` keeps
     what is there. The kind never changes.
 
-    :raise InvalidInput: as for :func:`create`, or a tree/RFM names given for another kind.
+    :raise InvalidInput: as for :func:`create`. :raise Conflict: as for :func:`create`, or a tree/RFM names given
+        for a segment of another kind.
     """
     wrong = ((tree is not None and segment.kind != "rules") or (rfm_names is not None and segment.kind != "rfm"))
     if wrong:
         field = "rules" if tree is not None else "segments"
-        raise InvalidInput(f"A {segment.kind} segment has no {field}",
-                           errors=[FieldError(field, f"A {segment.kind} segment cannot take this.")])
+        raise Conflict(f"A {segment.kind} segment has no {field}", code="segment-kind",
+                       errors=[FieldError(field, f"A {segment.kind} segment cannot take this.")])
     if segment.kind == "rules" and tree is None:
         tree = segment.definition
     if segment.kind == "rfm" and rfm_names is None:
@@ -144,14 +155,14 @@ def campaigns_using(session: Session, *, segment: Segment) -> list[Campaign]:
 def delete(session: Session, *, segment: Segment, actor: User | str, now: datetime) -> None:
     """Delete a segment (and a static segment's list).
 
-    :raise RuleViolation: a draft, scheduled, running or paused campaign uses it (named in the message).
+    :raise Conflict: a draft, scheduled, running or paused campaign uses it (named in the message).
     """
     using = campaigns_using(session, segment=segment)
     if using:
         names = ", ".join(f"“{c.name}” ({c.state})" for c in using[:5]) + (" and more" if len(using) > 5 else "")
-        raise RuleViolation(f"The segment “{segment.name}” cannot be deleted while a campaign uses it: {names}. "
-                            "Finish or cancel the campaign, or choose another segment for it, first.",
-                            code="segment-in-use", extra={"campaigns": [c.id for c in using]})
+        raise Conflict(f"The segment “{segment.name}” cannot be deleted while a campaign uses it: {names}. "
+                       "Finish or cancel the campaign, or choose another segment for it, first.",
+                       code="segment-in-use", extra={"campaigns": [c.id for c in using]})
     audit.record(session, actor=actor, action="segment.delete", now=now, target=f"segment:{segment.id}",
                  details={"name": segment.name, "kind": segment.kind})
     session.delete(segment)

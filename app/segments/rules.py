@@ -73,7 +73,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
 from app import phones
-from app.errors import FieldError, InvalidInput
+from app.errors import Conflict, FieldError, InvalidInput
 from app.models import (
     CONSENT_CHANNELS,
     AppleRegistration,
@@ -156,15 +156,24 @@ def _int(value: Any, low: int, high: int, message: str) -> int:
     return value
 
 
+# White space to str.strip(): a text value needs one other character. No NUL: PostgreSQL text cannot hold it.
+_PY_SPACE = "\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+TEXT_VALUE = f"^[^\\x00]*[^\\x00{_PY_SPACE}][^\\x00]*$"
+MONEY_TEXT = "^(?:(?:0|[1-9][0-9]{0,9})(?:\\.[0-9]+)?|10000000000(?:\\.0+)?)$"  # 0 to MAX_MONEY
+_TEXT_VALUE, _MONEY_TEXT = re.compile(TEXT_VALUE), re.compile(MONEY_TEXT)
+
+
 def _text(value: Any, max_length: int, message: str) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value.strip()) > max_length or "\x00" in value:
-        raise _Bad(message)  # PostgreSQL text cannot hold NUL
+    if not isinstance(value, str) or len(value) > max_length or not _TEXT_VALUE.fullmatch(value):
+        raise _Bad(message)
     return value.strip()
 
 
 def _money(value: Any) -> Decimal:
     message = "must be an amount of money of 0 or more, e.g. 100 or 49.90"
     if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise _Bad(message)
+    if isinstance(value, str) and not _MONEY_TEXT.fullmatch(value):
         raise _Bad(message)
     try:
         amount = Decimal(str(value).strip())
@@ -212,9 +221,7 @@ def _check_value(spec: FieldSpec, op: str, value: Any) -> Any:
             low, high = scalar(value[0]), scalar(value[1])
         except _Bad as exc:
             raise _Bad(f"from and to {exc}") from None
-        if low > high:
-            raise _Bad("the first value (from) must not be larger than the second (to)")
-        return (low, high)
+        return (low, high) if low <= high else (high, low)  # [50, 10] means 10 to 50, as SQL's BETWEEN SYMMETRIC
     if op == "in":
         if not isinstance(value, list | tuple) or not value:
             raise _Bad("must be a list of one or more values, e.g. [" + _EXAMPLES[spec.kind] + "]")
@@ -365,6 +372,69 @@ class RuleTree(RootModel[RuleNode]):
 
 
 Node = AllOf | AnyOf | NotOf | Condition
+
+
+# ---------------------------------------------------------------- the tree as JSON Schema (the API document)
+
+_SCALAR_SCHEMAS: dict[str, dict[str, Any]] = {
+    "count": {"type": "integer", "minimum": 0, "maximum": MAX_COUNT},
+    "days": {"type": "integer", "minimum": 0, "maximum": MAX_DAYS},
+    "money": {"anyOf": [{"type": "number", "minimum": 0, "maximum": float(MAX_MONEY)},
+                        {"type": "string", "pattern": MONEY_TEXT}]},
+    "month": {"type": "integer", "minimum": 1, "maximum": 12},
+    "store": {"type": "integer", "minimum": 1, "maximum": MAX_COUNT},
+    "km": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_KM},
+    "tier": {"type": "string", "maxLength": 60, "pattern": TEXT_VALUE},
+    "rfm": {"type": "string", "maxLength": 40, "pattern": TEXT_VALUE},
+    "tag": {"type": "string", "maxLength": 64, "pattern": TEXT_VALUE},
+    "text": {"type": "string", "maxLength": 254, "pattern": TEXT_VALUE},
+    "channel": {"type": "string", "enum": list(CONSENT_CHANNELS)},
+}
+
+
+def _condition_schemas(name: str, spec: FieldSpec) -> list[dict[str, Any]]:
+    """One schema per kind of operator of the field: a value, [from, to], or a list."""
+    scalar = _SCALAR_SCHEMAS[spec.kind]
+    extra: dict[str, Any] = {
+        "days": ({"anyOf": [{"type": "integer", "minimum": 1, "maximum": MAX_DAYS}, {"type": "null"}]}
+                 if spec.days else {"type": "null"}),
+        "stores": ({"anyOf": [{"type": "array", "items": _SCALAR_SCHEMAS["store"], "minItems": 1,
+                               "maxItems": MAX_LIST}, {"type": "null"}]} if spec.stores else {"type": "null"}),
+    }
+    values = {"between": {"type": "array", "items": scalar, "minItems": 2, "maxItems": 2,
+                          "description": "[from, to], in either order"},
+              "in": {"type": "array", "items": scalar, "minItems": 1, "maxItems": MAX_LIST}}
+    groups = [([op for op in spec.ops if op not in values], scalar)]
+    groups += [([op], values[op]) for op in ("between", "in") if op in spec.ops]
+    return [{"type": "object", "additionalProperties": False, "required": ["field", "op", "value"],
+             "properties": {"field": {"const": name}, "op": {"enum": ops}, "value": value, **extra}}
+            for ops, value in groups if ops]
+
+
+def json_schemas(ref: Callable[[str], str]) -> dict[str, dict[str, Any]]:
+    """The JSON Schema of a rule tree, as named schemas (``RuleNode`` is the top node); ``ref(name)`` is how
+    one names another (e.g. ``#/components/schemas/<name>``). The size limits (depth, conditions, groups) are
+    in the description only: a schema written out level by level is too large for tools to walk."""
+    node, condition = {"$ref": ref("RuleNode")}, {"$ref": ref("RuleCondition")}
+    items = {"type": "array", "items": node, "maxItems": MAX_CONDITIONS}
+    return {
+        "RuleCondition": {"description": "A condition: " + "; ".join(f"{n}: {s.label}" for n, s in FIELDS.items()),
+                          "oneOf": [c for name, spec in FIELDS.items() for c in _condition_schemas(name, spec)]},
+        "RuleNode": {
+            "description": f"A rule tree: a condition, or a group of nodes; at most {MAX_DEPTH} levels deep, with "
+                           f"at most {MAX_CONDITIONS} conditions and {MAX_GROUPS} groups in all.",
+            "oneOf": [condition,
+                      {"type": "object", "additionalProperties": False, "required": ["all"],
+                       "properties": {"all": items}, "description": "Every node holds (an empty list: everyone)."},
+                      {"type": "object", "additionalProperties": False, "required": ["any"],
+                       "properties": {"any": items}, "description": "At least one node holds (an empty list: nobody)."},
+                      {"type": "object", "additionalProperties": False, "required": ["not"],
+                       "properties": {"not": node}, "description": "The node does not hold."}]},
+    }
+
+
+TREE_RULES = (f"A rule tree is at most {MAX_DEPTH} levels deep and holds at most {MAX_CONDITIONS} conditions and "
+              f"{MAX_GROUPS} groups in all.",)
 
 
 def _size_errors(tree: Any, path: str) -> list[FieldError]:
@@ -880,11 +950,11 @@ def import_static(session: Session, *, segment: Segment, csv_text: str, region: 
     belongs to a customer with an active card in the programme (not anonymised). At most 5 MB and
     200,000 lines.
 
-    :raise InvalidInput: not a static segment, or the file is too large.
+    :raise Conflict: not a static segment. :raise InvalidInput: the file is too large.
     """
     if segment.kind != "static":
-        raise InvalidInput("Only a static segment takes an imported list",
-                           errors=[FieldError("kind", "must be static to import a list")])
+        raise Conflict("Only a static segment takes an imported list", code="segment-kind",
+                       errors=[FieldError("kind", "must be static to import a list")])
     if len(csv_text) > MAX_IMPORT_BYTES or len(csv_text.encode("utf-8")) > MAX_IMPORT_BYTES:
         raise _import_error("is larger than 5 MB; split it into smaller files")
     if csv_text.rstrip("\r\n").count("\n") + 1 > MAX_IMPORT_LINES:

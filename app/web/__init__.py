@@ -41,6 +41,7 @@ class RowId(IntegerConverter):
 def init_app(app: Flask) -> None:
     app.url_map.converters["int"] = RowId
     from app.web import api, auth, card, dashboard, forms, health, i18n, join, media, passkit, pos, ratelimit, sms
+    from app.web.input_guard import init_app as guard_input
 
     auth.init_app(app)
     security_headers.init_app(app)
@@ -58,6 +59,7 @@ def init_app(app: Flask) -> None:
     dashboard.init_app(app)
 
     app.before_request(_assign_request_id)
+    guard_input(app)  # malformed input is refused after the request id is set, before any other hook or view
     app.after_request(_security_headers)
     app.register_error_handler(AppError, _app_error)
     app.register_error_handler(ValidationError, _validation_error)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 from flask import Response
 from pydantic import ValidationError
@@ -25,7 +26,13 @@ _BY_STATUS: dict[int, type[errors.AppError]] = {
 }
 
 
+# What RFC 3986 allows in a path as is; anything else in ``instance`` is percent-encoded (it is a URI reference,
+# and the path of a malformed request may hold a NUL or a line break).
+PATH_SAFE = "/!$&'()*+,;=:@-._~"
+
+
 def problem_response(error: errors.AppError, *, instance: str | None = None) -> Response:
+    instance = quote(instance, safe=PATH_SAFE) if instance else instance
     return Response(json.dumps(error.problem(instance)), status=error.status, mimetype=PROBLEM_JSON)
 
 
@@ -47,8 +54,10 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc) or "body"
 
 
-def from_validation_error(exc: ValidationError) -> errors.InvalidInput:
-    field_errors = [errors.FieldError(_field(e["loc"]), e["msg"]) for e in exc.errors(include_url=False)]
+def from_validation_error(exc: ValidationError, *, drop: int = 0) -> errors.InvalidInput:
+    """422 with one ``{field, message}`` per problem; ``drop``: leading places of each location that are not
+    fields (the tag of a union)."""
+    field_errors = [errors.FieldError(_field(e["loc"][drop:]), e["msg"]) for e in exc.errors(include_url=False)]
     return errors.InvalidInput(
         "; ".join(f"{fe.field}: {fe.message}" for fe in field_errors[:5]), errors=field_errors
     )

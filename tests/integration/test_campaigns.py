@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from app.campaigns import audience, lifecycle, send, templating
 from app.campaigns.channels import PushChannel, SmsChannel, WalletChannel
 from app.campaigns.lifecycle import VariantSpec
-from app.errors import InvalidInput, RuleViolation
+from app.errors import Conflict, InvalidInput
 from app.loyalty import enrollment
 from app.models import (
     CAMPAIGN_CHANNELS,
@@ -221,7 +221,7 @@ def test_a_paused_campaign_sends_nothing_and_resumes(db_session: Session, make_c
     lifecycle.start(db_session, campaign=campaign, now=NOON_UTC)
     lifecycle.pause(db_session, campaign=campaign, now=NOON_UTC)
     assert run(db_session, campaign) == Counter()
-    with pytest.raises(RuleViolation, match="possible: cancelled, running"):
+    with pytest.raises(Conflict, match="possible: cancelled, running"):  # the state conflicts: 409
         lifecycle.pause(db_session, campaign=campaign, now=NOON_UTC)
     lifecycle.resume(db_session, campaign=campaign, now=NOON_UTC)
     assert run(db_session, campaign) == Counter({"sent": 1})

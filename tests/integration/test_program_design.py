@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from app.channels.apple_pass import DESIGN_DIR
 from app.channels.registry import EXTENSION
 from app.db import utcnow
-from app.errors import InvalidInput, RuleViolation
+from app.errors import Conflict, InvalidInput
 from app.loyalty import settings as service
 from app.models import AuditEvent, Card, ChannelMessage, Job, OutboxEvent, ProgramImage
 from app.tasks.design import resync_design
@@ -165,7 +165,7 @@ def test_a_tier_with_members_cannot_be_removed(db_session: Session, make_program
     program = make_program()
     card = make_card(program)
     assert card.tier is not None
-    with pytest.raises(RuleViolation, match="1 card"):
+    with pytest.raises(Conflict, match="1 card"):
         service.remove_tier(db_session, tier=card.tier, actor="cli", now=utcnow())
     empty = next(t for t in program.tiers if t.id != card.tier_id)
     service.remove_tier(db_session, tier=empty, actor="cli", now=utcnow())

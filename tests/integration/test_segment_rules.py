@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.errors import InvalidInput
+from app.errors import Conflict, InvalidInput
 from app.models import (
     AppleDevice,
     AppleRegistration,
@@ -677,7 +677,7 @@ def test_an_email_shared_by_two_customers_adds_both(world: World) -> None:
 
 def test_import_only_into_a_static_segment(world: World) -> None:
     seg = segment(world, "rules", {"all": []})
-    with pytest.raises(InvalidInput) as caught:
+    with pytest.raises(Conflict) as caught:  # the segment's kind, not the file, is in the way: 409
         import_static(world.session, segment=seg, csv_text="+37369100001", region=None)
     assert caught.value.errors[0].field == "kind"
 

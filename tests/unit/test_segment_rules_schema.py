@@ -119,6 +119,7 @@ def test_values_are_normalised() -> None:
     assert parse_rules(cond("lifetime_spend", "gte", "99.90")).value == Decimal("99.90")  # type: ignore[union-attr]
     assert parse_rules(cond("spend", "gte", 49.5)).value == Decimal("49.5")  # type: ignore[union-attr]
     assert parse_rules(cond("balance", "between", [1, 5])).value == (1, 5)  # type: ignore[union-attr]
+    assert parse_rules(cond("balance", "between", [5, 1])).value == (1, 5)  # type: ignore[union-attr]
     assert parse_rules(cond("balance", "eq", 3.0)).value == 3  # type: ignore[union-attr]
     assert parse_rules(cond("tier", "in", ["Gold", " Gold ", "Silver"])).value == ("Gold", "Silver")  # type: ignore[union-attr]
     near = parse_rules(cond("near_store", "within_km", 2, stores=[3, 1, 3]))
@@ -196,7 +197,6 @@ BAD_VALUES = [
     (cond("balance", "between", 5), "must be two values [from, to]"),
     (cond("balance", "between", [1, 2, 3]), "must be two values [from, to]"),
     (cond("balance", "between", [1, "x"]), "from and to must be a whole number"),
-    (cond("balance", "between", [9, 1]), "must not be larger than the second"),
     (cond("lifetime_spend", "gte", "lots"), "must be an amount of money"),
     (cond("lifetime_spend", "gte", "NaN"), "must be an amount of money"),
     (cond("window_spend", "gte", -5), "must be an amount of money"),

@@ -81,7 +81,7 @@ def test_a_campaign_from_creation_to_results(client: FlaskClient, program: Any, 
     assert result["by_status"] == {"sent": 2, "skipped": 1} and result["by_channel"] == {"sms": 2}
     assert len(db_session.scalars(select(ChannelMessage).where(ChannelMessage.channel == "sms")).all()) == 2
     again = call(client, "POST", f"/campaigns/{campaign_id}/pause", token)
-    assert again.status_code == 422 and "finished" in again.json["detail"]
+    assert again.status_code == 409 and "finished" in again.json["detail"]  # a state conflict
 
 
 def test_campaign_validation(client: FlaskClient, program: Any, token: str) -> None:

@@ -73,7 +73,7 @@ def test_a_draft_is_edited_and_only_a_draft(client: FlaskClient, program: Any, t
     assert call(client, "PATCH", f"/campaigns/{campaign_id}", token, json={"segment_id": 999999}).status_code == 404
     call(client, "POST", f"/campaigns/{campaign_id}/start", token)
     late = call(client, "PATCH", f"/campaigns/{campaign_id}", token, json={"name": "Too late"})
-    assert late.status_code == 422 and "only a draft" in late.json["detail"]
+    assert late.status_code == 409 and "only a draft" in late.json["detail"]  # the campaign's state conflicts
     assert db_session.query(AuditEvent).filter_by(action="campaign-edited").count() == 1
 
 

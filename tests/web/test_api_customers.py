@@ -81,7 +81,7 @@ def test_an_adjustment_changes_the_balance_and_is_audited(client: FlaskClient, t
         assert other.status_code == 422 and [e["field"] for e in other.json["errors"]] == ["points"]
 
     too_much = call(client, "POST", path, token, json={**body, "points": -1000})
-    assert too_much.status_code == 422 and too_much.mimetype == "application/problem+json"
+    assert too_much.status_code == 409 and too_much.mimetype == "application/problem+json"  # the balance's state
     assert too_much.json["errors"] == [{"field": "points", "message": "at most 65 can be taken"}]
     no_reason = call(client, "POST", path, token, json={**body, "reason": ""})
     assert no_reason.status_code == 422 and no_reason.json["errors"][0]["field"] == "reason"

@@ -98,7 +98,6 @@ def test_the_largest_purchase_amount_is_read_and_changed_as_the_document_says(cl
     ({"background_color": "green"}, "background_color"),
     ({"redeem_cap_percent": "101"}, "redeem_cap_percent"),
     ({"point_value": None}, "point_value"),
-    ({"name": "bad\u0000name"}, "name"),
     ({"colour": "#FFFFFF"}, "colour"),
 ])
 def test_invalid_settings_are_refused_per_field(client: FlaskClient, program: Any, token: str,
@@ -107,6 +106,13 @@ def test_invalid_settings_are_refused_per_field(client: FlaskClient, program: An
     assert response.status_code == 422, response.json
     assert response.mimetype == "application/problem+json"
     assert [e["field"] for e in response.json["errors"]] == [field]
+
+
+def test_a_nul_character_is_malformed_input_and_named(client: FlaskClient, program: Any, token: str) -> None:
+    """PostgreSQL text holds no NUL: the body is refused as malformed (400), naming the field."""
+    response = call(client, "PATCH", f"/programs/{program.slug}/settings", token, json={"name": "bad\u0000name"})
+    assert response.status_code == 400 and response.json["type"].endswith("/malformed-json")
+    assert response.json["errors"] == [{"field": "name", "message": "must not contain NUL characters"}]
 
 
 def test_tiers_and_bonus_rules_are_replaced_as_a_whole(client: FlaskClient, program: Any, token: str) -> None:
@@ -120,7 +126,7 @@ def test_tiers_and_bonus_rules_are_replaced_as_a_whole(client: FlaskClient, prog
 
     # Bronze has the members: leaving it out is refused, and nothing else changes
     refused = call(client, "PUT", f"/programs/{program.slug}/tiers", token, json={"tiers": tiers[1:]})
-    assert refused.status_code == 422 and refused.json["type"].endswith("tier-has-members")
+    assert refused.status_code == 409 and refused.json["type"].endswith("tier-has-members")
     assert len(call(client, "GET", f"/programs/{program.slug}", token).json["tiers"]) == 2
 
     twice = call(client, "PUT", f"/programs/{program.slug}/tiers", token, json={"tiers": [tiers[0], tiers[0]]})

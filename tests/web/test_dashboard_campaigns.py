@@ -312,7 +312,7 @@ def test_pause_resume_and_cancel(client: FlaskClient, db_session: Session, progr
     db_session.expire_all()
     assert db_session.get(Campaign, campaign_id).state == "cancelled"
     refused = client.post(f"/dashboard/campaigns/{campaign_id}/resume", data={"csrf_token": token})
-    assert refused.status_code == 422 and "cancelled" in refused.text
+    assert refused.status_code == 409 and "cancelled" in refused.text  # a state conflict
 
 
 def test_a_viewer_sees_campaigns_but_cannot_change_them(client: FlaskClient, db_session: Session,

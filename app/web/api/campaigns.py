@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
 from flask import current_app
-from pydantic import Field, RootModel, field_validator
+from pydantic import Field, RootModel
 from sqlalchemy import select
 
 from app.campaigns import lifecycle, results, send, templating
@@ -21,6 +21,7 @@ from app.campaigns.results import deliveries, sent_counts
 from app.database import get_session
 from app.db import count_rows, utcnow
 from app.errors import NotFound
+from app.field_types import decimal_text, line, optional_line, text
 from app.merchants import audit
 from app.models import (
     CAMPAIGN_CHANNELS,
@@ -32,46 +33,52 @@ from app.models import (
     Program,
     Segment,
 )
-from app.numbers import AsciiDecimal
 from app.web.api import api_actor, bp, get_or_404, program_by_slug
-from app.web.api._models import In, Out
+from app.web.api._models import In, Instant, Out, ProgramSlug, RowId
 from app.web.api.openapi import operation
 from app.web.messaging import sms_sender
 
 TAG = "campaigns"
 
 
+UNIQUE = {"uniqueItems": True}
+Percent = decimal_text(le=50, places=2, example="10")
+Channels = Annotated[list[Literal["wallet", "push", "sms"]],
+                     Field(min_length=1, max_length=len(CAMPAIGN_CHANNELS), json_schema_extra=UNIQUE,
+                           description="In fallback order, each once.")]
+GeoStores = Annotated[list[RowId], Field(max_length=10, json_schema_extra=UNIQUE,
+                                         description="Stores of the programme, with coordinates, each once: the "
+                                                     "cards show them near these stores until ends_at.")]
+RULES = ("Each variant's title and body are templates that parse and use only known variables (the dashboard's "
+         "composer lists them); the variants' names differ.",
+         "segment_id names a segment of the programme.",
+         "A geo campaign (geo_store_ids) names stores of the programme that have coordinates, and has an ends_at.",
+         "ends_at is in the future.")
+
+
 class VariantIn(In):
-    name: str = Field(min_length=1, max_length=40)
-    title: str = Field(default="", max_length=120)
-    body: str = Field(min_length=1, max_length=templating.MAX_TEMPLATE)
+    name: line(40)  # type: ignore[valid-type]
+    title: optional_line(120) = ""  # type: ignore[valid-type]
+    body: text(templating.MAX_TEMPLATE)  # type: ignore[valid-type]
     weight: int = Field(default=1, ge=1, le=100)
 
 
 class CampaignIn(In):
-    program: str = Field(max_length=64, description="The programme's slug.")
-    name: str = Field(min_length=1, max_length=120)
-    segment_id: int | None = Field(default=None, description="None: every customer of the programme.")
-    channels: list[Literal["wallet", "push", "sms"]] = Field(
-        min_length=1, max_length=len(CAMPAIGN_CHANNELS), description="In fallback order.")
+    program: ProgramSlug
+    name: line(120)  # type: ignore[valid-type]
+    segment_id: RowId | None = Field(default=None, description="None: every customer of the programme.")
+    channels: Channels
     variants: list[VariantIn] = Field(min_length=1, max_length=10)
-    holdout_percent: AsciiDecimal = Field(default=Decimal("0"), ge=0, le=50, decimal_places=2)
+    holdout_percent: Percent = Decimal("0")  # type: ignore[valid-type]
     max_per_week: int | None = Field(default=None, ge=1, le=100)
     quiet_start_hour: int = Field(default=21, ge=0, le=23)
     quiet_end_hour: int = Field(default=9, ge=0, le=23)
-    geo_store_ids: list[int] | None = Field(default=None, max_length=10)
-    ends_at: datetime | None = None
+    geo_store_ids: GeoStores | None = None
+    ends_at: Instant | None = None
 
 
 class ScheduleIn(In):
-    at: datetime = Field(description="When to start, with a time zone offset.")
-
-    @field_validator("at")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("must include a time zone offset")
-        return value
+    at: Instant = Field(description="When to start (in the future), with a time zone offset.")
 
 
 class VariantOut(Out):
@@ -125,7 +132,6 @@ class ResultsOut(Out):
     uplift: UpliftOut | None
 
 
-MAX_ID = 2**31 - 1
 PER_PAGE = 50
 
 
@@ -133,7 +139,7 @@ PER_PAGE = 50
 
 
 class CampaignListQuery(In):
-    program: str | None = Field(default=None, max_length=64, description="Only this programme's (its slug).")
+    program: ProgramSlug | None = Field(default=None, description="Only this programme's (its slug).")
     state: Literal[CAMPAIGN_STATES] | None = None  # type: ignore[valid-type]
     automations: bool = Field(default=False, description="List the automations (welcome, birthday...) instead.")
     page: int = Field(default=1, ge=1, le=100_000)
@@ -163,19 +169,19 @@ class CampaignListOut(Out):
 
 
 class CampaignPatchIn(In):
-    """Only the fields given change; ``segment_id: null`` means everyone."""
+    """Only the fields given change. ``null`` clears segment_id (everyone), max_per_week, geo_store_ids and
+    ends_at, and leaves the other fields as they are."""
 
-    name: str | None = Field(default=None, min_length=1, max_length=120)
-    segment_id: int | None = Field(default=None, ge=1, le=MAX_ID)
-    channels: list[Literal["wallet", "push", "sms"]] | None = Field(default=None, min_length=1,
-                                                                   max_length=len(CAMPAIGN_CHANNELS))
+    name: line(120) | None = None  # type: ignore[valid-type]
+    segment_id: RowId | None = None
+    channels: Channels | None = None
     variants: list[VariantIn] | None = Field(default=None, min_length=1, max_length=10)
-    holdout_percent: AsciiDecimal | None = Field(default=None, ge=0, le=50, decimal_places=2)
+    holdout_percent: Percent | None = None  # type: ignore[valid-type]
     max_per_week: int | None = Field(default=None, ge=1, le=100)
     quiet_start_hour: int | None = Field(default=None, ge=0, le=23)
     quiet_end_hour: int | None = Field(default=None, ge=0, le=23)
-    geo_store_ids: list[int] | None = Field(default=None, max_length=10)
-    ends_at: datetime | None = None
+    geo_store_ids: GeoStores | None = None
+    ends_at: Instant | None = None
 
 
 class DeliveryQuery(In):
@@ -282,7 +288,7 @@ def list_campaigns(query: CampaignListQuery) -> CampaignListOut:
 
 
 @bp.post("/campaigns")
-@operation(summary="Create a draft campaign", tag=TAG, body=CampaignIn, responses={201: CampaignOut})
+@operation(summary="Create a draft campaign", tag=TAG, body=CampaignIn, responses={201: CampaignOut}, rules=RULES)
 def create_campaign(body: CampaignIn) -> tuple[CampaignOut, int]:
     program, db = program_by_slug(body.program), get_session()
     segment = get_or_404(Segment, body.segment_id, "segment") if body.segment_id is not None else None
@@ -320,7 +326,8 @@ def preview_campaign(campaign_id: int) -> PreviewOut:
 
 
 @bp.post("/campaigns/<int:campaign_id>/schedule")
-@operation(summary="Schedule a draft campaign", tag=TAG, body=ScheduleIn, responses={200: CampaignOut})
+@operation(summary="Schedule a draft campaign", tag=TAG, body=ScheduleIn, responses={200: CampaignOut},
+           problems={409: "The campaign is not a draft."}, rules=("at is in the future.",))
 def schedule_campaign(campaign_id: int, body: ScheduleIn) -> CampaignOut:
     campaign, db = _campaign(campaign_id), get_session()
     lifecycle.schedule(db, campaign=campaign, at=body.at, now=utcnow())
@@ -412,7 +419,7 @@ NULLABLE = {"segment_id", "max_per_week", "geo_store_ids", "ends_at"}  # null cl
 
 @bp.patch("/campaigns/<int:campaign_id>")
 @operation(summary="Edit a draft campaign (only the fields given change)", tag=TAG, body=CampaignPatchIn,
-           responses={200: CampaignOut})
+           responses={200: CampaignOut}, problems={409: "The campaign is not a draft."}, rules=RULES)
 def edit_campaign(campaign_id: int, body: CampaignPatchIn) -> CampaignOut:
     campaign, db = _campaign(campaign_id), get_session()
     given = body.model_fields_set

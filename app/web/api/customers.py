@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from app.database import get_session
 from app.db import utcnow
 from app.errors import FieldError, InvalidInput, NotFound, PayloadTooLarge
+from app.field_types import line
 from app.loyalty import customers as members
 from app.loyalty import ledger, member_import
 from app.merchants import audit
@@ -35,7 +36,7 @@ from app.models import (
 from app.phones import normalise_phone
 from app.web import downloads
 from app.web.api import api_actor, bp, get_or_404, program_by_slug
-from app.web.api._models import In, Out
+from app.web.api._models import In, Out, ProgramSlug
 from app.web.api.openapi import operation
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ BODY_MARGIN = 64 * 1024
 
 
 class SearchQuery(In):
-    program: str = Field(max_length=64, description="The programme's slug.")
+    program: ProgramSlug
     q: str = Field(default="", max_length=100,
                    description="A phone number (full, or 3+ of its digits), part of a name, or an exact barcode. "
                                "Empty: every member.")
@@ -55,19 +56,20 @@ class SearchQuery(In):
 
 
 class PageQuery(In):
-    program: str = Field(max_length=64, description="The programme's slug (whose card).")
+    program: ProgramSlug
     page: int = Field(default=1, ge=1, le=100_000)
     per_page: int = Field(default=50, ge=1, le=100)
 
 
 class AdjustIn(In):
-    program: str = Field(max_length=64, description="The programme's slug (whose card).")
-    points: int = Field(ge=-MAX_ADJUST, le=MAX_ADJUST, description="Positive adds, negative takes away; not 0.")
-    reason: str = Field(min_length=1, max_length=255, description="Why; kept in the ledger and the audit log.")
+    program: ProgramSlug
+    points: int = Field(ge=-MAX_ADJUST, le=MAX_ADJUST, json_schema_extra={"not": {"const": 0}},
+                        description="Positive adds, negative takes away (at most the balance: else 409); not 0.")
+    reason: line(255) = Field(description="Why; kept in the ledger and the audit log.")  # type: ignore[valid-type]
 
 
 class ImportQuery(In):
-    program: str = Field(max_length=64, description="The programme's slug.")
+    program: ProgramSlug
     mode: Literal["all", "valid"] = Field(
         default="all", description="`all`: import only if every line is valid; `valid`: import the valid lines.")
 
@@ -273,7 +275,8 @@ def customer_ledger(customer_id: int, query: PageQuery) -> LedgerPageOut:
 
 @bp.post("/customers/<int:customer_id>/adjustments")
 @operation(summary="Add or take away points by hand, with a reason", tag=TAG, body=AdjustIn,
-           responses={201: AdjustOut}, description="The card's pass updates on the phone; the change is recorded "
+           responses={201: AdjustOut}, problems={409: "Taking away more points than the card holds."},
+           description="The card's pass updates on the phone; the change is recorded "
                                                     "in the ledger (actor: the token) and in the audit log.")
 def adjust_customer(customer_id: int, body: AdjustIn) -> tuple[AdjustOut, int]:
     card, db, now = _card(program_by_slug(body.program), customer_id), get_session(), utcnow()
@@ -313,7 +316,10 @@ def _job(job: MemberImport) -> ImportJobOut:
                        "Otherwise the answer is `202` with the job (`Location`: its URL): every line is checked, then "
                        "the members are added in batches; follow it with `GET /customers/imports/{import_id}`. A "
                        "worker that stops mid-import loses nothing: the job continues where it stopped.",
-           problems={422: "Nothing was imported: the file must be fixed first; `errors` and `report` list why."})
+           problems={422: "Nothing was imported: the file must be fixed first; `errors` and `report` list why."},
+           rules=("The body is a UTF-8 CSV file without NUL characters whose header line names known columns, each "
+                  "once, `phone` among them, followed by at least one member and at most 50,000; each line's own "
+                  "problems are reported by the job.",))
 def import_customers(query: ImportQuery) -> tuple[ImportJobOut, int]:
     from app.tasks.imports import run_member_import
 
@@ -360,7 +366,7 @@ def get_import(import_id: int) -> ImportJobOut:
 
 
 class ExportQuery(In):
-    program: str = Field(max_length=64, description="The programme's slug.")
+    program: ProgramSlug
 
 
 @bp.get("/customers/export.csv")

@@ -18,29 +18,35 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from flask import Flask, Response, current_app, g, jsonify, request
-from pydantic import BaseModel, ConfigDict, ValidationError
-from pydantic.json_schema import models_json_schema
+from pydantic import BaseModel, ConfigDict, RootModel, ValidationError
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue, models_json_schema
+from pydantic_core import core_schema
 
-from app.errors import AppError, Forbidden, InvalidInput
+from app.demo import DEMO_SLUG
+from app.errors import AppError, BadRequest, Forbidden, InvalidInput
+from app.field_types import EXACT
 from app.merchants.users import ROLE_RANK
 from app.web.api import bp
-from app.web.bodies import parse_body
+from app.web.api._models import LISTED, REF
+from app.web.bodies import read_json
 from app.web.problems import PROBLEM_JSON, from_validation_error
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 TITLE = "Tallypass marketer API"
 VERSION = "1"
-REF = "#/components/schemas/{model}"
 # Problem answers every operation may give, with what causes them.
 PROBLEMS = {
+    400: "Malformed input: a NUL character, a number of more than 4,300 digits, or a body that is not JSON the "
+         "service reads (see the description of the API).",
     401: "No valid API token.",
     403: "The token's role may not do this.",
     404: "Something named in the path or body does not exist.",
     409: "The request conflicts with the current state.",
     422: "Invalid input, or not allowed in the current state; `errors` lists the fields.",
 }
-BODY_PROBLEMS = {400: "The body is not valid JSON.", 413: "The body is too large."}
+BODY_PROBLEMS = {413: "The body is too large."}
+NO_NUL = "^[^\\x00]*$"  # every string without a pattern of its own: PostgreSQL text holds no NUL
 
 
 class Problem(BaseModel):
@@ -68,6 +74,7 @@ class Operation:
     raw_response: str | None = None  # a media type the view answers itself (its 2xx is a Response)
     description: str = ""
     extra_problems: dict[int, str] = field(default_factory=dict)
+    rules: tuple[str, ...] = ()  # what the server checks that JSON Schema cannot say (each refusal is a 422)
 
     def least_role(self, method: str) -> str:
         return self.role or ("viewer" if method in ("GET", "HEAD") else "marketer")
@@ -76,13 +83,15 @@ class Operation:
 def operation(*, summary: str, tag: str, responses: dict[int, type[BaseModel] | None],
               body: type[BaseModel] | None = None, query: type[BaseModel] | None = None, role: str | None = None,
               raw_body: str | None = None, raw_response: str | None = None, description: str = "",
-              problems: dict[int, str] | None = None) -> Callable[[F], F]:
+              problems: dict[int, str] | None = None, rules: tuple[str, ...] = ()) -> Callable[[F], F]:
     """Declare an API view. The view returns an instance of a model listed in ``responses`` (or a
     ``(model, status)`` pair, or ``None`` for a listed status without a body). With ``raw_response`` (a
-    media type such as "text/csv"), it returns a Flask ``Response`` of that type instead."""
+    media type such as "text/csv"), it returns a Flask ``Response`` of that type instead. ``rules`` lists
+    what the server checks beyond the JSON Schema of the body (a template that must parse, names that must
+    differ from one item to the next...): the document states them in words, as ``x-rules``."""
     op = Operation(summary=summary, tag=tag, responses=responses, body=body, query=query, role=role,
                    raw_body=raw_body, raw_response=raw_response, description=description,
-                   extra_problems=problems or {})
+                   extra_problems=problems or {}, rules=tuple(rules))
     if role is not None and role not in ROLE_RANK:
         raise ValueError(f"unknown role {role!r}")
     if not any(200 <= status < 300 for status in responses):
@@ -97,7 +106,10 @@ def operation(*, summary: str, tag: str, responses: dict[int, type[BaseModel] | 
                 raise Forbidden(f"this needs a token with the {needed} role; this one is a {token.role} token",
                                 code="role-too-small")
             if op.body is not None:
-                kwargs["body"] = parse_body(op.body)
+                kwargs["body"] = _parse_body(op.body)
+            elif op.raw_body is not None and not request.content_length and not request.headers.get(
+                    "Transfer-Encoding"):  # (not read here: the view sets its own size limit first)
+                raise BadRequest(f"send the {op.raw_body} document as the body", code="missing-body")
             if op.query is not None:
                 kwargs["query"] = _parse_query(op.query)
             return _answer(op, view(**kwargs))
@@ -108,13 +120,73 @@ def operation(*, summary: str, tag: str, responses: dict[int, type[BaseModel] | 
     return decorate
 
 
+def _parse_body(model: type[BaseModel]) -> BaseModel:
+    """The JSON body, validated in pydantic's strict mode: a value of another JSON type than the document
+    says is refused, not converted (``false`` is no integer, ``0`` no date, ``"5"`` no number). Field types
+    that read text (dates, decimal strings) do so themselves (app.web.api._models, app.field_types)."""
+    payload = read_json()  # the service's JSON limits, 400 beyond them
+    if not isinstance(payload, dict):
+        raise BadRequest("the body must be a JSON object", code="malformed-json")
+    try:
+        return model.model_validate(_whole_numbers(payload), strict=True, context={EXACT: True})
+    except ValidationError as error:
+        # A body of several shapes (a RootModel of a union tagged by a field, e.g. a segment's kind): the first
+        # place in each error's location is the tag, not a field of the body.
+        tagged = issubclass(model, RootModel)
+        raise from_validation_error(error, drop=1 if tagged else 0) from None
+
+
+def _whole_numbers(value: Any) -> Any:
+    """JSON numbers that are whole as integers: to JSON Schema ``2.0`` is an integer, to pydantic's strict
+    mode it is not. (A number field still takes them: strict floats take integers.)"""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _whole_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers(item) for item in value]
+    return value
+
+
+INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")
+NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+
+
+def _types(schema: dict[str, Any]) -> set[str]:
+    found = {schema["type"]} if isinstance(schema.get("type"), str) else set(schema.get("type", []))
+    for option in schema.get("anyOf", []):
+        found |= _types(option)
+    return found
+
+
+def _typed(schema: dict[str, Any], raw: str) -> Any:
+    """A query string's text as the JSON value the document says the parameter is, or the text itself."""
+    types = _types(schema)
+    if "integer" in types and INTEGER.fullmatch(raw):
+        return int(raw)
+    if "number" in types and NUMBER.fullmatch(raw):
+        return float(raw)
+    if "boolean" in types and raw in ("true", "false"):
+        return raw == "true"
+    return raw
+
+
+@functools.cache
+def _query_properties(model: type[BaseModel]) -> dict[str, Any]:
+    return model.model_json_schema(schema_generator=DocumentSchema).get("properties", {})  # type: ignore[no-any-return]
+
+
 def _parse_query(model: type[BaseModel]) -> BaseModel:
+    """The query string, each parameter read as the type the document gives it (integers written as
+    integers, booleans as ``true``/``false``), then validated in strict mode like a body."""
     unknown = set(request.args) - set(model.model_fields)
     if unknown:
         raise InvalidInput(f"unknown query parameter {sorted(unknown)[0]!r}")
+    properties = _query_properties(model)
+    values = {name: _typed(properties.get(name, {}), request.args[name]) for name in model.model_fields
+              if name in request.args}
     try:
-        return model.model_validate({name: request.args.get(name) for name in model.model_fields
-                                     if name in request.args})
+        return model.model_validate(values, strict=True, context={EXACT: True})
     except ValidationError as error:
         raise from_validation_error(error) from None
 
@@ -143,12 +215,51 @@ def _answer(op: Operation, result: Any) -> Response:
 # ------------------------------------------------------------------------------------------- the document
 
 
+class DocumentSchema(GenerateJsonSchema):
+    """Pydantic's JSON Schema, with what the service refuses of any string stated: a string without a pattern
+    or a format of its own gets one that excludes NUL."""
+
+    def str_schema(self, schema: core_schema.StringSchema) -> JsonSchemaValue:
+        json_schema = super().str_schema(schema)
+        if self.mode == "validation" and "pattern" not in json_schema and "format" not in json_schema:
+            json_schema["pattern"] = NO_NUL
+        return json_schema
+
+    def default_schema(self, schema: core_schema.WithDefaultSchema) -> JsonSchemaValue:
+        """A field that may be left out but not sent as null (its default None is never validated) shows no
+        default: null is not a value of its type."""
+        json_schema = super().default_schema(schema)
+        if json_schema.get("default", ...) is None and not _allows_null(json_schema):
+            del json_schema["default"]
+        return json_schema
+
+
+def _allows_null(schema: dict[str, Any]) -> bool:
+    types = schema.get("type")
+    return ("null" in types if isinstance(types, list) else types == "null") or any(
+        _allows_null(option) for option in schema.get("anyOf", []) + schema.get("oneOf", []))
+
+
+def _point_to_listed(node: Any) -> Any:
+    """Swap ``{"x-listed-as": name, ...}`` for ``{"$ref": "#/components/schemas/<name>"}`` everywhere."""
+    if isinstance(node, dict):
+        if "x-listed-as" in node:
+            return {"$ref": REF.format(model=node["x-listed-as"])}
+        return {key: _point_to_listed(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_point_to_listed(item) for item in node]
+    return node
+
+
+
 def _path(rule: str) -> tuple[str, list[dict[str, Any]]]:
     params: list[dict[str, Any]] = []
 
     def swap(match: re.Match[str]) -> str:
         converter, name = match.group(1), match.group(2)
-        schema: dict[str, Any] = {"type": "string"}
+        schema: dict[str, Any] = {"type": "string", "pattern": NO_NUL}
+        if name == "slug":
+            schema["examples"] = [DEMO_SLUG]  # the programme `flask --app app demo` (and `make run`) makes
         if converter == "int":  # app.web.RowId
             schema = {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}
         params.append({"name": name, "in": "path", "required": True, "schema": schema})
@@ -183,8 +294,9 @@ def document(app: Flask) -> dict[str, Any]:
                 models[(model, "serialization")] = None
         if op.query is not None:
             models[(op.query, "validation")] = None
-    refs, schema = models_json_schema(list(models), ref_template=REF)
-    schemas = schema.get("$defs", {})
+    refs, schema = models_json_schema(list(models), ref_template=REF, schema_generator=DocumentSchema)
+    schemas = _point_to_listed(schema.get("$defs", {}))
+    schemas.update(LISTED)
 
     def ref(model: type[BaseModel], mode: str) -> dict[str, Any]:
         return refs[(model, mode)]  # type: ignore[index]
@@ -199,21 +311,29 @@ def document(app: Flask) -> dict[str, Any]:
             "tags": [op.tag],
             "x-required-role": op.least_role(method),
         }
-        if op.description:
-            entry["description"] = op.description
+        if op.description or op.rules:
+            entry["description"] = "\n\n".join(
+                [op.description] * bool(op.description)
+                + ["Checked beyond the schema (422 when not met):\n" + "\n".join(f"- {r}" for r in op.rules)]
+                * bool(op.rules))
+        if op.rules:
+            entry["x-rules"] = list(op.rules)
         if op.query is not None:
             query_schema = schemas[ref(op.query, "validation")["$ref"].rsplit("/", 1)[1]]
             required = set(query_schema.get("required", []))
             for name, prop in query_schema.get("properties", {}).items():
-                params.append({"name": name, "in": "query", "required": name in required, "schema": prop})
+                params.append({"name": name, "in": "query", "required": name in required,
+                               "schema": _point_to_listed(prop)})
         if params:
             entry["parameters"] = params
         if op.body is not None:
             entry["requestBody"] = {"required": True,
                                     "content": {"application/json": {"schema": ref(op.body, "validation")}}}
         elif op.raw_body is not None:
-            entry["requestBody"] = {"required": True,
-                                    "content": {op.raw_body: {"schema": {"type": "string"}}}}
+            raw: dict[str, Any] = {"type": "string", "minLength": 1}
+            if op.raw_body.startswith("text/"):
+                raw["pattern"] = NO_NUL  # a text body with a NUL byte is refused as malformed (400)
+            entry["requestBody"] = {"required": True, "content": {op.raw_body: {"schema": raw}}}
         responses: dict[str, Any] = {}
         for status, model in sorted(op.responses.items()):
             answer: dict[str, Any] = {"description": (model.__doc__ or "").strip().split("\n")[0] if model

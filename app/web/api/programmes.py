@@ -195,7 +195,9 @@ def patch_settings(slug: str, body: SettingsIn) -> ProgramSavedOut:
 
 
 @bp.put("/programs/<slug>/tiers")
-@operation(summary="Replace a programme's tiers", tag=TAG, body=TiersIn, responses={200: ProgramSavedOut})
+@operation(summary="Replace a programme's tiers", tag=TAG, body=TiersIn, responses={200: ProgramSavedOut},
+           problems={409: "A tier left out still has cards on it."},
+           rules=("The tiers' names differ from one another (in any case).",))
 def put_tiers(slug: str, body: TiersIn) -> ProgramSavedOut:
     program = program_by_slug(slug)
     changed = service.replace_tiers(get_session(), program=program, specs=body.tiers, actor=api_actor(),
@@ -204,7 +206,8 @@ def put_tiers(slug: str, body: TiersIn) -> ProgramSavedOut:
 
 
 @bp.put("/programs/<slug>/bonus-rules")
-@operation(summary="Replace a programme's bonus rules", tag=TAG, body=BonusRulesIn, responses={200: ProgramSavedOut})
+@operation(summary="Replace a programme's bonus rules", tag=TAG, body=BonusRulesIn, responses={200: ProgramSavedOut},
+           rules=("The rules' event names differ from one another.",))
 def put_bonus_rules(slug: str, body: BonusRulesIn) -> ProgramSavedOut:
     program = program_by_slug(slug)
     service.replace_bonus_rules(get_session(), program=program, specs=body.rules, actor=api_actor(), now=utcnow())
@@ -216,7 +219,8 @@ def put_bonus_rules(slug: str, body: BonusRulesIn) -> ProgramSavedOut:
            responses={201: ImageOut},
            description="The PNG (at most 2 MB and 4096 × 4096 pixels) is resized to Apple's sizes at @1x, @2x "
                        "and @3x: logo at most 160 × 50 pt, strip 375 × 123 pt, icon 29 × 29 pt. Every pass is "
-                       "then re-sent by a job.")
+                       "then re-sent by a job.",
+           rules=("The body is a PNG image of at most 2 MB and 4096 × 4096 pixels.",))
 def upload_image(slug: str, kind: str) -> tuple[ImageOut, int]:
     program = program_by_slug(slug)
     if kind not in IMAGE_KINDS:

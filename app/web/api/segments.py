@@ -7,60 +7,86 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from flask import current_app, request
-from pydantic import Field
+from pydantic import Field, RootModel, WithJsonSchema
 from sqlalchemy import func, select
 
 from app.database import get_session
 from app.db import utcnow
-from app.errors import BadRequest, FieldError, InvalidInput, NotFound
+from app.errors import BadRequest, Conflict, FieldError
+from app.field_types import line
 from app.merchants import audit
 from app.models import Segment
 from app.segments import catalog, manage, rfm_report, rules
+from app.segments.rfm import SEGMENT_NAMES
 from app.web.api import api_actor, bp, get_or_404, program_by_slug
-from app.web.api._models import In, Out
+from app.web.api._models import LISTED, REF, In, Out, ProgramSlug
 from app.web.api.openapi import operation
 from app.web.messaging import sms_sender
 
 MAX_CSV = 5 * 1024 * 1024
 TAG = "segments"
-
-
-NAME = r"^[^\x00]*$"  # PostgreSQL text holds no NUL
 PAGE_SIZE = 50
-RfmName = Annotated[str, Field(max_length=40)]
-Tree = dict[Annotated[str, Field(max_length=10)], Any]  # node keys: all, any, not, field, op, value, days, stores
+
+# The rule tree's schema, written out from the fields rules can use (app.segments.rules.json_schemas).
+LISTED.update(rules.json_schemas(lambda name: REF.format(model=name)))
+Tree = Annotated[dict[str, Any], WithJsonSchema({"type": "object", "x-listed-as": "RuleNode"})]
+RfmNames = Annotated[list[Literal[SEGMENT_NAMES]], Field(min_length=1, max_length=len(SEGMENT_NAMES))]  # type: ignore[valid-type]
+Name = line(120)
 
 
-class SegmentIn(In):
-    program: str = Field(max_length=64, pattern=NAME, description="The programme's slug.")
-    name: str = Field(min_length=1, max_length=120, pattern=NAME)
-    kind: Literal["rules", "rfm", "static"]
-    rules: Tree | None = Field(default=None, description="The condition tree (kind `rules`).")
-    segments: list[RfmName] | None = Field(default=None, max_length=20, description="RFM segment names (kind `rfm`).")
+class RulesSegmentIn(In):
+    """A segment of the customers the rules match, counted afresh at each use."""
+
+    program: ProgramSlug
+    name: Name  # type: ignore[valid-type]
+    kind: Literal["rules"]
+    rules: Tree
+
+
+class RfmSegmentIn(In):
+    """A segment of the customers in some RFM segments."""
+
+    program: ProgramSlug
+    name: Name  # type: ignore[valid-type]
+    kind: Literal["rfm"]
+    segments: RfmNames = Field(description="RFM segment names.")
+
+
+class StaticSegmentIn(In):
+    """A list of customers, filled by importing a CSV of phones or e-mails."""
+
+    program: ProgramSlug
+    name: Name  # type: ignore[valid-type]
+    kind: Literal["static"]
+
+
+class SegmentIn(RootModel[Annotated[RulesSegmentIn | RfmSegmentIn | StaticSegmentIn, Field(discriminator="kind")]]):
+    """A new segment: its kind says what else it needs."""
 
 
 class SegmentPatchIn(In):
-    """Only the fields given change; a segment's kind never changes."""
+    """Only the fields given change; a segment's kind never changes (``rules`` for another kind than `rules`, or
+    ``segments`` for another than `rfm`, is a conflict: 409)."""
 
-    name: str | None = Field(default=None, min_length=1, max_length=120, pattern=NAME)
+    name: Name | None = None  # type: ignore[valid-type]
     rules: Tree | None = Field(default=None, description="The condition tree (kind `rules` only).")
-    segments: list[RfmName] | None = Field(default=None, max_length=20,
-                                           description="RFM segment names (kind `rfm` only).")
+    segments: RfmNames | None = Field(default=None, description="RFM segment names (kind `rfm` only).")
 
 
 class SegmentPutIn(SegmentPatchIn):
-    """The whole segment: its name, and its rules (kind `rules`) or RFM names (kind `rfm`)."""
+    """The whole segment: its name, and its rules (kind `rules`) or RFM names (kind `rfm`; missing for a segment
+    of that kind: 409)."""
 
-    name: str = Field(min_length=1, max_length=120, pattern=NAME)
+    name: Name  # type: ignore[valid-type]
 
 
 class ListQuery(In):
-    program: str = Field(max_length=64, pattern=NAME, description="The programme's slug.")
+    program: ProgramSlug
     page: int = Field(default=1, ge=1, le=100_000)
 
 
 class PreviewIn(In):
-    program: str = Field(max_length=64, pattern=NAME)
+    program: ProgramSlug
     rules: Tree
 
 
@@ -139,11 +165,14 @@ def list_segments(query: ListQuery) -> SegmentListOut:
 
 
 @bp.post("/segments")
-@operation(summary="Create a segment", tag=TAG, body=SegmentIn, responses={201: SegmentOut})
+@operation(summary="Create a segment", tag=TAG, body=SegmentIn, responses={201: SegmentOut},
+           problems={409: "Another segment of the programme has this name."}, rules=rules.TREE_RULES)
 def create_segment(body: SegmentIn) -> tuple[SegmentOut, int]:
-    program, db = program_by_slug(body.program), get_session()
-    segment = manage.create(db, program=program, name=body.name, kind=body.kind, actor=api_actor(), now=utcnow(),
-                            tree=body.rules if body.rules is not None else {}, rfm_names=body.segments)
+    given = body.root
+    program, db = program_by_slug(given.program), get_session()
+    segment = manage.create(db, program=program, name=given.name, kind=given.kind, actor=api_actor(), now=utcnow(),
+                            tree=given.rules if isinstance(given, RulesSegmentIn) else None,
+                            rfm_names=given.segments if isinstance(given, RfmSegmentIn) else None)
     out = _out(segment)
     db.commit()
     return out, 201
@@ -151,10 +180,11 @@ def create_segment(body: SegmentIn) -> tuple[SegmentOut, int]:
 
 def _change(segment_id: int, body: SegmentPatchIn, *, whole: bool) -> SegmentOut:
     segment, db = get_or_404(Segment, segment_id, "segment"), get_session()
-    if whole:  # PUT: the kind's own part is required, not kept
+    if whole:  # PUT: the kind's own part is required, not kept; which part depends on the stored kind
         needed = {"rules": "rules", "rfm": "segments"}.get(segment.kind)
         if needed and getattr(body, needed) is None:
-            raise InvalidInput(f"A {segment.kind} segment needs {needed}", errors=[FieldError(needed, "is required")])
+            raise Conflict(f"A {segment.kind} segment needs {needed}", code="segment-kind",
+                           errors=[FieldError(needed, "is required")])
     manage.update(db, segment=segment, actor=api_actor(), now=utcnow(), name=body.name, tree=body.rules,
                   rfm_names=body.segments)
     out = _out(segment)
@@ -164,14 +194,14 @@ def _change(segment_id: int, body: SegmentPatchIn, *, whole: bool) -> SegmentOut
 
 @bp.put("/segments/<int:segment_id>")
 @operation(summary="Replace a segment's name and rules (or RFM names)", tag=TAG, body=SegmentPutIn,
-           responses={200: SegmentOut})
+           responses={200: SegmentOut}, rules=rules.TREE_RULES)
 def replace_segment(segment_id: int, body: SegmentPutIn) -> SegmentOut:
     return _change(segment_id, body, whole=True)
 
 
 @bp.patch("/segments/<int:segment_id>")
 @operation(summary="Change a segment's name, rules or RFM names (only the fields given)", tag=TAG,
-           body=SegmentPatchIn, responses={200: SegmentOut})
+           body=SegmentPatchIn, responses={200: SegmentOut}, rules=rules.TREE_RULES)
 def edit_segment(segment_id: int, body: SegmentPatchIn) -> SegmentOut:
     return _change(segment_id, body, whole=False)
 
@@ -188,7 +218,7 @@ def delete_segment(segment_id: int) -> tuple[None, int]:
 
 @bp.post("/segments/preview")
 @operation(summary="Count the customers some rules match", tag=TAG, body=PreviewIn, responses={200: CountOut},
-           role="viewer")
+           role="viewer", rules=rules.TREE_RULES)
 def preview_segment(body: PreviewIn) -> CountOut:
     program = program_by_slug(body.program)
     catalog.refuse_nul(body.rules)
@@ -219,14 +249,8 @@ def import_segment(segment_id: int) -> ImportOut:
     return ImportOut(added=outcome.added, unmatched=outcome.unmatched[:100], invalid=outcome.invalid[:100])
 
 
-def _program(slug: str) -> Any:
-    if "\x00" in slug:
-        raise NotFound(f"there is no programme {slug!r}")
-    return program_by_slug(slug)
-
-
 def _rfm_out(slug: str) -> RfmOut:
-    program, db = _program(slug), get_session()
+    program, db = program_by_slug(slug), get_session()
     figures = rfm_report.distribution(db, program=program)
     settings = rfm_report.settings(program)
     last = rfm_report.last_requested(db, program=program)
@@ -247,7 +271,7 @@ def program_rfm(slug: str) -> RfmOut:
 @operation(summary="Recompute the RFM scores now (every programme, as the nightly job does)", tag=TAG,
            responses={202: RecomputeOut})
 def recompute_program_rfm(slug: str) -> tuple[RecomputeOut, int]:
-    program, db = _program(slug), get_session()
+    program, db = program_by_slug(slug), get_session()
     audit.record(db, actor=api_actor(), action=rfm_report.RECOMPUTE_ACTION, now=utcnow(),
                  target=f"program:{program.id}")
     db.commit()

@@ -4,47 +4,70 @@ overlap, revoke. A key's secret is in the answer that creates it and never again
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Annotated, Any
 
 from flask import current_app
-from pydantic import Field
+from pydantic import ConfigDict, Field, model_validator
 from sqlalchemy import func, select
 
 from app.database import get_session
 from app.db import utcnow
+from app.errors import FieldError, InvalidInput
+from app.field_types import line, optional_line
 from app.merchants import stores
 from app.models import PosCredential, Store
 from app.web.api import api_actor, bp, get_or_404, program_by_slug
-from app.web.api._models import In, Out
+from app.web.api._models import In, Out, ProgramSlug, TimeZoneName
 from app.web.api.openapi import operation
 
 TAG = "stores"
-TEXT = r"^[^\x00]*$"  # PostgreSQL text holds no NUL
 MAX_PER_PAGE = 100
+# Coordinates come in pairs: both numbers, or both null (JSON Schema: dependentRequired, and if/then on types).
+PAIRED = {
+    "dependentRequired": {"latitude": ["longitude"], "longitude": ["latitude"]},
+    "allOf": [{"if": {"required": [a], "properties": {a: {"type": kind}}},
+               "then": {"properties": {b: {"type": kind}}}}
+              for a, b in (("latitude", "longitude"), ("longitude", "latitude")) for kind in ("number", "null")],
+}
+Latitude = Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
+Longitude = Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
 
 
+class _Paired(In):
+    model_config = ConfigDict(json_schema_extra=PAIRED)
 
-class StoreIn(In):
-    program: str = Field(max_length=64, pattern=TEXT, description="The programme's slug.")
-    name: str = Field(min_length=1, max_length=120, pattern=TEXT)
-    address: str = Field(default="", max_length=255, pattern=TEXT)
-    latitude: float | None = Field(default=None, ge=-90, le=90, allow_inf_nan=False)
-    longitude: float | None = Field(default=None, ge=-180, le=180, allow_inf_nan=False)
-    timezone: str | None = Field(default=None, max_length=64, pattern=TEXT,
-                                 description="IANA time zone, e.g. Europe/Chisinau; default: the programme's.")
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> Any:
+        given = self.model_fields_set & {"latitude", "longitude"}
+        if len(given) == 1 or (given and (self.latitude is None) != (self.longitude is None)):  # type: ignore[attr-defined]
+            missing = "longitude" if "latitude" in given and self.latitude is not None else "latitude"  # type: ignore[attr-defined]
+            raise InvalidInput("send both coordinates, or null for both",
+                               errors=[FieldError(missing, "give both latitude and longitude, or null for both")])
+        return self
 
 
-class StorePatch(In):
-    """Only the fields sent change; send both coordinates or null for both to clear them."""
+class StoreIn(_Paired):
+    program: ProgramSlug
+    name: line(120)  # type: ignore[valid-type]
+    address: optional_line(255) = ""  # type: ignore[valid-type]
+    latitude: Latitude | None = None
+    longitude: Longitude | None = None
+    timezone: TimeZoneName | None = Field(default=None, description="Default: the programme's.")
 
-    name: str | None = Field(default=None, min_length=1, max_length=120, pattern=TEXT)
-    address: str | None = Field(default=None, max_length=255, pattern=TEXT)
-    latitude: float | None = Field(default=None, ge=-90, le=90, allow_inf_nan=False)
-    longitude: float | None = Field(default=None, ge=-180, le=180, allow_inf_nan=False)
-    timezone: str | None = Field(default=None, max_length=64, pattern=TEXT)
+
+class StorePatch(_Paired):
+    """Only the fields sent change; send both coordinates, or null for both to clear them. A null name, address
+    or time zone leaves it as it is."""
+
+    name: line(120) | None = None  # type: ignore[valid-type]
+    address: optional_line(255) | None = None  # type: ignore[valid-type]
+    latitude: Latitude | None = None
+    longitude: Longitude | None = None
+    timezone: TimeZoneName | None = None
 
 
 class StoresQuery(In):
-    program: str = Field(max_length=64, pattern=TEXT, description="The programme's slug.")
+    program: ProgramSlug
     page: int = Field(default=1, ge=1, le=100_000)
     per_page: int = Field(default=50, ge=1, le=MAX_PER_PAGE)
 

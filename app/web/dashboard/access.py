@@ -149,6 +149,7 @@ def requires(role: str) -> Callable[[F], F]:
 
 def safe_next(target: str | None) -> str:
     """Where to go after signing in: only a path inside the dashboard (never another site)."""
-    if target and target.startswith("/dashboard") and not urlsplit(target).netloc and "\\" not in target:
+    if (target and target.startswith("/dashboard") and not urlsplit(target).netloc and "\\" not in target
+            and target.isprintable()):  # no CR/LF: the target goes into the Location header
         return target
     return url_for("dashboard.overview")

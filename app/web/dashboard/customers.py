@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from app.database import get_session
 from app.db import utcnow
-from app.errors import NotFound, RuleViolation
+from app.errors import Conflict, NotFound, RuleViolation
 from app.loyalty import customers as members
 from app.loyalty import ledger, member_import
 from app.merchants import audit
@@ -148,7 +148,7 @@ def customers_adjust(customer_id: int) -> Response:
     try:
         entry = ledger.adjust(db, card=card, points=form.points, reason=form.reason, actor=f"user:{user.id}",
                               now=now)
-    except RuleViolation as error:
+    except (RuleViolation, Conflict) as error:  # Conflict: more points than the balance holds
         db.rollback()
         messages = {e.field: e.message[:1].upper() + e.message[1:] + "." for e in error.errors}
         return _profile(customer_id, form=data, errors=messages or {"points": error.detail}, status=422)

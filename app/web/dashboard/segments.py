@@ -11,11 +11,12 @@ from sqlalchemy import select
 
 from app.database import get_session
 from app.db import utcnow
-from app.errors import InvalidInput, NotFound, RuleViolation
+from app.errors import Conflict, InvalidInput, NotFound
 from app.merchants import audit
 from app.models import Program, Segment
 from app.segments import catalog, manage, rfm_report, rules
 from app.segments.rfm import SEGMENT_NAMES
+from app.web.bodies import loads
 from app.web.dashboard import bp
 from app.web.dashboard.access import current_user, may, requires
 from app.web.dashboard.pages import programme, render
@@ -83,7 +84,7 @@ def _tree_from_form() -> tuple[Any, str, dict[str, str]]:
     if len(text) > MAX_RULES_JSON:
         return None, text[:MAX_RULES_JSON], {"rules": "The rules are too long; split them into several segments."}
     try:
-        return json.loads(text), text, {}
+        return loads(text), text, {}  # the service's JSON limits (depth, numbers, NUL)
     except ValueError:
         return None, text, {"rules": 'The rules are not valid JSON, e.g. {"all": [{"field": "balance", '
                                      '"op": "gte", "value": 20}]}.'}
@@ -114,7 +115,7 @@ def segments_create() -> Response:
         try:
             segment = manage.create(db, program=program, name=name, kind=kind, actor=current_user(), now=utcnow(),
                                     tree=tree, rfm_names=rfm_names)
-        except InvalidInput as exc:
+        except (InvalidInput, Conflict) as exc:  # Conflict: the name is taken
             errors = catalog.errors_by_path(exc)
         else:
             db.commit()
@@ -150,7 +151,7 @@ def segments_update(segment_id: int) -> Response:
             manage.update(db, segment=segment, actor=current_user(), now=utcnow(), name=name,
                           tree=tree if segment.kind == "rules" else None,
                           rfm_names=rfm_names if segment.kind == "rfm" else None)
-        except InvalidInput as exc:
+        except (InvalidInput, Conflict) as exc:  # Conflict: the name is taken
             errors = catalog.errors_by_path(exc)
         else:
             db.commit()
@@ -169,7 +170,7 @@ def segments_delete(segment_id: int) -> Response:
     name = segment.name
     try:
         manage.delete(db, segment=segment, actor=current_user(), now=utcnow())
-    except RuleViolation as exc:
+    except Conflict as exc:
         flash(exc.detail, "error")
         return redirect(url_for("dashboard.segments_edit", segment_id=segment_id), 303)
     db.commit()
