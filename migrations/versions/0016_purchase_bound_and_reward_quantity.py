@@ -1,7 +1,7 @@
 """the largest purchase amount a programme accepts, and rewards that count several at once
 
 Revision ID: 0016
-Revises: 0019
+Revises: 0015
 Create Date: 2026-11-25 09:00:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0016'
-down_revision: str | None = '0019'
+down_revision: str | None = '0015'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,6 +1,6 @@
 """what Google Wallet last refused of each class and object: the content's digest and Google's answer
 
-Revision ID: 0015
+Revision ID: 0017
 Revises: 0016
 Create Date: 2026-11-25 10:00:00.000000
 """
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0015'
+revision: str = '0017'
 down_revision: str | None = '0016'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
