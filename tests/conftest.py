@@ -10,6 +10,7 @@ the tables are emptied afterwards.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -47,6 +48,23 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.fixture(scope="session")
 def is_postgres(database_url: str) -> bool:
     return database_url.startswith("postgresql")
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """Every logger as it was before the test: an app made with ``env`` other than testing configures logging
+    (app.log.configure_logging quietens httpx and hpack, replaces the root's handlers), and later tests read
+    those loggers' records."""
+    def ours(handlers: list[logging.Handler]) -> list[logging.Handler]:
+        return [h for h in handlers if not type(h).__module__.startswith("_pytest")]  # pytest's come and go
+
+    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in list(logging.root.manager.loggerDict))]
+    saved = [(logger, logger.level, ours(logger.handlers), logger.propagate, logger.disabled) for logger in loggers]
+    yield
+    for logger, level, handlers, propagate, disabled in saved:
+        logger.setLevel(level)
+        logger.handlers[:] = [*handlers, *(h for h in logger.handlers if h not in ours(logger.handlers))]
+        logger.propagate, logger.disabled = propagate, disabled
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import logging
 import re
-from collections.abc import Iterator
 
 import pytest
 from flask import Flask, request
@@ -27,19 +26,13 @@ LINE_START = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ")
 
 
 @pytest.fixture
-def logged() -> Iterator[io.StringIO]:
-    """The service's own logging set-up (as outside tests), writing into a buffer; every logger is put back as
-    it was afterwards (configure_logging also quietens httpx and hpack, whose records other tests read)."""
-    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in list(logging.root.manager.loggerDict))]
-    saved = [(logger, logger.level, logger.handlers[:], logger.propagate, logger.disabled) for logger in loggers]
+def logged() -> io.StringIO:
+    """The service's own logging set-up (as outside tests), writing into a buffer (tests/conftest.py puts every
+    logger back afterwards)."""
     configure_logging("INFO")
     stream = io.StringIO()
     logging.getLogger().handlers[0].setStream(stream)  # type: ignore[attr-defined]
-    yield stream
-    for logger, level, handlers, propagate, disabled in saved:
-        logger.setLevel(level)
-        logger.handlers[:] = handlers
-        logger.propagate, logger.disabled = propagate, disabled
+    return stream
 
 
 def records(output: str) -> list[str]:
