@@ -130,11 +130,14 @@ def store_create(name: str, lat: float | None, lon: float | None, address: str, 
 
 @user_cli.command("create")
 @click.argument("email")
-@click.option("--role", type=click.Choice(["admin", "marketer", "viewer"]), required=True)
+@click.option("--role", type=click.Choice(["admin", "marketer", "viewer", "cashier"]), required=True)
+@click.option("--store", "store_ids", type=int, multiple=True,
+              help="A store a cashier works at (repeat for several; a cashier needs one at least).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
-@click.option("--json", "as_json", is_flag=True, help='Print {"id", "email", "role"} as JSON.')
-def user_create(email: str, role: str, password_stdin: bool, as_json: bool) -> None:
-    """Create a dashboard user; the password comes from a prompt or standard input."""
+@click.option("--json", "as_json", is_flag=True, help='Print {"id", "email", "role", "stores"} as JSON.')
+def user_create(email: str, role: str, store_ids: tuple[int, ...], password_stdin: bool, as_json: bool) -> None:
+    """Create a user of the dashboard, or a cashier of the till; the password comes from a prompt or standard
+    input."""
     from app.merchants.users import create_user
 
     if password_stdin:
@@ -143,8 +146,9 @@ def user_create(email: str, role: str, password_stdin: bool, as_json: bool) -> N
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:
         with sessions().begin() as session:
-            user = create_user(session, email=email, password=password, role=role)
-            result = {"id": user.id, "email": user.email, "role": user.role}
+            user = create_user(session, email=email, password=password, role=role, store_ids=store_ids)
+            result = {"id": user.id, "email": user.email, "role": user.role,
+                      "stores": [store.id for store in user.stores]}
     except AppError as exc:
         _fail(_problems(exc))
     if as_json:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import FieldError, InvalidInput, NotFound
 from app.merchants import audit
-from app.models import USER_ROLES, ApiToken, User
+from app.models import TOKEN_ROLES, ApiToken, User
 
 PREFIX = "tp_"
 
@@ -33,8 +33,8 @@ def issue(session: Session, *, name: str, role: str = "marketer", now: datetime,
     problems = []
     if not 1 <= len(name) <= 120 or "\x00" in name:
         problems.append(FieldError("name", "Name the token after what uses it, in 1 to 120 characters."))
-    if role not in USER_ROLES:
-        problems.append(FieldError("role", f"Choose one of {', '.join(USER_ROLES)}."))
+    if role not in TOKEN_ROLES:
+        problems.append(FieldError("role", f"Choose one of {', '.join(TOKEN_ROLES)}."))
     if problems:
         raise InvalidInput("the token cannot be created", errors=problems)
     token = PREFIX + secrets.token_urlsafe(32)

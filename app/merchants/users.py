@@ -6,6 +6,7 @@ reads the user's role afresh."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from argon2 import PasswordHasher
@@ -16,19 +17,24 @@ from sqlalchemy.orm import Session
 from app.errors import Conflict, FieldError, InvalidInput
 from app.merchants import audit
 from app.merchants.dashboard_sessions import revoke_sessions
-from app.models import USER_ROLES, DashboardSession, User
+from app.models import USER_ROLES, DashboardSession, Store, User
 
 # A viewer reads; a marketer also changes programmes and sends campaigns; an admin also manages users, POS keys
-# and API tokens. The same ladder serves dashboard sessions and API tokens.
-ROLE_RANK = {"viewer": 1, "marketer": 2, "admin": 3}
+# and API tokens. The same ladder serves dashboard sessions and API tokens. A cashier is below every rung: the
+# dashboard refuses it everything, and only the till lets it in (for its own stores).
+ROLE_RANK = {"cashier": 0, "viewer": 1, "marketer": 2, "admin": 3}
 assert set(ROLE_RANK) == set(USER_ROLES)
 
 _hasher = PasswordHasher()
 MIN_PASSWORD_LENGTH = 10
 
 
-def create_user(session: Session, *, email: str, password: str, role: str) -> User:
-    """:raise InvalidInput: bad e-mail, role or a short password. :raise Conflict: e-mail taken."""
+def create_user(session: Session, *, email: str, password: str, role: str,
+                store_ids: Sequence[int] = ()) -> User:
+    """A new account. A cashier is bound to the stores ``store_ids`` (at least one, none of them closed); the
+    other roles take no stores.
+
+    :raise InvalidInput: bad e-mail, role, stores or a short password. :raise Conflict: e-mail taken."""
     email = email.strip().lower()
     problems = []
     if "@" not in email or len(email) > 254:
@@ -37,14 +43,31 @@ def create_user(session: Session, *, email: str, password: str, role: str) -> Us
         problems.append(FieldError("role", f"must be one of {', '.join(USER_ROLES)}"))
     if len(password) < MIN_PASSWORD_LENGTH:
         problems.append(_short_password())
+    stores, store_problem = _stores_for(session, role=role, store_ids=store_ids)
+    if store_problem:
+        problems.append(store_problem)
     if problems:
         raise InvalidInput("the user cannot be created", errors=problems)
     if session.scalars(select(User.id).where(User.email == email)).first() is not None:
         raise Conflict(f"a user with e-mail {email} already exists", code="user-exists")
-    user = User(email=email, password_hash=_hasher.hash(password), role=role)
+    user = User(email=email, password_hash=_hasher.hash(password), role=role, stores=stores)
     session.add(user)
     session.flush()
     return user
+
+
+def _stores_for(session: Session, *, role: str, store_ids: Sequence[int]) -> tuple[list[Store], FieldError | None]:
+    """The stores an account of ``role`` is bound to, or what is wrong with ``store_ids``."""
+    wanted = sorted(set(store_ids))
+    if role != "cashier":
+        return [], FieldError("stores", "only a cashier is bound to stores") if wanted else None
+    if not wanted:
+        return [], FieldError("stores", "a cashier works at one store at least: name it")
+    stores = list(session.scalars(select(Store).where(Store.id.in_(wanted)).order_by(Store.id)))
+    unknown = sorted(set(wanted) - {store.id for store in stores})
+    if unknown:
+        return [], FieldError("stores", f"no store has the id {', '.join(map(str, unknown))}")
+    return stores, None
 
 
 def _short_password() -> FieldError:

@@ -14,7 +14,7 @@ from app.models.devices import AppleDevice, AppleRegistration, WebPushSubscripti
 from app.models.google import GoogleClass, GoogleObject
 from app.models.imports import IMPORT_MODES, IMPORT_STATES, MemberImport
 from app.models.ledger import LEDGER_KINDS, BonusEvent, LedgerEntry, Purchase, Refund, Reward
-from app.models.merchant import USER_ROLES, ApiToken, DashboardSession, PosCredential, Store, User
+from app.models.merchant import TOKEN_ROLES, USER_ROLES, ApiToken, DashboardSession, PosCredential, Store, User
 from app.models.messaging import PhoneCheck, SmsMessage, SmsOptOut, SmsStatusReport
 from app.models.ops import AuditEvent, ChannelMessage, IdempotencyRecord, OutboxEvent
 from app.models.program import BONUS_PERIODS, CARD_KINDS, BonusRule, Program, Tier
@@ -32,6 +32,7 @@ __all__ = [
     "CARD_KINDS",
     "CONSENT_CHANNELS",
     "LEDGER_KINDS",
+    "TOKEN_ROLES",
     "USER_ROLES",
     "ApiToken",
     "AppleDevice",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import CheckConstraint, Float, ForeignKey, LargeBinary, String
+from sqlalchemy import CheckConstraint, Column, Float, ForeignKey, LargeBinary, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base, UTCDateTime, utcnow
@@ -13,7 +13,19 @@ from app.db import Base, UTCDateTime, utcnow
 if TYPE_CHECKING:
     from app.models.program import Program
 
-USER_ROLES = ("admin", "marketer", "viewer")
+# What an API token may be: the dashboard's ladder (a viewer reads; a marketer also changes programmes and sends
+# campaigns; an admin also manages users, POS keys and tokens).
+TOKEN_ROLES = ("admin", "marketer", "viewer")
+# What a dashboard account may be: the ladder above, or a cashier, who uses the till (/till/) of the stores the
+# account is bound to and nothing else.
+USER_ROLES = (*TOKEN_ROLES, "cashier")
+
+# The stores a cashier works at (other roles have none: they see every store).
+user_store = Table(
+    "user_store", Base.metadata,
+    Column("user_id", ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True),
+    Column("store_id", ForeignKey("store.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
 
 
 class Store(Base):
@@ -50,10 +62,10 @@ class PosCredential(Base):
 
 
 class User(Base):
-    """A marketer or administrator of the dashboard."""
+    """Someone who signs in: a viewer, marketer or administrator of the dashboard, or a cashier at the till."""
 
     __tablename__ = "user_account"
-    __table_args__ = (CheckConstraint("role IN ('admin', 'marketer', 'viewer')", name="role"),)
+    __table_args__ = (CheckConstraint("role IN ('admin', 'marketer', 'viewer', 'cashier')", name="role"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
@@ -62,6 +74,8 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    stores: Mapped[list[Store]] = relationship(secondary=user_store, order_by="Store.id")
 
 
 class DashboardSession(Base):

@@ -164,8 +164,8 @@ def test_user_create_from_stdin(app: Flask, db_session: Session) -> None:
 
     assert result.exit_code == 0, result.output
     created = one_json_object(result.stdout)
-    assert set(created) == {"id", "email", "role"}
-    assert created["email"] == "a@b.co"
+    assert set(created) == {"id", "email", "role", "stores"}
+    assert created["email"] == "a@b.co" and created["stores"] == []
     assert created["role"] == "marketer"
 
     user = db_session.get(User, created["id"])
@@ -175,6 +175,39 @@ def test_user_create_from_stdin(app: Flask, db_session: Session) -> None:
     assert check_password(user, PASSWORD)
     assert not check_password(user, "another-long-password")
     assert not check_password(user, PASSWORD + " ")
+
+
+def test_a_cashier_is_created_bound_to_its_stores(app: Flask, db_session: Session, make_program: Factory) -> None:
+    program = make_program()
+    first, second = (run(app, "store", "create", name, "--program", program.slug, "--json") for name in ("A", "B"))
+    stores = [one_json_object(result.stdout)["id"] for result in (first, second)]
+
+    result = run(app, "user", "create", "till@b.co", "--role", "cashier", "--store", str(stores[1]), "--store",
+                 str(stores[0]), "--password-stdin", "--json", input=PASSWORD + "\n")
+
+    assert result.exit_code == 0, result.output
+    created = one_json_object(result.stdout)
+    assert created["role"] == "cashier" and created["stores"] == sorted(stores)
+    user = db_session.get(User, created["id"])
+    assert user is not None and [store.id for store in user.stores] == sorted(stores)
+
+
+@pytest.mark.parametrize(("role", "stores", "message"), [
+    ("cashier", [], "a cashier works at one store at least"),
+    ("cashier", ["999999"], "no store has the id 999999"),
+    ("marketer", ["STORE"], "only a cashier is bound to stores"),
+])
+def test_a_cashier_needs_stores_and_only_a_cashier_has_them(app: Flask, db_session: Session, make_program: Factory,
+                                                           role: str, stores: list[str], message: str) -> None:
+    program = make_program()
+    store = one_json_object(run(app, "store", "create", "A", "--program", program.slug, "--json").stdout)["id"]
+    options = [part for value in stores for part in ("--store", str(store) if value == "STORE" else value)]
+
+    result = run(app, "user", "create", "x@b.co", "--role", role, *options, "--password-stdin", "--json",
+                 input=PASSWORD + "\n")
+
+    assert result.exit_code != 0 and message in result.stderr
+    assert db_session.scalars(select(User).where(User.email == "x@b.co")).first() is None
 
 
 def test_user_create_from_stdin_with_crlf(app: Flask, db_session: Session) -> None:
