@@ -17,13 +17,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.channels.registry import EXTENSION as CHANNELS
 from app.db import utcnow
 from app.models import Card, ChannelMessage, Delivery, GoogleClass, GoogleObject
 from app.tasks.passes import resync_google, sync_google_class
 from app.wallet import google
 from tests.fakes.google_wallet_api import FakeGoogleWallet
-from tests.integration.google_wallet.conftest import ISSUER
+from tests.integration.google_wallet.conftest import ISSUER, StartCampaign
 from tests.web.api_client import api_token, call
 from tests.web.dashboard_client import sign_in_as
 
@@ -184,26 +183,16 @@ def test_a_refused_class_update_leaves_the_objects_going(
 
 def test_a_refused_campaign_message_fails_its_delivery_once(
     fake: FakeGoogleWallet, db_session: Session, app: Flask, make_program: Callable[..., Any],
-    make_store: Callable[..., Any], pos_for: Callable[..., Any]
+    make_store: Callable[..., Any], pos_for: Callable[..., Any], start_wallet_campaign: StartCampaign
 ) -> None:
     """A message Google refuses would be refused again: the delivery fails (no retry), the outbox shows why."""
-    from app.campaigns import lifecycle, send
-    from app.campaigns.channels import WalletChannel
-    from app.campaigns.lifecycle import VariantSpec
-    from app.loyalty import enrollment
+    from app.campaigns import send
 
     program = make_program(tiers=[])  # a card Google takes; only the message is refused
     pos = pos_for(make_store(program, "Till"))
     card = card_of(db_session, enrol(pos))
     now = utcnow()
-    enrollment.set_consents(db_session, customer=card.customer, consents={"wallet": True}, source="test", now=now)
-    with app.app_context():
-        wallet = app.extensions[CHANNELS].google()
-    channels = {"wallet": WalletChannel(google_setup=wallet.setup, google_client=wallet.client)}
-    campaign = lifecycle.create(db_session, program=program, name="Weekend", channels=["wallet"],
-                                variants=[VariantSpec("A", "Double points", title="Weekend")],
-                                quiet_start_hour=0, quiet_end_hour=0, now=now)
-    lifecycle.start(db_session, campaign=campaign, now=now)
+    campaign, channels = start_wallet_campaign(program=program, cards=[card], now=now)
     message = "Invalid value at 'message.message_type' (TYPE_ENUM), \"SHOUT\""
     fake.fail("POST", f"{API}loyaltyObject/{ISSUER}.{card.serial}/addMessage", 400, times=5, reason="invalid",
               message=message)

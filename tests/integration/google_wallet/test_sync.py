@@ -23,7 +23,7 @@ from app.models import Card, ChannelMessage, GoogleObject, OutboxEvent
 from app.tasks.passes import resync_google
 from app.wallet import google
 from tests.fakes.google_wallet_api import FakeGoogleWallet
-from tests.integration.google_wallet.conftest import ISSUER
+from tests.integration.google_wallet.conftest import ISSUER, StartCampaign
 
 OBJECTS = "/walletobjects/v1/loyaltyObject"
 
@@ -233,31 +233,21 @@ def test_a_broken_google_key_file_does_not_hold_back_the_events(
     assert any("google-service-account.json" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
 
 
-def test_a_campaign_message_google_could_not_take_waits_for_a_retry(shop: Any, fake: FakeGoogleWallet,
-                                                                    db_session: Session, app: Flask) -> None:
+def test_a_campaign_message_google_could_not_take_waits_for_a_retry(
+    shop: Any, fake: FakeGoogleWallet, db_session: Session, start_wallet_campaign: StartCampaign
+) -> None:
     """The wallet channel writes a batch's offers on the cards together, then adds each Google message on its
     own: Google failing for one card defers that delivery alone (the others are sent), and the retry adds the
     message once."""
     from collections import Counter
 
-    from app.campaigns import lifecycle, send
-    from app.campaigns.channels import WalletChannel
-    from app.campaigns.lifecycle import VariantSpec
-    from app.loyalty import enrollment
+    from app.campaigns import send
     from app.models import Delivery
 
     program, pos = shop
     cards = [card_of(db_session, enrol(pos, phone=f"+3736900011{n}")) for n in range(2)]
     now = utcnow()
-    for card in cards:
-        enrollment.set_consents(db_session, customer=card.customer, consents={"wallet": True}, source="test", now=now)
-    with app.app_context():
-        wallet = app.extensions[CHANNELS].google()
-    channels = {"wallet": WalletChannel(google_setup=wallet.setup, google_client=wallet.client)}
-    campaign = lifecycle.create(db_session, program=program, name="Weekend", channels=["wallet"],
-                                variants=[VariantSpec("A", "Double points", title="Weekend")],
-                                quiet_start_hour=0, quiet_end_hour=0, now=now)  # any hour of the day
-    lifecycle.start(db_session, campaign=campaign, now=now)
+    campaign, channels = start_wallet_campaign(program=program, cards=cards, now=now)
     fake.fail("GET", f"{OBJECTS}/{ISSUER}.{cards[0].serial}", 503, times=4, retry_after=0)
 
     result = send.send_batch(db_session, campaign_id=campaign.id, channels=channels, base_url="https://t.test", now=now)
