@@ -109,6 +109,7 @@ def test_delete_my_account_anonymises_voids_and_keeps_the_books(client: FlaskCli
     after = client.get(response.headers["Location"]).text
     assert "Your account is deleted." in after and "This card is no longer active." in after
     assert "apple.pkpass" not in after
+    assert 'class="barcode-box"' not in after and 'id="share"' not in after  # a void card is not shown at the till
 
 
 def test_an_unknown_link_is_404(client: FlaskClient) -> None:
