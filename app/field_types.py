@@ -80,6 +80,28 @@ def text(max_length: int, *, optional: bool = False) -> Any:
     return _text_type(max_length, OPTIONAL_TEXT if optional else TEXT, lines=True)
 
 
+# ------------------------------------------------------------------------------------------------ web links
+
+_LABEL = "[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# https, a host name with at least one dot, an optional port, then a path, query or fragment without spaces or
+# control characters. Nothing else: never javascript: or data:, never a user name before the host.
+HTTPS_URL = f"^https://{_LABEL}(?:\\.{_LABEL})+(?::[0-9]{{1,5}})?(?:[/?#][^{CONTROL}{SPACE}]*)?$"
+
+
+def https_url(max_length: int) -> Any:
+    """An ``https://`` address of a web page, at most ``max_length`` characters."""
+    compiled = re.compile(HTTPS_URL)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError("enter a web address that starts with https://, like https://example.com/privacy")
+        return value
+
+    schema = {"type": "string", "maxLength": max_length, "pattern": HTTPS_URL,
+              "examples": ["https://example.com/privacy"]}
+    return Annotated[str, StringConstraints(max_length=max_length), AfterValidator(check), WithJsonSchema(schema)]
+
+
 # ------------------------------------------------------------------------------------------- decimal strings
 
 

@@ -89,6 +89,55 @@ RU = {
     "Open my card": "Открыть карту",
     "Notifications are on in this browser.": "Уведомления в этом браузере включены.",
     "Could not turn on notifications.": "Не удалось включить уведомления.",
+    # The card page at the till, its invitation and rewards, the wallet badges, the privacy link (issue 18 §4).
+    "Refund: points taken back": "Возврат: баллы списаны",
+    "Refund: points given back": "Возврат: баллы возвращены",
+    "Reward": "Награда",
+    "Add to Google Wallet": "Добавить в Google Кошелек",
+    "Your card's code": "Код вашей карты",
+    "%(programme)s card": "Карта %(programme)s",
+    "Show this at the till": "Покажите на кассе",
+    "Card number": "Номер карты",
+    "Your next reward": "Ваша следующая награда",
+    "%(have)s of %(need)s stamps": "Штампов: %(have)s из %(need)s",
+    "You have earned %(reward)s! Ask for it at the till.": "Награда ваша: %(reward)s! Попросите её на кассе.",
+    "your reward": "ваш подарок",
+    "Stamps to go until %(reward)s: %(num)s.": "Осталось штампов до награды (%(reward)s): %(num)s.",
+    "Points to go until %(reward)s: %(num)s.": "Осталось баллов до награды (%(reward)s): %(num)s.",
+    "Points towards %(reward)s": "Баллы до награды (%(reward)s)",
+    "How to earn": "Как копить",
+    "1 stamp for every purchase of %(amount)s %(currency)s or more.":
+        "1 штамп за каждую покупку от %(amount)s %(currency)s.",
+    "1 stamp for every purchase.": "1 штамп за каждую покупку.",
+    "%(num)s stamps: %(reward)s.": "Штампов для награды: %(num)s — %(reward)s.",
+    "from %(amount)s %(currency)s spent": "от %(amount)s %(currency)s покупок",
+    "1 point for every %(amount)s %(currency)s spent.": "1 балл за каждые %(amount)s %(currency)s покупок.",
+    "no points on purchases.": "без баллов за покупки.",
+    "your tier": "ваш уровень",
+    "%(num)s points become %(reward)s.": "Баллы обмениваются на награду: %(num)s — %(reward)s.",
+    "a reward": "награда",
+    "%(num)s points on your birthday.": "Бонус в день рождения: %(num)s.",
+    "%(num)s points for every friend who joins with your code.":
+        "За каждого друга, присоединившегося по вашему коду, — бонус %(num)s.",
+    "%(num)s points: %(event)s.": "%(event)s: бонус %(num)s.",
+    "Invite a friend": "Пригласите друга",
+    "Your friend gets %(num)s points when they join with your code.":
+        "Друг получит бонус %(num)s, если присоединится по вашему коду.",
+    "Your referral code": "Ваш код приглашения",
+    "Join %(programme)s with my code %(code)s:": "Присоединяйся к %(programme)s с моим кодом %(code)s:",
+    "Link copied. Paste it in a message to your friend.": "Ссылка скопирована. Вставьте её в сообщение другу.",
+    "Copy this link and send it to your friend:": "Скопируйте эту ссылку и отправьте другу:",
+    "Share my invitation": "Поделиться приглашением",
+    "Notifications are blocked for this page. Allow them in your browser settings, then try again.":
+        "Уведомления для этой страницы запрещены. Разрешите их в настройках браузера и попробуйте ещё раз.",
+    ("On iPhone and iPad, notifications come only to cards opened from the Home Screen: tap Share, then “Add to "
+     "Home Screen”, and open your card from there."):
+        "На iPhone и iPad уведомления приходят только на карту, открытую с экрана «Домой»: нажмите «Поделиться», "
+        "затем «На экран „Домой“» и откройте карту оттуда.",
+    "Privacy policy of %(programme)s": "Политика конфиденциальности %(programme)s",
+    "How we use your data:": "Как мы используем ваши данные:",
+    "Nothing here yet. Show your card at the till to collect stamps.":
+        "Пока пусто. Покажите карту на кассе, чтобы собирать штампы.",
 }
 
 RO = {
@@ -171,6 +220,56 @@ RO = {
     "Open my card": "Deschide cardul",
     "Notifications are on in this browser.": "Notificările sunt pornite în acest browser.",
     "Could not turn on notifications.": "Nu am putut porni notificările.",
+    # The card page at the till, its invitation and rewards, the wallet badges, the privacy link (issue 18 §4).
+    "Refund: points taken back": "Rambursare: puncte retrase",
+    "Refund: points given back": "Rambursare: puncte returnate",
+    "Reward": "Recompensă",
+    "Add to Google Wallet": "Adaugă în Google Wallet",
+    "Your card's code": "Codul cardului tău",
+    "%(programme)s card": "Cardul %(programme)s",
+    "Show this at the till": "Arată-l la casă",
+    "Card number": "Numărul cardului",
+    "Your next reward": "Următoarea ta recompensă",
+    "%(have)s of %(need)s stamps": "%(have)s din %(need)s ștampile",
+    "You have earned %(reward)s! Ask for it at the till.": "Ai câștigat: %(reward)s! Cere recompensa la casă.",
+    "your reward": "recompensa ta",
+    "Stamps to go until %(reward)s: %(num)s.": "Ștampile rămase până la %(reward)s: %(num)s.",
+    "Points to go until %(reward)s: %(num)s.": "Puncte rămase până la %(reward)s: %(num)s.",
+    "Points towards %(reward)s": "Puncte pentru %(reward)s",
+    "How to earn": "Cum acumulezi",
+    "1 stamp for every purchase of %(amount)s %(currency)s or more.":
+        "O ștampilă pentru fiecare cumpărătură de cel puțin %(amount)s %(currency)s.",
+    "1 stamp for every purchase.": "O ștampilă pentru fiecare cumpărătură.",
+    "%(num)s stamps: %(reward)s.": "%(num)s ștampile: %(reward)s.",
+    "from %(amount)s %(currency)s spent": "de la %(amount)s %(currency)s cheltuiți",
+    "1 point for every %(amount)s %(currency)s spent.": "1 punct pentru fiecare %(amount)s %(currency)s cheltuiți.",
+    "no points on purchases.": "fără puncte pentru cumpărături.",
+    "your tier": "nivelul tău",
+    "%(num)s points become %(reward)s.": "%(num)s puncte devin %(reward)s.",
+    "a reward": "o recompensă",
+    "%(num)s points on your birthday.": "%(num)s puncte de ziua ta.",
+    "%(num)s points for every friend who joins with your code.":
+        "%(num)s puncte pentru fiecare prieten care se înscrie cu codul tău.",
+    "%(num)s points: %(event)s.": "%(num)s puncte: %(event)s.",
+    "Invite a friend": "Invită un prieten",
+    "Your friend gets %(num)s points when they join with your code.":
+        "Prietenul tău primește %(num)s puncte când se înscrie cu codul tău.",
+    "Your referral code": "Codul tău de recomandare",
+    "Join %(programme)s with my code %(code)s:": "Înscrie-te la %(programme)s cu codul meu %(code)s:",
+    "Link copied. Paste it in a message to your friend.": "Link copiat. Lipește-l într-un mesaj către prietenul tău.",
+    "Copy this link and send it to your friend:": "Copiază acest link și trimite-l prietenului tău:",
+    "Share my invitation": "Trimite invitația",
+    "Notifications are blocked for this page. Allow them in your browser settings, then try again.":
+        "Notificările sunt blocate pentru această pagină. Permite-le în setările browserului, apoi încearcă din "
+        "nou.",
+    ("On iPhone and iPad, notifications come only to cards opened from the Home Screen: tap Share, then “Add to "
+     "Home Screen”, and open your card from there."):
+        "Pe iPhone și iPad, notificările ajung doar la cardurile deschise de pe ecranul principal: apasă "
+        "Partajează, apoi „Adaugă pe ecranul principal” și deschide cardul de acolo.",
+    "Privacy policy of %(programme)s": "Politica de confidențialitate %(programme)s",
+    "How we use your data:": "Cum folosim datele tale:",
+    "Nothing here yet. Show your card at the till to collect stamps.":
+        "Încă nimic. Arată cardul la casă ca să aduni ștampile.",
 }
 
 LANGUAGES = {"ru": RU, "ro": RO}

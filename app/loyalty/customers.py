@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
-from typing import Any
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, Literal
 
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session, selectinload
@@ -17,10 +17,12 @@ from app.models import (
     CONSENT_CHANNELS,
     AppleDevice,
     AppleRegistration,
+    BonusRule,
     Card,
     Customer,
     GoogleObject,
     LedgerEntry,
+    Program,
     Purchase,
     Refund,
     Tier,
@@ -32,6 +34,47 @@ HISTORY = 10
 
 
 @dataclass
+class RewardProgress:
+    """How far the card is from its next reward: stamps on a stamp card, points to the threshold reward."""
+
+    kind: Literal["stamps", "threshold"]
+    have: int  # stamps or points collected towards it (never more than ``need``)
+    need: int
+    reward: str | None  # what it is called ("Free coffee"); None: the programme gave it no name
+
+    @property
+    def missing(self) -> int:
+        return self.need - self.have
+
+    @property
+    def percent(self) -> int:
+        return self.have * 100 // self.need if self.need else 100
+
+
+@dataclass
+class TierEarning:
+    """What a purchase earns on one tier: a point for every ``spend_per_point`` of money paid."""
+
+    tier: str
+    qualifying_spend: Decimal
+    spend_per_point: Decimal | None  # None: this tier earns no points
+    current: bool  # the card is on this tier
+
+
+@dataclass
+class Earning:
+    """How points are earned: per tier, the programme's one-off bonuses, and its bonus events."""
+
+    tiers: list[TierEarning]
+    welcome: int
+    birthday: int
+    referrer: int  # for the customer who brought a friend
+    referred: int  # for the friend
+    events: list[BonusRule]
+    stamp_min_amount: Decimal | None  # stamp cards: the least a purchase must be to add a stamp
+
+
+@dataclass
 class CardSummary:
     card: Card
     next_tier: Tier | None
@@ -40,6 +83,44 @@ class CardSummary:
     history: list[LedgerEntry] = field(default_factory=list)
     expiring: list[tuple[datetime, int]] = field(default_factory=list)  # (when, points) within 30 days
     consents: dict[str, bool] = field(default_factory=dict)
+    reward: RewardProgress | None = None  # None: the programme has no stamp or threshold reward
+    earning: Earning | None = None
+
+
+def reward_progress(card: Card) -> RewardProgress | None:
+    program = card.program
+    if program.kind == "stamps" and program.stamps_required:
+        return RewardProgress(kind="stamps", have=min(card.stamps, program.stamps_required),
+                              need=program.stamps_required, reward=program.stamp_reward)
+    if program.kind == "points" and program.reward_threshold:
+        return RewardProgress(kind="threshold", have=min(max(card.balance, 0), program.reward_threshold),
+                              need=program.reward_threshold, reward=program.reward_name)
+    return None
+
+
+def plain_amount(amount: Decimal) -> Decimal:
+    """An amount to two places, whole amounts without decimals: 10.00 is 10, 12.5 is 12.50."""
+    amount = amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return amount.quantize(Decimal("1")) if amount == amount.to_integral_value() else amount
+
+
+def spend_per_point(program: Program, earn_percent: Decimal) -> Decimal | None:
+    """The money that earns one point at ``earn_percent`` (a purchase earns paid × % / 100 / point value):
+    10 % of a 1.00 point is 10; None when the percentage is 0."""
+    if earn_percent <= 0:
+        return None
+    return plain_amount(program.point_value * 100 / earn_percent)
+
+
+def earning(program: Program, *, tier: Tier | None) -> Earning:
+    tiers = [TierEarning(tier=t.name, qualifying_spend=t.qualifying_spend,
+                         spend_per_point=spend_per_point(program, t.earn_percent),
+                         current=tier is not None and t.id == tier.id)
+             for t in sorted(program.tiers, key=lambda t: t.qualifying_spend)]
+    return Earning(tiers=tiers, welcome=program.welcome_bonus, birthday=program.birthday_bonus,
+                   referrer=program.referrer_bonus, referred=program.referred_bonus,
+                   events=sorted((r for r in program.bonus_rules if r.points > 0), key=lambda r: r.event_name),
+                   stamp_min_amount=program.stamp_min_amount if program.kind == "stamps" else None)
 
 
 def summary(session: Session, *, card: Card, now: datetime) -> CardSummary:
@@ -64,7 +145,8 @@ def summary(session: Session, *, card: Card, now: datetime) -> CardSummary:
     consents = {channel: False for channel in CONSENT_CHANNELS}
     consents.update({c.channel: c.granted for c in card.customer.consents})
     return CardSummary(card=card, next_tier=next_tier, spend_to_next=spend_to_next, progress=progress,
-                       history=history, expiring=[(when, points) for when, points in lots], consents=consents)
+                       history=history, expiring=[(when, points) for when, points in lots], consents=consents,
+                       reward=reward_progress(card), earning=earning(card.program, tier=card.tier))
 
 
 def export(session: Session, *, customer: Customer) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict, FieldError, InvalidInput
-from app.field_types import EXACT, decimal_text, line, optional_line, text
+from app.field_types import EXACT, decimal_text, https_url, line, optional_line, text
 from app.loyalty import programs
 from app.merchants import audit
 from app.models import BonusRule, Card, Job, Program, Tier, User
@@ -80,6 +80,9 @@ class ProgramSettings(Spec):
     referrer_bonus: Points = None
     referred_bonus: Points = None
     terms: text(5000, optional=True) = None  # type: ignore[valid-type]
+    privacy_policy_url: https_url(500) | None = Field(  # type: ignore[valid-type]
+        default=None, description="The programme's privacy policy (https), linked from the sign-up and card "
+                                  "pages; null: no link.")
 
     @field_validator("name", "point_value", "redeem_cap_percent", "max_purchase_amount", "tier_window_days",
                      "welcome_bonus", "birthday_bonus", "referrer_bonus", "referred_bonus", "terms", mode="before")

@@ -73,6 +73,8 @@ class Program(Base):
     rfm_computed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the scores are as of this moment
 
     terms: Mapped[str] = mapped_column(Text, default="")
+    # The merchant's privacy policy (an https URL), linked from the sign-up and card pages; None: no link.
+    privacy_policy_url: Mapped[str | None] = mapped_column(String(500))
     background_color: Mapped[str] = mapped_column(String(7), default="#1F2937")
     foreground_color: Mapped[str] = mapped_column(String(7), default="#FFFFFF")
     label_color: Mapped[str] = mapped_column(String(7), default="#FBBF24")

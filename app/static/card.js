@@ -7,8 +7,54 @@
 // unsubscribes it at the push service and subscribes afresh, which only this browser can do, and sends the
 // new one. Which card the browser's subscription serves is remembered as a hash of the card's push URL
 // (never the URL itself: it holds the card's secret token, and the device may be shared).
+//
+// Also: the invitation's share button (the Web Share API, else the link copied to the clipboard, else the link
+// shown to copy by hand, each with a visible confirmation), and on iPhone and iPad outside the home-screen app a
+// note that web push needs the card added to the Home Screen (Safari offers push only there).
 (function () {
   "use strict";
+
+  function offerShare() {
+    const button = document.getElementById("share");
+    if (!button) return;
+    const state = document.getElementById("share-state");
+    const link = document.getElementById("share-link");
+    const data = {title: button.dataset.title, text: button.dataset.text, url: button.dataset.url};
+    function showLink() {
+      state.textContent = button.dataset.failed;
+      link.hidden = false;
+    }
+    button.addEventListener("click", async () => {
+      if (navigator.share && (!navigator.canShare || navigator.canShare(data))) {
+        try {
+          await navigator.share(data);
+          return;
+        } catch (error) {
+          if (error && error.name === "AbortError") return;  // the shopper closed the share sheet
+        }
+      }
+      try {
+        await navigator.clipboard.writeText(data.text + " " + data.url);
+        state.textContent = button.dataset.copied;
+        document.documentElement.dataset.shared = "copied";
+      } catch (error) {
+        showLink();
+        document.documentElement.dataset.shared = "shown";
+      }
+    });
+  }
+
+  function homeScreenNote() {
+    const note = document.getElementById("ios-home");
+    if (!note) return;
+    const ios = /iPhone|iPad|iPod/.test(navigator.userAgent)
+      || (navigator.platform === "MacIntel" && navigator.maxTouchPoints > 1);  // iPadOS asks for the desktop site
+    const installed = navigator.standalone === true || window.matchMedia("(display-mode: standalone)").matches;
+    note.hidden = !(ios && !installed);
+  }
+
+  offerShare();
+  homeScreenNote();
   if (!("serviceWorker" in navigator)) return;
   const box = document.getElementById("push");
   const OWNER = "tallypass-push-card";
@@ -66,12 +112,15 @@
           subscription = await registration.pushManager.subscribe(options);
           response = await send(subscription.toJSON());
         }
-        if (!response.ok) throw new Error(box.dataset.failed + " (" + response.status + ")");
+        if (!response.ok) throw new Error("the server answered " + response.status);
         await remember(true);
         state.textContent = box.dataset.on;
         button.hidden = true;
       } catch (error) {
-        state.textContent = String(error.message || error);
+        // The page's own words, in its language: the browser's exception is English and technical.
+        const denied = window.Notification && Notification.permission === "denied";
+        state.textContent = denied ? box.dataset.denied : box.dataset.failed;
+        document.documentElement.dataset.pushError = (error && error.name) || "Error";
       }
     });
   }

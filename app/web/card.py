@@ -3,12 +3,16 @@ card page, the wallet links, web-push opt-in, consents, a copy of their data, an
 
 from __future__ import annotations
 
+import io
 import json
 
+import segno
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from markupsafe import Markup
 from sqlalchemy import select
 
+from app.channels.registry import ChannelUnavailable
 from app.database import get_session
 from app.db import utcnow
 from app.errors import BadRequest, NotFound, Unavailable
@@ -17,8 +21,8 @@ from app.models import CONSENT_CHANNELS, Card
 from app.wallet import google
 from app.wallet.links import card_links
 from app.web.forms import check_csrf
-from app.web.join import consent_texts
-from app.web.wallet import google_wallet, pkpass_response, web_pusher
+from app.web.join import consent_texts, icons, join_url
+from app.web.wallet import channels, google_wallet, pkpass_response, web_pusher
 
 bp = Blueprint("card", __name__, url_prefix="/c")
 
@@ -43,8 +47,41 @@ def _platform() -> str:
 
 
 def ledger_kinds() -> dict[str, str]:
+    """A label for every kind of ledger entry (``LEDGER_KINDS``), in the page's language."""
     return {"earn": _("Purchase"), "redeem": _("Points used"), "bonus": _("Bonus"), "expire": _("Expired"),
-            "adjust": _("Adjustment"), "refund": _("Refund")}
+            "adjust": _("Adjustment"), "refund_reversal": _("Refund: points taken back"),
+            "refund_return": _("Refund: points given back"), "reward": _("Reward")}
+
+
+def configured_wallets() -> dict[str, bool]:
+    """Which wallets this server can add the card to: Apple with its pass signing material, Google with its
+    service account. A wallet set up wrongly counts as absent (its reason is logged when it is built)."""
+    try:
+        apple = channels().apple() is not None
+    except ChannelUnavailable:
+        apple = False
+    try:
+        google_ready = channels().google().setup.account is not None
+    except ChannelUnavailable:
+        google_ready = False
+    return {"apple": apple, "google": google_ready}
+
+
+def barcode_svg(value: str, *, title: str) -> Markup:
+    """The card's barcode value as a QR code, the one its Apple and Google passes carry: an SVG element (with its
+    namespace) that scales to its box, black on white with the standard quiet zone of four modules. Always a full
+    QR code: segno would pick a Micro QR for a short number, which phones' and tills' scanners do not read."""
+    svg = io.BytesIO()
+    segno.make_qr(value, error="m").save(svg, kind="svg", xmldecl=False, svgns=True, scale=1, border=4,
+                                      omitsize=True, dark="#000000", light="#ffffff", svgclass="barcode",
+                                      lineclass=None, title=title)
+    return Markup(svg.getvalue().decode())  # noqa: S704 (segno's own markup; the title is escaped by segno)
+
+
+def _wallet_wording() -> dict[str, str]:
+    """The badges' official wording: Apple's and Google's localized badges say this (ru, ro), not our own."""
+    return {"apple_small": _("Add to"), "apple": "Apple Wallet",
+            "google": _("Add to Google Wallet")}
 
 
 @bp.get("/<token>")
@@ -56,8 +93,25 @@ def page(token: str) -> Response:
     html = render_template("card/page.html", program=card.program, summary=summary, platform=_platform(),
                            links=card_links(card, ""), consent_texts=consent_texts(), kinds=ledger_kinds(),
                            vapid_key=pusher.config.vapid_key.application_server_key if pusher else None,
-                           notice=notices.get(request.args.get(NOTICE, "")))
+                           notice=notices.get(request.args.get(NOTICE, "")), wallets=configured_wallets(),
+                           qr=barcode_svg(card.barcode, title=_("Your card's code")), wording=_wallet_wording(),
+                           invite_url=join_url(card.program, ref=card.customer.referral_code),
+                           manifest=url_for("card.manifest", token=token), amount=customers.plain_amount)
     response = Response(html)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@bp.get("/<token>/manifest.webmanifest")
+def manifest(token: str) -> Response:
+    """The card as a home-screen app: it opens on the card's own secret page (iOS sends web push only to such
+    an app). Private: the address holds the card's token."""
+    card = _card(token)
+    start = url_for("card.page", token=token)
+    body = {"name": _("%(programme)s card", programme=card.program.name), "short_name": card.program.name[:30],
+            "start_url": start, "scope": start, "id": start, "display": "standalone",
+            "background_color": "#ffffff", "theme_color": card.program.background_color, "icons": icons()}
+    response = Response(json.dumps(body, ensure_ascii=False), mimetype="application/manifest+json")
     response.headers["Cache-Control"] = "private, no-store"
     return response
 

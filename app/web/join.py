@@ -8,6 +8,7 @@ open someone else's card by typing their number.
 from __future__ import annotations
 
 import io
+import json
 import re
 from datetime import date
 from typing import Any
@@ -36,6 +37,19 @@ def _program(slug: str) -> Program:
     if program is None:
         raise NotFound("there is no such loyalty programme")
     return program
+
+
+def join_url(program: Program, *, ref: str | None = None) -> str:
+    """The public address of the programme's sign-up page; with ``ref``, a friend's invitation that fills in
+    their referral code."""
+    path = url_for("join.form", slug=program.slug, **({"ref": ref} if ref else {}))
+    return current_app.config["TALLYPASS"].base_url.rstrip("/") + path
+
+
+def icons() -> list[dict[str, str]]:
+    """The customer pages' home-screen icons (PNG), for their web-app manifests."""
+    return [{"src": url_for("static", filename=f"icons/icon-{size}.png"), "sizes": f"{size}x{size}",
+             "type": "image/png", "purpose": "any"} for size in (192, 512)]
 
 
 def consent_texts() -> dict[str, str]:
@@ -89,7 +103,9 @@ def _render_form(program: Program, form: dict[str, str], errors: dict[str, str],
 
 @bp.get("/<slug>")
 def form(slug: str) -> Response:
-    return _render_form(_program(slug), {}, {})
+    """The sign-up form; ``?ref=CODE`` (a friend's invitation from their card page) fills in the code."""
+    ref = request.args.get("ref", "").strip().upper()[:16]
+    return _render_form(_program(slug), {"referral_code": ref} if ref.isalnum() else {}, {})
 
 
 @bp.post("/<slug>")
@@ -160,10 +176,23 @@ def verify(slug: str) -> Response:
     return Response(render_template("join/verify.html", program=program, error=error), status=status)
 
 
+@bp.get("/<slug>/manifest.webmanifest")
+def manifest(slug: str) -> Response:
+    """The sign-up page as a home-screen app (its icons; it opens on the sign-up page)."""
+    program = _program(slug)
+    start = url_for("join.form", slug=program.slug)
+    body = {"name": program.name, "short_name": program.name[:30], "start_url": start, "scope": start,
+            "display": "standalone", "background_color": "#ffffff", "theme_color": program.background_color,
+            "icons": icons()}
+    response = Response(json.dumps(body, ensure_ascii=False), mimetype="application/manifest+json")
+    response.headers["Cache-Control"] = "public, max-age=3600"
+    return response
+
+
 @bp.get("/<slug>/qr.svg")
 def qr(slug: str) -> Response:
     program = _program(slug)
-    url = current_app.config["TALLYPASS"].base_url + url_for("join.form", slug=program.slug)
+    url = join_url(program)
     svg = io.BytesIO()  # a standalone SVG document: with its namespace, or browsers show a broken image
     segno.make(url, error="m").save(svg, kind="svg", xmldecl=False, scale=8, border=2, dark="#111827",
                                     light="#ffffff")
@@ -175,5 +204,5 @@ def qr(slug: str) -> Response:
 @bp.get("/<slug>/poster")
 def poster(slug: str) -> Response:
     program = _program(slug)
-    url = current_app.config["TALLYPASS"].base_url + url_for("join.form", slug=program.slug)
+    url = join_url(program)
     return Response(render_template("join/poster.html", program=program, url=url))

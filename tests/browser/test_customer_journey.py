@@ -1,7 +1,8 @@
 """A real phone browser: headless Chromium (Debian's /usr/bin/chromium, driven by Playwright) on a
 390-px viewport signs up, reaches the card page, sees the wallet buttons, and the service worker
 registers. It takes screenshots of both pages; ``make screenshots`` (TALLYPASS_UPDATE_SCREENSHOTS=1)
-writes them to docs/screenshots/, which the README shows, instead of the test's temporary folder."""
+writes the sign-up page's to docs/screenshots/, which the README shows, instead of the test's temporary folder
+(the card page's there comes from tests/browser/test_card_and_poster.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.committing]
 
 
 def test_sign_up_on_a_phone_reaches_the_card_page(committing_app: Any, live_server: str, chromium: Any,
-                                                  shots: Path) -> None:
+                                                  shots: Path, tmp_path: Path) -> None:
     with committing_app.extensions[SESSIONS].begin() as session:
         add_cafe(session, silver=True, logo_text="Cafea & Co.", welcome_bonus=50, background_color="#0F766E",
                  terms="Points last a year.")
@@ -46,7 +47,8 @@ def test_sign_up_on_a_phone_reaches_the_card_page(committing_app: Any, live_serv
     wait_for_service_worker(page)
     registrations = page.evaluate("navigator.serviceWorker.getRegistrations().then(r => r.length)")
     assert registrations == 1
-    page.screenshot(path=str(shots / "card-page.png"), full_page=True)
+    # (docs/screenshots/card-page.png is a card with some history: tests/browser/test_card_and_poster.py)
+    page.screenshot(path=str(tmp_path / "card-page.png"), full_page=True)
     # The same card seen from Android offers Google Wallet instead.
     android = chromium.new_context(viewport={"width": 390, "height": 844}, user_agent=(
         "Mozilla/5.0 (Linux; Android 15; Pixel 9) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -55,4 +57,4 @@ def test_sign_up_on_a_phone_reaches_the_card_page(committing_app: Any, live_serv
     other.goto(page.url)
     assert other.get_by_role("link", name="Add to Google Wallet").is_visible()
     assert other.get_by_role("link", name="Add to Apple Wallet").count() == 0
-    assert (shots / "sign-up.png").stat().st_size > 10_000 and (shots / "card-page.png").stat().st_size > 10_000
+    assert (shots / "sign-up.png").stat().st_size > 10_000 and (tmp_path / "card-page.png").stat().st_size > 10_000

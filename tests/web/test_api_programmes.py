@@ -182,3 +182,26 @@ def test_the_operations_are_in_the_openapi_document(app: Flask) -> None:
     assert set(paths["/api/v1/programs/{slug}/settings"]) == {"patch"}
     assert "image/png" in paths["/api/v1/programs/{slug}/images/{kind}"]["post"]["requestBody"]["content"]
     assert paths["/api/v1/jobs/{job_id}"]["get"]["x-required-role"] == "viewer"
+
+
+def test_the_privacy_policy_link_is_set_read_and_cleared(client: FlaskClient, program: Any, token: str,
+                                                        db_session: Session) -> None:
+    url = "https://cafea.example/legal/privacy?lang=ro#data"
+    response = call(client, "PATCH", f"/programs/{program.slug}/settings", token, json={"privacy_policy_url": url})
+    assert response.status_code == 200, response.json
+    assert response.json["program"]["privacy_policy_url"] == url and response.json["job"] is None  # not on passes
+    assert call(client, "GET", f"/programs/{program.slug}", token).json["privacy_policy_url"] == url
+    cleared = call(client, "PATCH", f"/programs/{program.slug}/settings", token, json={"privacy_policy_url": None})
+    assert cleared.json["program"]["privacy_policy_url"] is None
+
+
+@pytest.mark.parametrize("url", ["http://cafea.example/privacy", "javascript:alert(1)", "https://localhost/p",
+                                 "https://cafea.example\\@evil.example/", "https://cafea.example/a b",
+                                 "https://user@cafea.example/", "", "https://" + "a" * 490 + ".example"])
+def test_a_privacy_policy_link_that_is_not_an_https_page_is_refused(client: FlaskClient, program: Any, token: str,
+                                                                    db_session: Session, url: str) -> None:
+    response = call(client, "PATCH", f"/programs/{program.slug}/settings", token, json={"privacy_policy_url": url})
+    assert response.status_code == 422, response.json
+    assert [e["field"] for e in response.json["errors"]] == ["privacy_policy_url"]
+    db_session.expire_all()
+    assert program.privacy_policy_url is None

@@ -282,3 +282,29 @@ def test_the_page_has_no_inline_script_or_style(client: FlaskClient, db_session:
     assert "style=" not in page and "onclick" not in page.lower()
     with client.get("/static/dashboard-programme.js") as script:
         assert script.status_code == 200
+
+
+def test_the_privacy_policy_link_is_a_setting_checked_beside_its_field(
+        client: FlaskClient, db_session: Session, make_program: Callable[..., Any]) -> None:
+    program = make_program()
+    _, token = sign_in_as(client, db_session, "marketer")
+    page = client.get(f"/dashboard/programme?program={program.slug}").text
+    assert value_of(page, "settings-privacy_policy_url") == ""
+    bad = client.post("/dashboard/programme/settings", data={"csrf_token": token, "program": program.slug,
+                                                             **SETTINGS, "privacy_policy_url": "http://bean.example/p"})
+    assert bad.status_code == 422
+    assert note(bad.text, "settings-privacy_policy_url").startswith("Enter a web address that starts with https://")
+    assert value_of(bad.text, "settings-privacy_policy_url") == "http://bean.example/p"
+    db_session.expire_all()
+    assert program.privacy_policy_url is None and not audits(db_session, "program.updated")
+    saved = client.post("/dashboard/programme/settings", data={
+        "csrf_token": token, "program": program.slug, **SETTINGS, "privacy_policy_url": " https://bean.example/p "})
+    assert saved.status_code == 303
+    db_session.expire_all()
+    assert program.privacy_policy_url == "https://bean.example/p"
+    assert audits(db_session, "program.updated")[0].details["changed"]["privacy_policy_url"] == [
+        None, "https://bean.example/p"]
+    client.post("/dashboard/programme/settings", data={"csrf_token": token, "program": program.slug,
+                                                       **SETTINGS, "privacy_policy_url": ""})
+    db_session.expire_all()
+    assert program.privacy_policy_url is None  # emptied: no link

@@ -170,3 +170,39 @@ def test_qr_code_and_poster(client: FlaskClient, program: Any) -> None:
 
 def test_unknown_programme_is_404(client: FlaskClient) -> None:
     assert client.get("/join/no-such-programme").status_code == 404
+
+
+def test_an_invitation_link_fills_in_the_code_and_the_privacy_policy_is_linked(client: FlaskClient, program: Any,
+                                                                              db_session: Session) -> None:
+    page = client.get(f"/join/{program.slug}?ref=ab12cd34").text
+    assert re.search(r'id="referral_code"[^>]* value="AB12CD34"', page)
+    odd = client.get(f"/join/{program.slug}?ref=%22%3E%3Cscript%3E").text  # not a code: not filled in
+    assert re.search(r'id="referral_code"[^>]* value=""', odd)
+    assert 'id="privacy-policy"' not in page
+    program.privacy_policy_url = "https://cafea.example/privacy"
+    db_session.flush()
+    page = client.get(f"/join/{program.slug}?lang=ro").text
+    assert re.search(r'<a id="privacy-policy" href="https://cafea\.example/privacy"[^>]*>Politica de confiden', page)
+
+
+def test_the_sign_up_page_has_an_icon_and_a_web_app_manifest(client: FlaskClient, program: Any) -> None:
+    from io import BytesIO
+
+    from PIL import Image
+
+    def size(path: str) -> tuple[int, int]:
+        with client.get(path) as response:  # a static file: closed when read
+            assert response.mimetype == "image/png"
+            return Image.open(BytesIO(response.data)).size
+
+    page = client.get(f"/join/{program.slug}").text
+    assert f'<link rel="manifest" href="/join/{program.slug}/manifest.webmanifest">' in page
+    icon = re.search(r'<link rel="icon" href="([^"]+)" sizes="32x32" type="image/png">', page).group(1)
+    assert size(icon) == (32, 32)
+    manifest = client.get(f"/join/{program.slug}/manifest.webmanifest")
+    assert manifest.mimetype == "application/manifest+json"
+    assert manifest.json["start_url"] == f"/join/{program.slug}" and manifest.json["display"] == "standalone"
+    for icon in manifest.json["icons"]:
+        width, height = (int(n) for n in icon["sizes"].split("x"))
+        assert size(icon["src"]) == (width, height)
+    assert {icon["sizes"] for icon in manifest.json["icons"]} >= {"192x192", "512x512"}

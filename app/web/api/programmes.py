@@ -80,6 +80,8 @@ class ProgramOut(Out):
     referrer_bonus: int
     referred_bonus: int
     terms: str
+    privacy_policy_url: str | None = Field(description="The programme's privacy policy, linked from its sign-up "
+                                                       "and card pages.")
     background_color: str
     foreground_color: str
     label_color: str
@@ -145,6 +147,7 @@ def _program_out(program: Program) -> ProgramOut:
         tier_window_days=program.tier_window_days, expiry_days=program.expiry_days,
         welcome_bonus=program.welcome_bonus, birthday_bonus=program.birthday_bonus,
         referrer_bonus=program.referrer_bonus, referred_bonus=program.referred_bonus, terms=program.terms,
+        privacy_policy_url=program.privacy_policy_url,
         background_color=program.background_color, foreground_color=program.foreground_color,
         label_color=program.label_color, logo_text=program.logo_text, images=sorted(images.uploaded(db, program.id)),
         logo_url=base + path if path else None,

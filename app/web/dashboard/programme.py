@@ -25,7 +25,8 @@ from app.web.forms import check_csrf
 log = logging.getLogger(__name__)
 
 SETTINGS_FIELDS = ("name", "point_value", "redeem_cap_percent", "max_purchase_amount", "tier_window_days",
-                   "expiry_days", "welcome_bonus", "birthday_bonus", "referrer_bonus", "referred_bonus", "terms")
+                   "expiry_days", "welcome_bonus", "birthday_bonus", "referrer_bonus", "referred_bonus", "terms",
+                   "privacy_policy_url")
 DESIGN_FIELDS = ("background_color", "foreground_color", "label_color", "logo_text")
 TIER_FIELDS = ("name", "qualifying_spend", "earn_percent", "perks")
 RULE_FIELDS = ("event_name", "points", "limit_per_period", "period")
@@ -33,7 +34,7 @@ UPLOADS = ("logo", "strip")
 # Two images of at most 2 MB each and the form's fields; every other dashboard form keeps the app's 64 KB.
 UPLOAD_REQUEST_LIMIT = 2 * images.MAX_BYTES + 256 * 1024
 MAX_FIELD = 5000
-OPTIONAL = {"expiry_days", "limit_per_period", "logo_text", "terms", "perks"}  # empty means none
+OPTIONAL = {"expiry_days", "limit_per_period", "logo_text", "terms", "perks", "privacy_policy_url"}  # empty means none
 
 
 def _actor() -> User:
