@@ -52,7 +52,7 @@
       const field = String(error.field || "").split(".")[0];
       const id = ids[field] || field;
       const target = $(id + "-error");
-      if (target && !target.closest("[hidden]")) {
+      if (target && !target.parentElement.closest("[hidden]")) {
         sayError(target.id, error.message);
         const input = $(id);
         if (input) { input.setAttribute("aria-invalid", "true"); input.focus(); }
@@ -120,10 +120,13 @@
         try {
           answer = await call(path, body);
         } catch (error) {
-          setOffline(!navigator.onLine || error instanceof NoAnswer);
+          // No answer: perhaps recorded, perhaps not. Only "Try again" (the same attempt) goes on from here.
+          setOffline(true);
           sayError(errorId, T.offline);
           pending = {path, body, onAnswer, errorId};
+          $(errorId).after($("retry"));
           $("retry").hidden = false;
+          setSubmitHidden(errorId, true);
           return;
         }
         if (answer.status === 409 && String(answer.data.type || "").endsWith("idempotency-key-in-flight") && tries < 10) {
@@ -131,11 +134,24 @@
           continue;
         }
         setOffline(false);
+        setSubmitHidden(errorId, false);
         onAnswer(answer);
         return;
       }
     } finally {
       busy = false;
+    }
+  }
+
+  // While an attempt waits for "Try again", nothing may start another one that could record the same thing
+  // twice (its answer may only have been lost): the section's buttons are hidden and its fields read-only.
+  function setSubmitHidden(errorId, hidden) {
+    if (errorId === "refund-error") {
+      $("do-refund").hidden = hidden;
+      for (const input of $("refund-form").querySelectorAll("input")) input.readOnly = hidden;
+    } else {
+      $("do-confirm").hidden = hidden;
+      $("back").hidden = hidden;
     }
   }
 
@@ -362,6 +378,7 @@
   function nextCustomer() {
     card = null; sale = null; attempt = null; pending = null;
     $("retry").hidden = true;
+    setSubmitHidden("confirm-error", false);
     $("find").reset();
     clearErrors($("identify"));
     show("identify");
@@ -372,11 +389,13 @@
 
   // ------------------------------------------------------------------ refund
 
-  $("tab-sale").addEventListener("click", () => { stopScan(); nextCustomer(); });
+  // Not while an attempt waits for "Try again" (see setSubmitHidden).
+  $("tab-sale").addEventListener("click", () => { if (pending) return; stopScan(); nextCustomer(); });
   $("tab-refund").addEventListener("click", () => {
+    if (pending) return;
     stopScan();
-    pending = null;
     $("retry").hidden = true;
+    setSubmitHidden("refund-error", false);
     $("refund-form").reset();
     $("refund-form").hidden = false;
     $("refund-done").hidden = true;

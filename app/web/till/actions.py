@@ -11,6 +11,7 @@ record the ledger would not record the attempt twice. Every change is audited wi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -35,6 +36,7 @@ from app.web.till.messages import as_json, translated
 from app.web.till.schemas import LookupIn, PurchaseIn, QuoteIn, RefundIn
 
 M = TypeVar("M", bound=BaseModel)
+CODE_BEFORE_DIGIT = re.compile(r"^([A-Z]{2,3})(?=\d)")
 Outcome = tuple[dict[str, Any], int]
 KEY_SEPARATOR = "\x1f"  # not printable: no POS Idempotency-Key contains it
 
@@ -47,9 +49,11 @@ def _parse(model: type[M], payload: Any) -> M:
 
 
 def _money(value: Decimal, program: Program) -> dict[str, str]:
-    """An amount as the API writes it ("12.50") and as the cashier reads it, in the programme's currency."""
+    """An amount as the API writes it ("12.50") and as the cashier reads it, in the programme's currency. Babel
+    leaves out CLDR's currency spacing ("MDL12.50" in English): a letter code gets its no-break space back."""
     value = value.quantize(rules.CENT)
-    return {"value": str(value), "text": format_currency(value, program.currency)}
+    text = CODE_BEFORE_DIGIT.sub("\\1\u00a0", format_currency(value, program.currency))
+    return {"value": str(value), "text": text}
 
 
 def _card(session: Session, store: Store, ref: Any, *, lock: bool = False) -> Card:
