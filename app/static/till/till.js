@@ -191,7 +191,7 @@
       $("c-balance").textContent = fill(T.stamps_of, {stamps: found.stamps, required: found.stamps_required});
       $("c-cap").textContent = "";
     } else {
-      $("c-balance").textContent = `${found.balance} ${T.points}`;
+      $("c-balance").textContent = fill(T.balance, {points: found.balance});
       $("c-cap").textContent = fill(T.cap, {cap: found.cap});
     }
   }
@@ -342,7 +342,7 @@
       $("q-redeemed").textContent = String(quote.redeemed);
       $("q-discount").textContent = quote.discount.text;
       $("q-earned").textContent = `+${quote.earned}`;
-      $("q-balance").textContent = `${quote.card.balance} ${T.points}`;
+      $("q-balance").textContent = String(quote.card.balance);
     } else {
       $("q-stamps").textContent = fill(T.stamps_of, {stamps: quote.card.stamps, required: quote.card.stamps_required});
     }
@@ -425,7 +425,7 @@
       $("r-returned").textContent = String(done.points_returned);
       $("r-balance").textContent = done.card.kind === "stamps"
         ? fill(T.stamps_of, {stamps: done.card.stamps, required: done.card.stamps_required})
-        : `${done.card.balance} ${T.points}`;
+        : fill(T.balance, {points: done.card.balance});
       $("refund-form").hidden = true;
       $("refund-done").hidden = false;
       attempt = null;

@@ -74,20 +74,16 @@ def _texts() -> dict[str, str]:
     """What the till's script writes on the page, in the cashier's language."""
     return {
         "offline": _("No network — nothing was recorded."),
-        "retry": _("Try again"),
         "scanning": _("Point the camera at the card's QR code."),
         "no_camera": _("No camera here: type the card number or the phone."),
         "camera_refused": _("The camera is not allowed: type the card number or the phone."),
         "not_found": _("No card with this number or phone in this programme."),
         "unexpected": _("Something went wrong; nothing was recorded. Try again."),
-        "points": _("points"),
+        "balance": _("Points: %(points)s"),
         "points_whole": _("Enter a whole number of points, 0 or more."),
-        "up_to": _("Up to %(points)s points (−%(discount)s) may pay for this amount."),
+        "up_to": _("Most points for this amount: %(points)s (−%(discount)s)."),
         "cap": _("Points may pay up to %(cap)s of a purchase."),
-        "stamps_of": _("%(stamps)s of %(required)s stamps"),
+        "stamps_of": _("Stamps: %(stamps)s of %(required)s"),
         "no_tier": _("No tier"),
-        "recorded": _("Recorded"),
-        "refunded": _("Refunded"),
         "reward": _("Reward to give: %(name)s"),
-        "recording": _("Recording…"),
     }
