@@ -332,3 +332,10 @@ def test_the_service_worker_and_offline_page_are_served(client: FlaskClient) -> 
         assert "/till/offline" in worker.text and "/till/api/" in worker.text
     page = client.get("/till/offline", headers={"Accept-Language": "ru"})
     assert page.status_code == 200 and 'lang="ru"' in page.text
+
+
+def test_a_phone_that_is_not_one_is_named(cashier: Till, db_session: Session) -> None:
+    body = problem(cashier.post("lookup", {"phone": "12"}), 422, "validation-error")
+    assert body["errors"] == [{"field": "phone", "message": "Enter a valid phone number."}]
+    assert db_session.scalar(select(func.count()).select_from(AuditEvent)
+                             .where(AuditEvent.action == "till.lookup")) == 0

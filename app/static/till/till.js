@@ -202,7 +202,7 @@
     const answer = await ask("/till/api/lookup", {store, ...reference(value)}, "ref-error");
     if (!answer) return;
     if (!answer.ok) {
-      sayProblem(answer.data, "ref-error");
+      sayProblem(answer.data, "ref-error", {card: "ref", phone: "ref"});
       $("ref").setAttribute("aria-invalid", "true");
       return;
     }

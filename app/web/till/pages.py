@@ -55,7 +55,7 @@ def manifest() -> Response:
                   "type": "image/png", "purpose": "maskable"})
     body = {"name": _("Tallypass till"), "short_name": _("Till"), "id": "/till/", "start_url": "/till/",
             "scope": "/till/", "display": "standalone", "orientation": "any", "background_color": "#f8fafc",
-            "theme_color": "#0f172a", "icons": icons, "lang": request.accept_languages.best or "en"}
+            "theme_color": "#0f172a", "icons": icons, "lang": str(get_locale() or "en")}
     response = Response(json.dumps(body, ensure_ascii=False), mimetype="application/manifest+json")
     response.headers["Cache-Control"] = "no-cache"
     return response
