@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -120,7 +121,7 @@ def _idempotent(user: User, store_id: int, attempt: str, payload: Any,
     return as_json(body, status)
 
 
-def _claim(session: Session, store_id: int, key: str, request_hash: str, now: Any) -> Response | None:
+def _claim(session: Session, store_id: int, key: str, request_hash: str, now: datetime) -> Response | None:
     """:raise Conflict: the attempt is in flight in another request, or was used for a different request."""
     if not idempotency.try_lock(session, store_id=store_id, key=key):
         raise Conflict("this attempt is still being recorded; retry shortly", code="idempotency-key-in-flight")
