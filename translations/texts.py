@@ -138,6 +138,161 @@ RU = {
     "How we use your data:": "Как мы используем ваши данные:",
     "Nothing here yet. Show your card at the till to collect stamps.":
         "Пока пусто. Покажите карту на кассе, чтобы собирать штампы.",
+    # The till (/till/)
+    "No card with this number or phone in this programme.":
+        "Нет карты с таким номером или телефоном в этой программе.",
+    "No purchase with this receipt at this store.":
+        "В этом магазине нет покупки с таким чеком.",
+    "This amount is over the most this programme accepts for one purchase.":
+        "Сумма больше максимальной суммы одной покупки в этой программе.",
+    "The amount must be positive.":
+        "Сумма должна быть положительной.",
+    "At most %(points)s points can pay for this purchase.":
+        "Максимум баллов для этой покупки: %(points)s.",
+    "The card does not have that many points.":
+        "На карте нет столько баллов.",
+    "Enter a whole number of points.":
+        "Введите целое число баллов.",
+    "A stamp card has no points to pay with.":
+        "На карте со штампами нет баллов для оплаты.",
+    "The card cannot hold that many points.":
+        "На карте не может быть столько баллов.",
+    "This refund is more than what is left of the purchase.":
+        "Возврат больше, чем осталось от покупки.",
+    "This receipt was already recorded differently.":
+        "Этот чек уже записан с другими данными.",
+    "This refund was already recorded differently.":
+        "Этот возврат уже записан с другими данными.",
+    "This attempt was already used for something else; start again.":
+        "Эта попытка уже использована для другой операции; начните заново.",
+    "Still recording the previous tap; wait a moment.":
+        "Предыдущее нажатие ещё записывается; подождите немного.",
+    "You do not serve at this store.":
+        "Вы не работаете в этом магазине.",
+    "This page has expired; reload it.":
+        "Страница устарела; обновите её.",
+    "You are signed out; sign in again.":
+        "Вы вышли из системы; войдите снова.",
+    "Your account cannot use the till.":
+        "Ваша учётная запись не может работать с кассой.",
+    "Check the highlighted field.":
+        "Проверьте выделенное поле.",
+    "The till sent something unexpected; reload the page.":
+        "Касса отправила неожиданные данные; обновите страницу.",
+    "Too many requests; wait a moment.":
+        "Слишком много запросов; подождите немного.",
+    "Enter an amount, e.g. 12.50 (at most two decimals).":
+        "Введите сумму, например 12.50 (не больше двух знаков после точки).",
+    "Enter a whole number of points, 0 or more.":
+        "Введите целое число баллов, 0 или больше.",
+    "Enter the card number.":
+        "Введите номер карты.",
+    "Enter a valid phone number.":
+        "Введите правильный номер телефона.",
+    "Enter the receipt number.":
+        "Введите номер чека.",
+    "Choose one of your stores.":
+        "Выберите один из своих магазинов.",
+    "Tallypass till":
+        "Касса Tallypass",
+    "Till":
+        "Касса",
+    "No network — nothing was recorded.":
+        "Нет сети — ничего не записано.",
+    "Try again":
+        "Повторить",
+    "Point the camera at the card's QR code.":
+        "Наведите камеру на QR-код карты.",
+    "No camera here: type the card number or the phone.":
+        "Камеры нет: введите номер карты или телефон.",
+    "The camera is not allowed: type the card number or the phone.":
+        "Доступ к камере запрещён: введите номер карты или телефон.",
+    "Something went wrong; nothing was recorded. Try again.":
+        "Что-то пошло не так; ничего не записано. Попробуйте ещё раз.",
+    "Points: %(points)s":
+        "Баллы: %(points)s",
+    "Most points for this amount: %(points)s (−%(discount)s).":
+        "Максимум баллов для этой суммы: %(points)s (−%(discount)s).",
+    "Points may pay up to %(cap)s of a purchase.":
+        "Баллами можно оплатить до %(cap)s покупки.",
+    "Stamps: %(stamps)s of %(required)s":
+        "Штампы: %(stamps)s из %(required)s",
+    "No tier":
+        "Без уровня",
+    "Recorded":
+        "Записано",
+    "Refunded":
+        "Возвращено",
+    "Reward to give: %(name)s":
+        "Выдайте награду: %(name)s",
+    "The till needs the network to look cards up and record purchases; it never keeps a purchase to send later. "
+    "Check the Wi-Fi or mobile data, then reload.":
+        "Кассе нужна сеть, чтобы находить карты и записывать покупки; она никогда не сохраняет покупку, чтобы "
+        "отправить её позже. Проверьте Wi-Fi или мобильные данные и обновите страницу.",
+    "Reload":
+        "Обновить",
+    "Choose your store":
+        "Выберите магазин",
+    "No store is open for you yet. An administrator can add you to a store.":
+        "Для вас пока не открыт ни один магазин. Администратор может добавить вас в магазин.",
+    "Sale":
+        "Продажа",
+    "Who is the customer?":
+        "Кто покупатель?",
+    "Scan the card":
+        "Сканировать карту",
+    "Stop the camera":
+        "Выключить камеру",
+    "Card number or phone":
+        "Номер карты или телефон",
+    "Find":
+        "Найти",
+    "Amount":
+        "Сумма",
+    "Points to pay with":
+        "Оплатить баллами",
+    "Most":
+        "Максимум",
+    "Review":
+        "Проверить",
+    "Another customer":
+        "Другой покупатель",
+    "Check and confirm":
+        "Проверьте и подтвердите",
+    "Customer":
+        "Покупатель",
+    "Paid with points":
+        "Оплачено баллами",
+    "Discount":
+        "Скидка",
+    "Amount due":
+        "К оплате",
+    "Earns":
+        "Начислится",
+    "Balance after":
+        "Баланс после",
+    "Stamps after":
+        "Штампов после",
+    "Confirm":
+        "Подтвердить",
+    "Change":
+        "Изменить",
+    "Earned":
+        "Начислено",
+    "Receipt":
+        "Чек",
+    "Next customer":
+        "Следующий покупатель",
+    "Refund by receipt":
+        "Возврат по чеку",
+    "Amount to refund":
+        "Сумма возврата",
+    "Points taken back":
+        "Списано баллов",
+    "Points given back":
+        "Возвращено баллов",
+    "Another refund":
+        "Ещё один возврат",
 }
 
 RO = {
@@ -270,6 +425,161 @@ RO = {
     "How we use your data:": "Cum folosim datele tale:",
     "Nothing here yet. Show your card at the till to collect stamps.":
         "Încă nimic. Arată cardul la casă ca să aduni ștampile.",
+    # The till (/till/)
+    "No card with this number or phone in this programme.":
+        "Nu există niciun card cu acest număr sau telefon în acest program.",
+    "No purchase with this receipt at this store.":
+        "Nu există nicio cumpărătură cu acest bon în acest magazin.",
+    "This amount is over the most this programme accepts for one purchase.":
+        "Suma depășește maximul pe care acest program îl acceptă pentru o cumpărătură.",
+    "The amount must be positive.":
+        "Suma trebuie să fie pozitivă.",
+    "At most %(points)s points can pay for this purchase.":
+        "Maximum de puncte pentru această cumpărătură: %(points)s.",
+    "The card does not have that many points.":
+        "Cardul nu are atâtea puncte.",
+    "Enter a whole number of points.":
+        "Introduceți un număr întreg de puncte.",
+    "A stamp card has no points to pay with.":
+        "Un card cu ștampile nu are puncte de plată.",
+    "The card cannot hold that many points.":
+        "Cardul nu poate avea atâtea puncte.",
+    "This refund is more than what is left of the purchase.":
+        "Rambursarea depășește ce a rămas din cumpărătură.",
+    "This receipt was already recorded differently.":
+        "Acest bon a fost deja înregistrat altfel.",
+    "This refund was already recorded differently.":
+        "Această rambursare a fost deja înregistrată altfel.",
+    "This attempt was already used for something else; start again.":
+        "Această încercare a fost deja folosită pentru altceva; începeți din nou.",
+    "Still recording the previous tap; wait a moment.":
+        "Atingerea anterioară încă se înregistrează; așteptați puțin.",
+    "You do not serve at this store.":
+        "Nu lucrați în acest magazin.",
+    "This page has expired; reload it.":
+        "Pagina a expirat; reîncărcați-o.",
+    "You are signed out; sign in again.":
+        "Ați fost deconectat; autentificați-vă din nou.",
+    "Your account cannot use the till.":
+        "Contul dvs. nu poate folosi casa.",
+    "Check the highlighted field.":
+        "Verificați câmpul evidențiat.",
+    "The till sent something unexpected; reload the page.":
+        "Casa a trimis ceva neașteptat; reîncărcați pagina.",
+    "Too many requests; wait a moment.":
+        "Prea multe cereri; așteptați puțin.",
+    "Enter an amount, e.g. 12.50 (at most two decimals).":
+        "Introduceți o sumă, de ex. 12.50 (cel mult două zecimale).",
+    "Enter a whole number of points, 0 or more.":
+        "Introduceți un număr întreg de puncte, 0 sau mai mult.",
+    "Enter the card number.":
+        "Introduceți numărul cardului.",
+    "Enter a valid phone number.":
+        "Introduceți un număr de telefon valid.",
+    "Enter the receipt number.":
+        "Introduceți numărul bonului.",
+    "Choose one of your stores.":
+        "Alegeți unul dintre magazinele dvs.",
+    "Tallypass till":
+        "Casa Tallypass",
+    "Till":
+        "Casa",
+    "No network — nothing was recorded.":
+        "Nu există rețea — nu s-a înregistrat nimic.",
+    "Try again":
+        "Încercați din nou",
+    "Point the camera at the card's QR code.":
+        "Îndreptați camera spre codul QR al cardului.",
+    "No camera here: type the card number or the phone.":
+        "Nu există cameră: introduceți numărul cardului sau telefonul.",
+    "The camera is not allowed: type the card number or the phone.":
+        "Camera nu este permisă: introduceți numărul cardului sau telefonul.",
+    "Something went wrong; nothing was recorded. Try again.":
+        "Ceva nu a mers; nu s-a înregistrat nimic. Încercați din nou.",
+    "Points: %(points)s":
+        "Puncte: %(points)s",
+    "Most points for this amount: %(points)s (−%(discount)s).":
+        "Maximum de puncte pentru această sumă: %(points)s (−%(discount)s).",
+    "Points may pay up to %(cap)s of a purchase.":
+        "Punctele pot plăti până la %(cap)s dintr-o cumpărătură.",
+    "Stamps: %(stamps)s of %(required)s":
+        "Ștampile: %(stamps)s din %(required)s",
+    "No tier":
+        "Fără nivel",
+    "Recorded":
+        "Înregistrat",
+    "Refunded":
+        "Rambursat",
+    "Reward to give: %(name)s":
+        "Recompensă de oferit: %(name)s",
+    "The till needs the network to look cards up and record purchases; it never keeps a purchase to send later. "
+    "Check the Wi-Fi or mobile data, then reload.":
+        "Casa are nevoie de rețea pentru a găsi carduri și a înregistra cumpărături; nu păstrează niciodată o "
+        "cumpărătură pentru a o trimite mai târziu. Verificați Wi-Fi sau datele mobile, apoi reîncărcați.",
+    "Reload":
+        "Reîncărcați",
+    "Choose your store":
+        "Alegeți magazinul",
+    "No store is open for you yet. An administrator can add you to a store.":
+        "Încă nu aveți niciun magazin. Un administrator vă poate adăuga la un magazin.",
+    "Sale":
+        "Vânzare",
+    "Who is the customer?":
+        "Cine este clientul?",
+    "Scan the card":
+        "Scanați cardul",
+    "Stop the camera":
+        "Opriți camera",
+    "Card number or phone":
+        "Numărul cardului sau telefonul",
+    "Find":
+        "Căutați",
+    "Amount":
+        "Suma",
+    "Points to pay with":
+        "Plătiți cu puncte",
+    "Most":
+        "Maximum",
+    "Review":
+        "Verificați",
+    "Another customer":
+        "Alt client",
+    "Check and confirm":
+        "Verificați și confirmați",
+    "Customer":
+        "Client",
+    "Paid with points":
+        "Plătit cu puncte",
+    "Discount":
+        "Reducere",
+    "Amount due":
+        "De plată",
+    "Earns":
+        "Se acumulează",
+    "Balance after":
+        "Sold după",
+    "Stamps after":
+        "Ștampile după",
+    "Confirm":
+        "Confirmați",
+    "Change":
+        "Modificați",
+    "Earned":
+        "Acumulat",
+    "Receipt":
+        "Bon",
+    "Next customer":
+        "Următorul client",
+    "Refund by receipt":
+        "Rambursare după bon",
+    "Amount to refund":
+        "Suma de rambursat",
+    "Points taken back":
+        "Puncte retrase",
+    "Points given back":
+        "Puncte returnate",
+    "Another refund":
+        "Altă rambursare",
 }
 
 LANGUAGES = {"ru": RU, "ro": RO}

@@ -40,7 +40,7 @@ class RowId(IntegerConverter):
 
 def init_app(app: Flask) -> None:
     app.url_map.converters["int"] = RowId
-    from app.web import api, auth, card, dashboard, forms, health, i18n, join, media, passkit, pos, ratelimit, sms
+    from app.web import api, auth, card, dashboard, forms, health, i18n, join, media, passkit, pos, ratelimit, sms, till
     from app.web.input_guard import init_app as guard_input
 
     auth.init_app(app)
@@ -56,6 +56,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(join.bp)
     app.register_blueprint(sms.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(till.bp)
     dashboard.init_app(app)
 
     app.before_request(_assign_request_id)
