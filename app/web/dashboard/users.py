@@ -99,8 +99,9 @@ def _list_page(form: dict[str, object], errors: dict[str, str], *, status: int, 
 
 
 def _all_stores() -> list[tuple[Store, Program]]:
-    return list(get_session().execute(select(Store, Program).join(Program, Program.id == Store.program_id)
-                                      .order_by(Program.name, Store.name)).tuples())
+    rows = get_session().execute(select(Store, Program).join(Program, Program.id == Store.program_id)
+                                 .order_by(Program.name, Store.name))
+    return [(store, program) for store, program in rows]
 
 
 def _user(user_id: int) -> User:
