@@ -41,9 +41,14 @@ def _totp(secret: str) -> pyotp.TOTP:
 
 
 def secret_of(user: User, *, secret_key: str) -> str | None:
+    """The user's TOTP secret; None when there is none, or it was sealed under another ``TALLYPASS_SECRET_KEY``
+    (after a rotation: the user signs in with a recovery code, or an admin resets two-factor)."""
     if user.totp_secret_encrypted is None:
         return None
-    return vault.unseal(user.totp_secret_encrypted, secret_key=secret_key)
+    try:
+        return vault.unseal(user.totp_secret_encrypted, secret_key=secret_key)
+    except vault.InvalidToken:
+        return None
 
 
 def begin(session: Session, *, user: User, secret_key: str) -> str:
@@ -132,9 +137,9 @@ def verify(session: Session, *, user: User, code: str, now: datetime, secret_key
     """Check the second factor at sign-in: a code from the app, or a recovery code (then spent). Returns which
     was used (``"totp"`` or ``"recovery"``) and records the sign-in time, or None; audits a recovery code's use."""
     secret = secret_of(user, secret_key=secret_key)
-    if not user.two_factor or secret is None or len(code) > 64:
+    if not user.two_factor or len(code) > 64:
         return None
-    if _accept_totp(session, user=user, secret=secret, code=code, now=now):
+    if secret is not None and _accept_totp(session, user=user, secret=secret, code=code, now=now):
         user.last_login_at = now
         session.flush()
         return "totp"

@@ -113,3 +113,11 @@ def test_disabling_and_an_admins_reset_forget_the_secret_and_codes(db_session: S
     two_factor.confirm(db_session, user=user, code=pyotp.TOTP(secret).at(NOW), now=NOW, secret_key=TEST_SECRET_KEY)
     two_factor.disable(db_session, user=user, now=NOW, actor=user)
     assert not user.two_factor and "two-factor-disabled" in db_session.scalars(select(AuditEvent.action)).all()
+
+
+def test_after_the_secret_key_changes_a_recovery_code_still_signs_in(db_session: Session) -> None:
+    user, totp, codes = _enrolled(db_session)
+    other_key = "another-secret-key-that-is-long-enough-for-production"
+    assert two_factor.verify(db_session, user=user, code=totp.at(NOW + STEP), now=NOW + STEP,
+                             secret_key=other_key) is None
+    assert two_factor.verify(db_session, user=user, code=codes[0], now=NOW, secret_key=other_key) == "recovery"
