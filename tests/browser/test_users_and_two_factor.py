@@ -123,3 +123,27 @@ def test_an_invited_marketer_sets_a_password_and_turns_on_two_factor(committing_
                                   .order_by(AuditEvent.id)).all()
         assert "user-invitation-accepted" in actions and "two-factor-enabled" in actions
     assert errors == [] and invitee_errors == []
+
+
+def test_a_cashier_lands_on_the_till_and_is_told_the_dashboard_is_for_managers(
+        committing_app: Any, live_server: str, chromium: Any, shots: Path) -> None:
+    committing_app.config["SESSION_COOKIE_SECURE"] = False
+    from app.merchants.stores import create_store
+
+    with committing_app.extensions[SESSIONS].begin() as session:
+        store = create_store(session, program=add_cafe(session), name="Centru")
+        create_user(session, email="kim@cafea.test", password=PASSWORD, role="cashier", store_ids=[store.id])
+
+    page = chromium.new_context(viewport={"width": 800, "height": 600}, locale="en-GB").new_page()
+    errors = page_errors(page)
+    page.goto(f"{live_server}/dashboard/login")
+    submit_sign_in(page, "kim@cafea.test", PASSWORD)
+    page.wait_for_url(f"{live_server}/till/")  # the till (another part of the app) answers there
+    response = page.goto(f"{live_server}/dashboard/customers")
+    assert response is not None and response.status == 403
+    assert page.locator("h1").inner_text() == "The dashboard is for managers"
+    page.screenshot(path=str(shots / "cashier-for-managers.png"))
+    page.get_by_role("link", name="change your password").click()
+    page.wait_for_url(f"{live_server}/dashboard/account")
+    assert page.get_by_role("link", name="Back to the till").get_attribute("href") == "/till/"
+    assert [e for e in errors if "404" not in e] == []

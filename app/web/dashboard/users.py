@@ -4,11 +4,14 @@ sign-in, removing. The rules and guard rails (the last active admin stays) are i
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Literal
 
 from flask import Response, flash, redirect, request, url_for
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app.database import get_session
 from app.db import utcnow
@@ -155,13 +158,16 @@ def users_role(user_id: int) -> Response:
     return redirect(url_for("dashboard.users_show", user_id=user_id), code=303)
 
 
-def _action(user_id: int, name: str, done: str, act: object) -> Response:
+Act = Callable[[Session, User, datetime, "User | str"], object]
+
+
+def _action(user_id: int, name: str, done: str, act: Act) -> Response:
     """Run ``act(db, user, now, actor)``; on a refusal, show the user's page with the reason beside ``name``."""
     check_csrf()
     shown = _user(user_id)
     db = get_session()
     try:
-        act(db, shown, utcnow(), current_user() or "dashboard")  # type: ignore[operator]
+        act(db, shown, utcnow(), current_user() or "dashboard")
     except AppError as error:
         db.rollback()
         shown = _user(user_id)
