@@ -91,7 +91,7 @@ def issue_reset(session: Session, *, user: User, now: datetime, actor: User | st
 def _issue(session: Session, *, user: User, purpose: str, now: datetime) -> IssuedLink:
     session.execute(delete(UserLink).where(UserLink.user_id == user.id, UserLink.purpose == purpose,
                                            UserLink.used_at.is_(None))
-                    .execution_options(synchronize_session=False))
+                    .execution_options(synchronize_session="fetch"))  # SQLite may reuse the ids
     token = secrets.token_urlsafe(32)
     link = UserLink(user_id=user.id, purpose=purpose, token_hash=digest(token), created_at=now,
                     expires_at=now + timedelta(hours=LINK_HOURS))

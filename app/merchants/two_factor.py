@@ -94,7 +94,7 @@ def confirm(session: Session, *, user: User, code: str, now: datetime, secret_ke
 
 def _new_recovery_codes(session: Session, *, user: User) -> list[str]:
     session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id)
-                    .execution_options(synchronize_session=False))
+                    .execution_options(synchronize_session="fetch"))
     codes = ["-".join("".join(secrets.choice(_ALPHABET) for _ in range(4)) for _ in range(4))
              for _ in range(RECOVERY_CODES)]  # 16 characters of 31: 79 bits each
     session.add_all(RecoveryCode(user_id=user.id, code_hash=_digest(code)) for code in codes)
@@ -169,7 +169,7 @@ def disable(session: Session, *, user: User, now: datetime, actor: User | str, a
     user.totp_enabled_at = None
     user.totp_last_step = None
     session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id)
-                    .execution_options(synchronize_session=False))
+                    .execution_options(synchronize_session="fetch"))
     session.flush()
     audit.record(session, actor=actor, action=action, now=now, target=f"user:{user.id}",
                  details={"email": user.email})
