@@ -10,11 +10,12 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app import migrate
 from app.database import sessions
 from app.errors import AppError
-from app.models import Program
+from app.models import Program, User
 
 db_cli = AppGroup("db", help="Database schema (Alembic).")
 store_cli = AppGroup("store", help="Stores and their POS credentials.")
@@ -155,6 +156,82 @@ def user_create(email: str, role: str, store_ids: tuple[int, ...], password_stdi
         click.echo(json.dumps(result))
     else:
         click.echo(f"user {result['email']} ({result['role']}) created")
+
+
+def _user_named(session: Session, email: str) -> User:
+    """:raise click.ClickException: no user has this e-mail address."""
+    from app.merchants.users import find_user
+
+    user = find_user(session, email=email)
+    if user is None:
+        raise click.ClickException(f"no user has the e-mail address {email.strip().lower()!r} "
+                                   "(see `flask --app app user list`)")
+    return user
+
+
+@user_cli.command("set-password")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def user_set_password(email: str, password_stdin: bool) -> None:
+    """Give a user a new password; every session they hold ends. (Also finishes an invitation not used yet.)"""
+    from app.db import utcnow
+    from app.merchants.users import set_password
+
+    with sessions().begin() as session:
+        _user_named(session, email)  # before asking for a password
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    try:
+        with sessions().begin() as session:
+            user = _user_named(session, email)
+            ended = set_password(session, user=user, password=password, now=utcnow(), actor="cli")
+            shown = user.email
+    except AppError as exc:
+        _fail(_problems(exc))
+    click.echo(f"password of {shown} changed; {ended} session{'s' if ended != 1 else ''} ended")
+
+
+@user_cli.command("disable")
+@click.argument("email")
+def user_disable(email: str) -> None:
+    """Disable a user: they cannot sign in, and every session they hold ends now."""
+    from app.db import utcnow
+    from app.merchants.users import disable_user
+
+    try:
+        with sessions().begin() as session:
+            user = _user_named(session, email)
+            ended = disable_user(session, user=user, now=utcnow(), actor="cli")
+            shown = user.email
+    except AppError as exc:
+        _fail(exc.detail)
+    click.echo(f"user {shown} disabled; {ended} session{'s' if ended != 1 else ''} ended")
+
+
+@user_cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help='Print {"users": [...]} as JSON.')
+def user_list(as_json: bool) -> None:
+    """Every user: e-mail, role, stores (of a cashier), state, two-factor, last sign-in."""
+    from app.merchants.users import all_users
+
+    with sessions().begin() as session:
+        rows = [{"id": user.id, "email": user.email, "role": user.role,
+                 "stores": [store.id for store in user.stores], "active": user.is_active,
+                 "invitation_pending": user.invitation_pending, "two_factor": user.two_factor,
+                 "last_sign_in": user.last_login_at.isoformat() if user.last_login_at else None,
+                 "created_at": user.created_at.isoformat()} for user in all_users(session)]
+    if as_json:
+        click.echo(json.dumps({"users": rows}))
+        return
+    if not rows:
+        click.echo("no users yet: create one with `flask --app app user create EMAIL --role admin`")
+    for row in rows:
+        state = "disabled" if not row["active"] else "invited" if row["invitation_pending"] else "active"
+        stores = f" stores {','.join(map(str, row['stores']))}" if row["stores"] else ""
+        click.echo(f"{row['id']:>5}  {row['email']}  {row['role']}{stores}  {state}"
+                   f"{'  2fa' if row['two_factor'] else ''}  last sign-in {row['last_sign_in'] or 'never'}")
 
 
 @click.command("dev-certs")

@@ -14,9 +14,19 @@ from app.models.devices import AppleDevice, AppleRegistration, WebPushSubscripti
 from app.models.google import GoogleClass, GoogleObject
 from app.models.imports import IMPORT_MODES, IMPORT_STATES, MemberImport
 from app.models.ledger import LEDGER_KINDS, BonusEvent, LedgerEntry, Purchase, Refund, Reward
-from app.models.merchant import TOKEN_ROLES, USER_ROLES, ApiToken, DashboardSession, PosCredential, Store, User
+from app.models.merchant import (
+    PENDING_PASSWORD,
+    TOKEN_ROLES,
+    USER_ROLES,
+    ApiToken,
+    DashboardSession,
+    PosCredential,
+    Store,
+    User,
+)
 from app.models.messaging import PhoneCheck, SmsMessage, SmsOptOut, SmsStatusReport
 from app.models.ops import AuditEvent, ChannelMessage, IdempotencyRecord, OutboxEvent
+from app.models.people import LINK_PURPOSES, RecoveryCode, UserLink
 from app.models.program import BONUS_PERIODS, CARD_KINDS, BonusRule, Program, Tier
 from app.models.segments import SEGMENT_KINDS, Segment, SegmentMember
 
@@ -33,6 +43,10 @@ __all__ = [
     "CONSENT_CHANNELS",
     "LEDGER_KINDS",
     "TOKEN_ROLES",
+    "LINK_PURPOSES",
+    "PENDING_PASSWORD",
+    "RecoveryCode",
+    "UserLink",
     "USER_ROLES",
     "ApiToken",
     "AppleDevice",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import CheckConstraint, Column, Float, ForeignKey, LargeBinary, String, Table
+from sqlalchemy import BigInteger, CheckConstraint, Column, Float, ForeignKey, LargeBinary, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base, UTCDateTime, utcnow
@@ -19,6 +19,9 @@ TOKEN_ROLES = ("admin", "marketer", "viewer")
 # What a dashboard account may be: the ladder above, or a cashier, who uses the till (/till/) of the stores the
 # account is bound to and nothing else.
 USER_ROLES = (*TOKEN_ROLES, "cashier")
+
+# The password hash of an invited user who has not chosen a password yet: no password verifies against it.
+PENDING_PASSWORD = ""  # noqa: S105 (a marker, not a password)
 
 # The stores a cashier works at (other roles have none: they see every store).
 user_store = Table(
@@ -74,8 +77,22 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Two-factor sign-in (TOTP, RFC 6238): the shared secret sealed with ``app.vault`` (set while enrolling, before
+    # ``totp_enabled_at``), and the last time step accepted, so no code is accepted twice.
+    totp_secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
 
     stores: Mapped[list[Store]] = relationship(secondary=user_store, order_by="Store.id")
+
+    @property
+    def invitation_pending(self) -> bool:
+        """Invited, and no password chosen yet (``PENDING_PASSWORD``): nobody can sign in as this user."""
+        return self.password_hash == PENDING_PASSWORD
+
+    @property
+    def two_factor(self) -> bool:
+        return self.totp_enabled_at is not None
 
 
 class DashboardSession(Base):

@@ -18,7 +18,8 @@ from app.models import AuditEvent, User
 from app.web.dashboard.access import RANK
 
 PASSWORD = "correct horse battery"  # noqa: S105 (a test account)
-PUBLIC = {"dashboard.login", "dashboard.login_post"}
+PUBLIC = {"dashboard.login", "dashboard.login_post", "dashboard.login_code", "dashboard.login_code_post",
+          "dashboard.link", "dashboard.link_post"}  # before a session: the sign-in steps, one-time links
 
 
 @pytest.fixture

@@ -26,7 +26,9 @@ NAV = (
     ("dashboard.campaigns", "Campaigns"),
     ("dashboard.outbox", "Outbox"),
     ("dashboard.tokens", "API tokens"),
+    ("dashboard.users", "Users"),
     ("dashboard.audit_log", "Audit log"),
+    ("dashboard.account", "Account"),
 )
 
 

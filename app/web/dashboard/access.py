@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import current_app, g, redirect, request, session, url_for
+from flask import Response, current_app, g, redirect, render_template, request, session, url_for
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 RANK = ROLE_RANK
 COOKIE_FIELD = "dashboard_session"  # the key in Flask's session cookie that holds the session's token
+TILL_PATH = "/till/"  # the cashiers' web app (app.web.till), where a cashier lands after signing in
 
 
 def lifetime() -> Lifetime:
@@ -136,6 +137,10 @@ def requires(role: str) -> Callable[[F], F]:
                 if request.method == "GET":
                     return redirect(url_for("dashboard.login", next=request.full_path.rstrip("?")))
                 raise Unauthorized("sign in to the dashboard first", code="signed-out")
+            if user.role == "cashier" and role != "cashier":
+                # The dashboard is for managers: a cashier asking for it gets told where to go instead.
+                return Response(render_template("dashboard/for_managers.html", user=user, till=TILL_PATH,
+                                                program=None), status=403)
             if not may(user, role):
                 raise Forbidden(f"this needs the {role} role; you are signed in as a {user.role}",
                                 code="role-too-small")
@@ -148,8 +153,17 @@ def requires(role: str) -> Callable[[F], F]:
 
 
 def safe_next(target: str | None) -> str:
-    """Where to go after signing in: only a path inside the dashboard (never another site)."""
-    if (target and target.startswith("/dashboard") and not urlsplit(target).netloc and "\\" not in target
-            and target.isprintable()):  # no CR/LF: the target goes into the Location header
+    """Where to go after signing in: only a path inside the dashboard or the till (never another site)."""
+    if (target and target.startswith(("/dashboard", TILL_PATH.rstrip("/"))) and not urlsplit(target).netloc
+            and "\\" not in target and target.isprintable()):  # no CR/LF: the target goes into the Location header
         return target
     return url_for("dashboard.overview")
+
+
+def landing(user: User, target: str | None) -> str:
+    """Where ``user`` goes after signing in: the page they asked for, if they may open it; a cashier goes to the
+    till unless they asked for a page of the till or their account."""
+    chosen = safe_next(target)
+    if user.role == "cashier" and not chosen.startswith((TILL_PATH.rstrip("/"), "/dashboard/account")):
+        return TILL_PATH
+    return chosen
