@@ -41,6 +41,7 @@ from app.segments import rules
 from app.web.dashboard import bp
 from app.web.dashboard.access import current_user, requires
 from app.web.dashboard.pages import PAGE_SIZE, field_errors, page_number, programme, render, validate_form
+from app.web.display import plain_decimal
 from app.web.forms import check_csrf
 from app.web.messaging import sms_sender
 
@@ -258,9 +259,9 @@ def campaigns_edit(campaign_id: int) -> Response:
     channels = list(campaign.channels) + [""] * (3 - len(campaign.channels))
     raw = {
         "name": campaign.name, "segment_id": str(campaign.segment_id or ""), "channels": channels,
-        "variants": [{"name": v.name, "title": v.title, "body": v.body, "weight": str(v.weight)}
+        "variants": [{"name": v.name, "title": v.title, "body": v.body, "weight": plain_decimal(v.weight)}
                      for v in campaign.variants],
-        "holdout_percent": f"{campaign.holdout_percent.normalize():f}",
+        "holdout_percent": plain_decimal(campaign.holdout_percent),
         "max_per_week": str(campaign.max_per_week or ""), "quiet_start_hour": str(campaign.quiet_start_hour),
         "quiet_end_hour": str(campaign.quiet_end_hour),
         "geo_store_ids": [str(i) for i in campaign.geo_store_ids or []],

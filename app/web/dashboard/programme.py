@@ -5,6 +5,7 @@ re-sync job (every pass re-sent), whose progress the page's script follows."""
 from __future__ import annotations
 
 import logging
+from decimal import Decimal
 from typing import Any, cast
 
 from flask import Response, flash, jsonify, redirect, request, url_for
@@ -20,6 +21,7 @@ from app.tasks.design import resync_design
 from app.wallet import images
 from app.web.dashboard import bp, pages
 from app.web.dashboard.access import current_user, may, requires
+from app.web.display import plain_decimal
 from app.web.forms import check_csrf
 
 log = logging.getLogger(__name__)
@@ -40,7 +42,12 @@ def _actor() -> User:
     return cast(User, current_user())  # @requires let only a signed-in user through
 
 
-def _text(value: Any) -> str:
+MONEY_FIELDS = {"point_value", "max_purchase_amount", "qualifying_spend"}  # shown with cents; percentages without
+
+
+def _text(value: Any, name: str = "") -> str:
+    if isinstance(value, Decimal):
+        return plain_decimal(value, 2 if name in MONEY_FIELDS else None)
     return "" if value is None else str(value)
 
 
@@ -58,13 +65,13 @@ def _form_data(names: tuple[str, ...]) -> tuple[dict[str, str], dict[str, Any]]:
 def _defaults(program: Program) -> dict[str, dict[str, str]]:
     """Every form's values as stored."""
     forms = {
-        "settings": {name: _text(getattr(program, name)) for name in SETTINGS_FIELDS},
+        "settings": {name: _text(getattr(program, name), name) for name in SETTINGS_FIELDS},
         "design": {name: _text(getattr(program, name)) for name in DESIGN_FIELDS},
         "tier-new": {"name": "", "qualifying_spend": "0", "earn_percent": "", "perks": ""},
         "rule-new": {"event_name": "", "points": "", "limit_per_period": "", "period": "day"},
     }
     for tier in program.tiers:
-        forms[f"tier-{tier.id}"] = {name: _text(getattr(tier, name)) for name in TIER_FIELDS}
+        forms[f"tier-{tier.id}"] = {name: _text(getattr(tier, name), name) for name in TIER_FIELDS}
     for rule in program.bonus_rules:
         forms[f"rule-{rule.id}"] = {name: _text(getattr(rule, name)) for name in RULE_FIELDS}
     return forms
