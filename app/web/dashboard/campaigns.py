@@ -236,8 +236,8 @@ def campaigns() -> Response:
 def campaigns_new() -> Response:
     program, programs = programme()
     raw = raw_form(MultiDict({"channel_1": "wallet", "channel_2": "push", "channel_3": "sms"}))
-    raw["variants"] = [{"name": "A", "title": "", "body": "", "weight": "1"},
-                       {"name": "B", "title": "", "body": "", "weight": "1"}]
+    # One message to start with: "Add variant B" makes it an A/B test (an empty B would refuse to save).
+    raw["variants"] = [{"name": "A", "title": "", "body": "", "weight": "1"}]
     return render("dashboard/campaign_compose.html", **_compose_context(program, programs, raw, {}))
 
 
