@@ -9,6 +9,7 @@ from flask import Response, render_template, request
 from app.database import get_session
 from app.db import utcnow
 from app.reports.overview import overview as compute
+from app.segments.rfm_report import NIGHTLY
 from app.web.dashboard import bp
 from app.web.dashboard.access import current_user, requires
 from app.web.dashboard.pages import programme
@@ -54,7 +55,7 @@ def overview() -> Response:
         "rfm_labels": list(figures.rfm), "rfm_counts": list(figures.rfm.values()),
     }
     html = render_template("dashboard/overview.html", program=program, programs=programs, figures=figures,
-                           chart=chart, errors=errors, user=current_user(),
+                           chart=chart, errors=errors, user=current_user(), rfm_nightly=NIGHTLY,
                            form={"from": request.args.get("from", start.isoformat()),
                                  "to": request.args.get("to", end.isoformat())})
     return Response(html, status=200)
