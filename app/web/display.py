@@ -7,6 +7,7 @@
   ``label=False`` where a column header or the page already names the zone.
 - ``{{ when|local_date(program) }}``: the programme's local day of an instant.
 - ``zone_name(program)``: the zone's name for headers and notes.
+- ``brand_palette(program)``: the customer pages' brand colours, with text colours that pass WCAG AA on them.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from flask import Flask
 from markupsafe import Markup
 
+from app.contrast import AA_TEXT, contrast_ratio, readable
 from app.local_time import zone_named
 
 NOTHING = Markup('<span class="dash-muted">—</span>')
@@ -40,16 +43,26 @@ def plain_decimal(value: Decimal | int | float | str | None, places: int | None 
     return text[1:] if text.startswith("-") and not number else text
 
 
-def zone_name(program: Any) -> str:
-    """The name of the zone times are shown in for ``program`` (None: a page about no programme → UTC)."""
-    return zone_named(getattr(program, "timezone", None)).key
+def zone_of(where: Any) -> ZoneInfo:
+    """The zone of ``where``: a programme (its ``timezone``), a ZoneInfo, a zone's name, or None (UTC: a page about
+    no one programme, such as the audit log)."""
+    if isinstance(where, ZoneInfo):
+        return where
+    if isinstance(where, str):
+        return zone_named(where)
+    return zone_named(getattr(where, "timezone", None))
+
+
+def zone_name(where: Any) -> str:
+    """The name of the zone times are shown in for ``where`` (see ``zone_of``)."""
+    return zone_of(where).key
 
 
 def local_time(value: datetime | None, program: Any, *, label: bool = True, seconds: bool = False) -> Markup:
     """``value`` (an aware instant) on the programme's clock, in a ``<time>`` element; a dash for None."""
     if value is None:
         return NOTHING
-    zone = zone_named(getattr(program, "timezone", None))
+    zone = zone_of(program)
     shown = value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
     suffix = f" ({zone.key})" if label else ""
     return Markup('<time datetime="{}">{}{}</time>').format(value.isoformat(), shown, suffix)
@@ -59,12 +72,22 @@ def local_date(value: datetime | None, program: Any) -> str:
     """The programme's local day of ``value`` (ISO), "—" for None."""
     if value is None:
         return "—"
-    return value.astimezone(zone_named(getattr(program, "timezone", None))).date().isoformat()
+    return value.astimezone(zone_of(program)).date().isoformat()
+
+
+def brand_palette(program: Any) -> dict[str, str]:
+    """The customer pages' colours where the brand colour is a background (the header, the card, buttons): the
+    text is the programme's text colour when it passes WCAG AA (4.5:1) on the brand colour, else black or white,
+    whichever reads better; the accent (the tier) likewise, falling back to the text colour."""
+    brand = program.background_color
+    ink = readable(program.foreground_color, brand)
+    accent = program.label_color if contrast_ratio(program.label_color, brand) >= AA_TEXT else ink
+    return {"brand": brand, "ink": ink, "accent": accent}
 
 
 def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(decimal=plain_decimal, local_time=local_time, local_date=local_date)
-    app.jinja_env.globals["zone_name"] = zone_name
+    app.jinja_env.globals.update(zone_name=zone_name, brand_palette=brand_palette)
 
 
 
