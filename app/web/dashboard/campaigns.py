@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from flask import Response, current_app, flash, jsonify, redirect, request, url_for
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -25,6 +25,7 @@ from app.campaigns.results import deliveries, progress, sent_counts
 from app.database import get_session
 from app.db import count_rows, utcnow
 from app.errors import InvalidInput, NotFound
+from app.local_time import zone_named
 from app.merchants import audit
 from app.models import (
     CAMPAIGN_CHANNELS,
@@ -81,10 +82,7 @@ class ComposeForm(BaseModel):
 
 
 def _zone(program: Program) -> ZoneInfo:
-    try:
-        return ZoneInfo(program.timezone or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
+    return zone_named(program.timezone)
 
 
 def to_utc(local: datetime | None, program: Program) -> datetime | None:

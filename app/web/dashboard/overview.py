@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from zoneinfo import ZoneInfo
 
 from flask import Response, render_template, request
 
 from app.database import get_session
 from app.db import utcnow
+from app.local_time import today as local_today
+from app.local_time import zone_named
 from app.reports.overview import overview as compute
 from app.segments.rfm_report import NIGHTLY
 from app.web.dashboard import bp
@@ -18,9 +21,10 @@ DEFAULT_DAYS = 30
 MAX_DAYS = 366
 
 
-def date_range() -> tuple[date, date, dict[str, str]]:
-    """``?from=`` and ``?to=`` (ISO dates, both included), else the last 30 days; errors per field."""
-    today = utcnow().date()
+def date_range(zone: ZoneInfo) -> tuple[date, date, dict[str, str]]:
+    """``?from=`` and ``?to=`` (ISO dates, both included), else the last 30 days up to today in ``zone`` (the
+    programme's); errors per field."""
+    today = local_today(zone, utcnow())
     errors: dict[str, str] = {}
     values = {}
     for name, default in (("from", today - timedelta(days=DEFAULT_DAYS - 1)), ("to", today)):
@@ -44,7 +48,7 @@ def date_range() -> tuple[date, date, dict[str, str]]:
 @requires("viewer")
 def overview() -> Response:
     program, programs = programme()
-    start, end, errors = date_range()
+    start, end, errors = date_range(zone_named(program.timezone))
     figures = compute(get_session(), program=program, start=start, end=end)
     chart = {
         "days": [d.isoformat() for d in figures.days],
