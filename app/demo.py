@@ -16,6 +16,7 @@ from app.db import utcnow
 from app.loyalty import enrollment, ledger
 from app.merchants import stores as store_service
 from app.models import BonusRule, Program, Store, Tier
+from app.segments import rfm
 
 DEMO_SLUG = "demo"
 
@@ -114,4 +115,6 @@ def load_demo(session: Session, *, customers: int = 300, seed: int = 7, now: dat
                                      amount=(amount / 2).quantize(Decimal("0.01")), actor="demo", now=when)
                 summary.refunds += 1
     session.flush()
+    # Score RFM now, as the nightly job would at 03:00: the overview's chart and the RFM segments have data at once.
+    rfm.recompute(session, program=program, now=now)
     return summary

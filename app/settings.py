@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     env: Literal["development", "production", "testing"] = "development"
     database_url: str = "sqlite:///instance/tallypass.db"
     broker_url: str = ""
+    # Where Celery beat keeps its schedule (when each periodic job last ran); a shelve file, so the files
+    # beside it may get .db/.dat/.dir suffixes. Under instance/, which git ignores, never the repository root.
+    beat_schedule_file: str = "instance/celerybeat-schedule"
     base_url: str = "http://127.0.0.1:5000"
     secret_key: SecretStr | None = None
     log_level: str = "INFO"

@@ -293,6 +293,18 @@ RU = {
         "Возвращено баллов",
     "Another refund":
         "Ещё один возврат",
+    # The landing page at / (app/web/home.py)
+    "Loyalty cards": "Карты лояльности",
+    "This server keeps the loyalty cards of the shops that use Tallypass: in Apple Wallet, in Google Wallet and on the web.":
+        "Этот сервер хранит карты лояльности магазинов, которые работают с Tallypass: в Apple Wallet, в Google Wallet и в вебе.",
+    "Have a card?": "Уже есть карта?",
+    "Open the card in your phone's wallet, or the link to your card you got when you joined.":
+        "Откройте карту в кошельке телефона или по ссылке на карту, которую вы получили при вступлении.",
+    "Want one?": "Хотите карту?",
+    "Scan the QR code on the poster at the shop's counter, or ask at the till.":
+        "Отсканируйте QR-код на плакате у кассы магазина или спросите у кассира.",
+    "Shop staff": "Сотрудникам магазина",
+    "Sign in to the dashboard": "Войти в панель управления",
 }
 
 RO = {
@@ -580,6 +592,18 @@ RO = {
         "Puncte returnate",
     "Another refund":
         "Altă rambursare",
+    # The landing page at / (app/web/home.py)
+    "Loyalty cards": "Carduri de fidelitate",
+    "This server keeps the loyalty cards of the shops that use Tallypass: in Apple Wallet, in Google Wallet and on the web.":
+        "Acest server păstrează cardurile de fidelitate ale magazinelor care folosesc Tallypass: în Apple Wallet, în Google Wallet și pe web.",
+    "Have a card?": "Ai deja un card?",
+    "Open the card in your phone's wallet, or the link to your card you got when you joined.":
+        "Deschide cardul din portofelul telefonului sau linkul către card primit la înscriere.",
+    "Want one?": "Vrei unul?",
+    "Scan the QR code on the poster at the shop's counter, or ask at the till.":
+        "Scanează codul QR de pe afișul de la casa magazinului sau întreabă la casă.",
+    "Shop staff": "Personalul magazinului",
+    "Sign in to the dashboard": "Intră în panoul de administrare",
 }
 
 LANGUAGES = {"ru": RU, "ro": RO}

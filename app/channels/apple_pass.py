@@ -180,6 +180,8 @@ class PassDesign:
             document["voided"] = True
         values: dict[str, Any] = {
             "balance": content.balance,
+            # large on the strip; a stamp card's strip shows its stamps, drawn (app/wallet/stamps.py)
+            "points": None if content.stamps else content.balance,
             "member": content.member_name or None,
             "tier": content.tier,
             # always present, so that a new offer fires its changeMessage

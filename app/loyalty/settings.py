@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.contrast import UNREADABLE, contrast_ratio, ratio_text
 from app.errors import Conflict, FieldError, InvalidInput
 from app.field_types import EXACT, decimal_text, https_url, line, optional_line, text
 from app.loyalty import programs
@@ -150,10 +151,24 @@ def _apply(target: Any, values: dict[str, Any]) -> dict[str, list[Any]]:
     return changed
 
 
+def _check_contrast(foreground: str, background: str) -> None:
+    """:raise InvalidInput: the pass's text colour so close to its background that nothing on the pass can be
+    read (below 3:1, the AA minimum even for large text). Between 3:1 and 4.5:1 the designer only warns: the
+    balance is large, and a merchant may knowingly keep their brand's colours."""
+    ratio = contrast_ratio(foreground, background)
+    if ratio < UNREADABLE:
+        message = (f"The text colour and the background are too alike ({ratio_text(ratio)}): nothing on the pass "
+                   f"could be read. Choose colours with at least 3:1 between them; 4.5:1 or more reads well.")
+        raise InvalidInput(message, errors=[FieldError("foreground_color", message)])
+
+
 def update_program(session: Session, *, program: Program, settings: ProgramSettings | DesignSettings,
                    actor: User | str, now: datetime) -> dict[str, list[Any]]:
     """Apply the fields given in ``settings``; ``{field: [old, new]}`` of what changed (audited)."""
     values = {name: getattr(settings, name) for name in settings.model_fields_set}
+    if {"background_color", "foreground_color"} & set(values):
+        _check_contrast(values.get("foreground_color") or program.foreground_color,
+                        values.get("background_color") or program.background_color)
     if "logo_text" in values:
         values["logo_text"] = values["logo_text"] or None
     if "terms" in values:

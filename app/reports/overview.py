@@ -1,7 +1,7 @@
 """The dashboard's overview of one programme: how many members, how many carry the card in a wallet, how
 often they buy, what the points owed are worth, how the RFM segments are filled, and recent campaigns.
 
-Definitions (each figure is for the programme's cards; days are UTC days):
+Definitions (each figure is for the programme's cards; days are the programme's local days, in its time zone):
 
 - members: active cards created on or before the end of the range; new members: created in the range;
 - in a wallet: cards registered on at least one Apple device; cards whose Google Wallet object exists at
@@ -17,14 +17,16 @@ Definitions (each figure is for the programme's cards; days are UTC days):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date, case, cast, distinct, func, select
+from sqlalchemy import Date, Integer, case, cast, distinct, func, select
 from sqlalchemy.orm import Session
 
 from app.campaigns.results import Uplift, results
+from app.local_time import day_bounds, zone_named
 from app.models import AppleRegistration, Campaign, Card, Customer, GoogleObject, Program, Purchase
 from app.segments.rfm import SEGMENT_NAMES
 
@@ -66,14 +68,11 @@ class Overview:
     campaigns: list[RecentCampaign] = field(default_factory=list)
 
 
-def _bounds(start: date, end: date) -> tuple[datetime, datetime]:
-    return datetime.combine(start, time(), tzinfo=UTC), datetime.combine(end + timedelta(days=1), time(), tzinfo=UTC)
-
-
 def overview(session: Session, *, program: Program, start: date, end: date) -> Overview:
     """Figures for the days ``start`` to ``end`` (both included)."""
     out = Overview(start=start, end=end)
-    since, until = _bounds(start, end)
+    zone = zone_named(program.timezone)
+    since, until = day_bounds(start, end, zone)
     mine = Card.program_id == program.id
     active = mine & (Card.status == "active")
     out.members = session.scalar(select(func.count()).select_from(Card).where(active, Card.created_at < until)) or 0
@@ -112,17 +111,23 @@ def overview(session: Session, *, program: Program, start: date, end: date) -> O
                                   .group_by(Customer.rfm_segment)).all())
     out.rfm = {name: counts.get(name, 0) for name in SEGMENT_NAMES}
 
-    day = _utc_day(session, Purchase.occurred_at)
-    per_day = {_day(d): (n, r) for d, n, r in session.execute(
-        select(day, func.count(), func.coalesce(func.sum(Purchase.amount - Purchase.refunded_amount), 0))
-        .join(Card, Card.id == Purchase.card_id).where(*in_range).group_by(day)).all()}
-    joined = _utc_day(session, Card.created_at)
-    new_per_day = {_day(d): n for d, n in session.execute(
-        select(joined, func.count()).where(mine, Card.created_at >= since, Card.created_at < until)
-        .group_by(joined)).all()}
+    per_day: dict[date, tuple[int, Decimal]] = {}
+    bucket = _local_bucket(session, Purchase.occurred_at, zone)
+    for value, n, r in session.execute(
+            select(bucket, func.count(), func.coalesce(func.sum(Purchase.amount - Purchase.refunded_amount), 0))
+            .join(Card, Card.id == Purchase.card_id).where(*in_range).group_by(bucket)).all():
+        d = _local_day(value, zone)
+        count, amount = per_day.get(d, (0, Decimal("0")))
+        per_day[d] = (count + n, amount + Decimal(str(r)))
+    new_per_day: dict[date, int] = {}
+    bucket = _local_bucket(session, Card.created_at, zone)
+    for value, n in session.execute(select(bucket, func.count()).where(
+            mine, Card.created_at >= since, Card.created_at < until).group_by(bucket)).all():
+        d = _local_day(value, zone)
+        new_per_day[d] = new_per_day.get(d, 0) + n
     out.days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
     out.purchases_per_day = [per_day.get(d, (0, 0))[0] for d in out.days]
-    out.revenue_per_day = [_money(per_day.get(d, (0, 0))[1]) for d in out.days]
+    out.revenue_per_day = [_money(per_day.get(d, (0, Decimal("0")))[1]) for d in out.days]
     out.members_per_day = [new_per_day.get(d, 0) for d in out.days]
 
     # Marketers' campaigns; the automations (welcome, birthday…) run all the time and have their own pages.
@@ -137,15 +142,25 @@ def overview(session: Session, *, program: Program, start: date, end: date) -> O
     return out
 
 
-def _utc_day(session: Session, column: Any) -> Any:
-    """The UTC day of a timestamp column, in SQL (a date on PostgreSQL, ISO text on SQLite: see ``_day``)."""
-    return cast(column, Date) if session.get_bind().dialect.name == "postgresql" else func.date(column)
+def _local_bucket(session: Session, column: Any, zone: ZoneInfo) -> Any:
+    """What to group a timestamp column by so that each group falls in one local day of ``zone``.
+
+    PostgreSQL knows the zone's rules: the local day itself (``column AT TIME ZONE zone``, then a date). SQLite
+    (development) has no time zones: quarter-hours of UTC, which ``_local_day`` turns into local days in Python
+    (every zone's offset is a whole number of quarter-hours)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(func.timezone(zone.key, column), Date)
+    quarter = func.printf("%02d", cast(func.strftime("%M", column), Integer) / 15 * 15)
+    return func.strftime("%Y-%m-%d %H:", column).op("||")(quarter)
 
 
 def _money(value: object) -> Decimal:
     return Decimal(str(value)).quantize(Decimal("0.01"))
 
 
-def _day(value: object) -> date:
-    """A day as the database returns it (a date on PostgreSQL, ISO text on SQLite)."""
-    return value if isinstance(value, date) else date.fromisoformat(str(value))
+def _local_day(value: object, zone: ZoneInfo) -> date:
+    """A ``_local_bucket`` as a local day: a date on PostgreSQL, a UTC quarter-hour ("2026-11-23 21:45") on SQLite."""
+    if isinstance(value, date):
+        return value
+    instant = datetime.strptime(str(value), "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
+    return instant.astimezone(zone).date()

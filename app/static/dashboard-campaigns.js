@@ -32,6 +32,8 @@
         set.querySelector(".variant-remove").hidden = sets.length < 2;
       });
       addButton.disabled = sets.length >= Number(addButton.dataset.max || 10);
+      var nextName = document.getElementById("add-variant-name");
+      if (nextName) nextName.textContent = letters.charAt(sets.length);
     };
 
     addButton.addEventListener("click", function () {

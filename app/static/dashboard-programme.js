@@ -42,6 +42,37 @@
   });
   document.querySelectorAll("[data-preview]").forEach(function (input) { input.addEventListener("input", paint); });
 
+  // WCAG 2.x contrast of the text and label colours with the background, beside their fields, as they are
+  // typed (the same formula and words as the server's, app/contrast.py and design_contrast).
+  function channel(v) { var c = v / 255; return c <= 0.04045 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4); }
+  function luminance(hex) {
+    return 0.2126 * channel(parseInt(hex.substr(1, 2), 16)) + 0.7152 * channel(parseInt(hex.substr(3, 2), 16)) +
+           0.0722 * channel(parseInt(hex.substr(5, 2), 16));
+  }
+  function ratio(a, b) {
+    var x = luminance(a), y = luminance(b);
+    return (Math.max(x, y) + 0.05) / (Math.min(x, y) + 0.05);
+  }
+  var WHAT = { foreground_color: "Text", label_color: "Labels" };
+  var WORDS = { ok: "passes WCAG AA (4.5:1)", low: "below the 4.5:1 of WCAG AA: hard to read, in sunlight above all",
+                unreadable: "far too low: it cannot be read" };
+  function checkContrast() {
+    var background = value("background_color");
+    document.querySelectorAll("[data-contrast]").forEach(function (note) {
+      var name = note.getAttribute("data-contrast"), colour = value(name);
+      if (!HEX.test(colour) || !HEX.test(background)) { note.textContent = ""; note.setAttribute("data-level", ""); return; }
+      var r = ratio(colour, background), level = r >= 4.5 ? "ok" : r >= 3 ? "low" : "unreadable";
+      var shown = (Math.floor(r * 100) / 100).toFixed(2) + ":1";
+      note.setAttribute("data-level", level);
+      note.textContent = WHAT[name] + " on the background: " + shown + ", " + WORDS[level] + ".";
+    });
+  }
+  document.querySelectorAll('[data-preview$="_color"]').forEach(function (input) {
+    input.addEventListener("input", checkContrast);
+  });
+  document.querySelectorAll("input[data-sync]").forEach(function (picker) { picker.addEventListener("input", checkContrast); });
+  checkContrast();
+
   // A chosen PNG shows in the preview at once, as a data: URL (the CSP allows data: images, not blob:).
   document.querySelectorAll("input[data-preview-image]").forEach(function (input) {
     input.addEventListener("change", function () {

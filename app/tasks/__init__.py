@@ -38,6 +38,7 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
         # Publishing happens after the commit; a broker outage must not stall the request for long.
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
         beat_schedule=_beat_schedule(),
+        beat_schedule_filename=settings.beat_schedule_file,
         timezone="UTC",
     )
     celery.set_default()

@@ -20,6 +20,7 @@ from app.channels.apple_pass import MAX_LOCATIONS, Location, PassContent
 from app.models import AppleDevice, AppleRegistration, Card, Store
 from app.wallet import images as design_images
 from app.wallet.links import card_links
+from app.wallet.stamps import with_stamps
 
 PASSKIT_PATH = "/passkit"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -101,8 +102,18 @@ def pass_content(session: Session, card: Card, *, base_url: str) -> PassContent:
             Location(s.latitude, s.longitude, template.format(store=s.name))  # type: ignore[arg-type]
             for s in nearby),
         voided=card.status == "voided",
-        images=design_images.pass_files(session, program.id),
+        images=_images(session, card),
     )
+
+
+def _images(session: Session, card: Card) -> tuple[tuple[str, bytes], ...]:
+    """The programme's own images; a stamp card's strip shows its stamps, drawn."""
+    program = card.program
+    files = design_images.pass_files(session, program.id)
+    if program.kind != "stamps":
+        return files
+    return with_stamps(files, earned=card.stamps, required=program.stamps_required, ink=program.foreground_color,
+                       background=program.background_color)
 
 
 # --------------------------------------------------------------------------------------------------

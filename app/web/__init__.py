@@ -41,6 +41,8 @@ class RowId(IntegerConverter):
 def init_app(app: Flask) -> None:
     app.url_map.converters["int"] = RowId
     from app.web import api, auth, card, dashboard, forms, health, i18n, join, media, passkit, pos, ratelimit, sms, till
+    from app.web.display import init_app as init_display
+    from app.web.home import bp as home
     from app.web.input_guard import init_app as guard_input
 
     auth.init_app(app)
@@ -48,6 +50,8 @@ def init_app(app: Flask) -> None:
     ratelimit.init_app(app)
     forms.init_app(app)
     i18n.init_app(app)
+    init_display(app)
+    app.register_blueprint(home)
     app.register_blueprint(health.bp)
     app.register_blueprint(pos.bp)
     app.register_blueprint(passkit.bp)

@@ -99,7 +99,7 @@ def test_a_marketer_builds_a_segment_and_sends_a_campaign(committing_app: Any, l
     page.wait_for_url("**/dashboard/segments?program=cafea")
     assert "Twenty points or more" in page.content()
 
-    # The composer: the segment, SMS only, two variants; the preview renders a real customer's message.
+    # The composer: the segment, SMS only, two variants (A/B); the preview renders a real customer's message.
     page.goto(f"{live_server}/dashboard/campaigns?program=cafea")
     page.click("#new-campaign")
     page.fill("#name", "Autumn tasting")
@@ -109,6 +109,7 @@ def test_a_marketer_builds_a_segment_and_sends_a_campaign(committing_app: Any, l
     page.select_option("#channel_2", "")
     page.select_option("#channel_3", "")
     page.fill("#variant_body_0", "Hi {{ first_name }}, you have {{ balance }} points: taste our autumn menu!")
+    page.click("#add-variant")  # a new campaign has one message; variant B makes it an A/B test
     page.fill("#variant_body_1", "{{ first_name }}, autumn is here: come taste it.")
     page.fill("#holdout_percent", "20")
     page.fill("#quiet_start_hour", "0")

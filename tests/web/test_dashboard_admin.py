@@ -51,7 +51,7 @@ def test_an_admin_creates_a_token_sees_it_once_and_revokes_it(client: FlaskClien
     row = db_session.scalars(select(ApiToken)).one()
     row.last_used_at = utcnow().replace(year=2030, month=1, day=2, hour=3, minute=4)
     db_session.commit()
-    assert "2030-01-02 03:04 UTC" in client.get("/dashboard/tokens").text
+    assert "2030-01-02 03:04 (UTC)</time>" in client.get("/dashboard/tokens").text  # every programme's page: UTC
 
     revoked = client.post(f"/dashboard/tokens/{row.id}/revoke", data={"csrf_token": csrf})
     assert revoked.status_code == 303

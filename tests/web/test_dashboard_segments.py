@@ -21,6 +21,7 @@ from app.db import utcnow
 from app.models import AuditEvent, Campaign, Customer, Purchase, Segment, SegmentMember
 from app.segments import rules
 from app.segments.rfm import SEGMENT_NAMES
+from app.web.display import local_time
 from tests.web.dashboard_client import csrf, sign_in_as
 
 BALANCE_20 = {"all": [{"field": "balance", "op": "gte", "value": 20}]}
@@ -249,7 +250,7 @@ def test_the_rfm_view_counts_customers_per_segment_and_recomputes(client: FlaskC
     db_session.expire_all()
     computed = shop["program"].rfm_computed_at
     assert computed is not None and utcnow() - computed < timedelta(minutes=1)
-    assert f"These scores were computed on {computed.strftime('%Y-%m-%d %H:%M')} UTC." in after
+    assert f"These scores were computed on {local_time(computed, shop['program'])}." in after  # its zone, labelled
     assert '<td data-rfm="">3</td>' in after and '<td data-rfm="Champions">1</td>' in after
     assert '<td data-rfm="Hibernating">0</td>' in after
     assert f"by {user.email}" in after

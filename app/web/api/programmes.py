@@ -190,7 +190,9 @@ def get_program(slug: str) -> ProgramOut:
 @operation(summary="Change a programme's settings or design", tag=TAG, body=SettingsIn,
            responses={200: ProgramSavedOut},
            description="Only the fields given change. A change to what the cards show (name, terms, colours, "
-                       "logo text) starts a job that re-sends every pass.")
+                       "logo text) starts a job that re-sends every pass.",
+           rules=("The text colour (foreground_color) and the background_color have a contrast ratio of at least "
+                  "3:1 (WCAG 2.x); the cards' text could not be read below that.",))
 def patch_settings(slug: str, body: SettingsIn) -> ProgramSavedOut:
     program = program_by_slug(slug)
     changed = service.update_program(get_session(), program=program, settings=body, actor=api_actor(), now=utcnow())

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from flask import Response, current_app, flash, jsonify, redirect, request, url_for
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -25,6 +25,7 @@ from app.campaigns.results import deliveries, progress, sent_counts
 from app.database import get_session
 from app.db import count_rows, utcnow
 from app.errors import InvalidInput, NotFound
+from app.local_time import zone_named
 from app.merchants import audit
 from app.models import (
     CAMPAIGN_CHANNELS,
@@ -41,6 +42,7 @@ from app.segments import rules
 from app.web.dashboard import bp
 from app.web.dashboard.access import current_user, requires
 from app.web.dashboard.pages import PAGE_SIZE, field_errors, page_number, programme, render, validate_form
+from app.web.display import plain_decimal
 from app.web.forms import check_csrf
 from app.web.messaging import sms_sender
 
@@ -80,10 +82,7 @@ class ComposeForm(BaseModel):
 
 
 def _zone(program: Program) -> ZoneInfo:
-    try:
-        return ZoneInfo(program.timezone or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
+    return zone_named(program.timezone)
 
 
 def to_utc(local: datetime | None, program: Program) -> datetime | None:
@@ -235,8 +234,8 @@ def campaigns() -> Response:
 def campaigns_new() -> Response:
     program, programs = programme()
     raw = raw_form(MultiDict({"channel_1": "wallet", "channel_2": "push", "channel_3": "sms"}))
-    raw["variants"] = [{"name": "A", "title": "", "body": "", "weight": "1"},
-                       {"name": "B", "title": "", "body": "", "weight": "1"}]
+    # One message to start with: "Add variant B" makes it an A/B test (an empty B would refuse to save).
+    raw["variants"] = [{"name": "A", "title": "", "body": "", "weight": "1"}]
     return render("dashboard/campaign_compose.html", **_compose_context(program, programs, raw, {}))
 
 
@@ -258,9 +257,9 @@ def campaigns_edit(campaign_id: int) -> Response:
     channels = list(campaign.channels) + [""] * (3 - len(campaign.channels))
     raw = {
         "name": campaign.name, "segment_id": str(campaign.segment_id or ""), "channels": channels,
-        "variants": [{"name": v.name, "title": v.title, "body": v.body, "weight": str(v.weight)}
+        "variants": [{"name": v.name, "title": v.title, "body": v.body, "weight": plain_decimal(v.weight)}
                      for v in campaign.variants],
-        "holdout_percent": f"{campaign.holdout_percent.normalize():f}",
+        "holdout_percent": plain_decimal(campaign.holdout_percent),
         "max_per_week": str(campaign.max_per_week or ""), "quiet_start_hour": str(campaign.quiet_start_hour),
         "quiet_end_hour": str(campaign.quiet_end_hour),
         "geo_store_ids": [str(i) for i in campaign.geo_store_ids or []],

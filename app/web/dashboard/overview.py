@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from zoneinfo import ZoneInfo
 
 from flask import Response, render_template, request
 
 from app.database import get_session
 from app.db import utcnow
+from app.local_time import today as local_today
+from app.local_time import zone_named
 from app.reports.overview import overview as compute
+from app.segments.rfm_report import NIGHTLY
 from app.web.dashboard import bp
 from app.web.dashboard.access import current_user, requires
 from app.web.dashboard.pages import programme
@@ -17,9 +21,10 @@ DEFAULT_DAYS = 30
 MAX_DAYS = 366
 
 
-def date_range() -> tuple[date, date, dict[str, str]]:
-    """``?from=`` and ``?to=`` (ISO dates, both included), else the last 30 days; errors per field."""
-    today = utcnow().date()
+def date_range(zone: ZoneInfo) -> tuple[date, date, dict[str, str]]:
+    """``?from=`` and ``?to=`` (ISO dates, both included), else the last 30 days up to today in ``zone`` (the
+    programme's); errors per field."""
+    today = local_today(zone, utcnow())
     errors: dict[str, str] = {}
     values = {}
     for name, default in (("from", today - timedelta(days=DEFAULT_DAYS - 1)), ("to", today)):
@@ -43,7 +48,7 @@ def date_range() -> tuple[date, date, dict[str, str]]:
 @requires("viewer")
 def overview() -> Response:
     program, programs = programme()
-    start, end, errors = date_range()
+    start, end, errors = date_range(zone_named(program.timezone))
     figures = compute(get_session(), program=program, start=start, end=end)
     chart = {
         "days": [d.isoformat() for d in figures.days],
@@ -54,7 +59,7 @@ def overview() -> Response:
         "rfm_labels": list(figures.rfm), "rfm_counts": list(figures.rfm.values()),
     }
     html = render_template("dashboard/overview.html", program=program, programs=programs, figures=figures,
-                           chart=chart, errors=errors, user=current_user(),
+                           chart=chart, errors=errors, user=current_user(), rfm_nightly=NIGHTLY,
                            form={"from": request.args.get("from", start.isoformat()),
                                  "to": request.args.get("to", end.isoformat())})
     return Response(html, status=200)

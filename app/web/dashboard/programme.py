@@ -5,21 +5,25 @@ re-sync job (every pass re-sent), whose progress the page's script follows."""
 from __future__ import annotations
 
 import logging
+from decimal import Decimal
 from typing import Any, cast
 
 from flask import Response, flash, jsonify, redirect, request, url_for
 
 from app.channels.apple_pass import DESIGN_DIR
+from app.contrast import AA_TEXT, UNREADABLE, contrast_ratio, ratio_text
 from app.database import get_session
 from app.db import utcnow
 from app.errors import AppError, InvalidInput, NotFound
 from app.loyalty import programs as programs_service
 from app.loyalty import settings as service
+from app.loyalty.settings import COLOUR
 from app.models import BonusRule, Job, Program, Tier, User
 from app.tasks.design import resync_design
 from app.wallet import images
 from app.web.dashboard import bp, pages
 from app.web.dashboard.access import current_user, may, requires
+from app.web.display import plain_decimal
 from app.web.forms import check_csrf
 
 log = logging.getLogger(__name__)
@@ -41,7 +45,12 @@ def _actor() -> User:
     return cast(User, current_user())  # @requires let only a signed-in user through
 
 
-def _text(value: Any) -> str:
+MONEY_FIELDS = {"point_value", "max_purchase_amount", "qualifying_spend"}  # shown with cents; percentages without
+
+
+def _text(value: Any, name: str = "") -> str:
+    if isinstance(value, Decimal):
+        return plain_decimal(value, 2 if name in MONEY_FIELDS else None)
     return "" if value is None else str(value)
 
 
@@ -59,13 +68,13 @@ def _form_data(names: tuple[str, ...]) -> tuple[dict[str, str], dict[str, Any]]:
 def _defaults(program: Program) -> dict[str, dict[str, str]]:
     """Every form's values as stored."""
     forms = {
-        "settings": {name: _text(getattr(program, name)) for name in SETTINGS_FIELDS},
+        "settings": {name: _text(getattr(program, name), name) for name in SETTINGS_FIELDS},
         "design": {name: _text(getattr(program, name)) for name in DESIGN_FIELDS},
         "tier-new": {"name": "", "qualifying_spend": "0", "earn_percent": "", "perks": ""},
         "rule-new": {"event_name": "", "points": "", "limit_per_period": "", "period": "day"},
     }
     for tier in program.tiers:
-        forms[f"tier-{tier.id}"] = {name: _text(getattr(tier, name)) for name in TIER_FIELDS}
+        forms[f"tier-{tier.id}"] = {name: _text(getattr(tier, name), name) for name in TIER_FIELDS}
     for rule in program.bonus_rules:
         forms[f"rule-{rule.id}"] = {name: _text(getattr(rule, name)) for name in RULE_FIELDS}
     return forms
@@ -92,10 +101,34 @@ def _page(program: Program, programs: list[Program], *, status: int = 200, form:
     }
     return pages.render(
         "dashboard/programme.html", status=status, program=program, programs=programs, forms=forms,
+        contrast=design_contrast(forms["design"]),
         errors={form: errors} if form and errors else {}, tiers=list(program.tiers),
         rules=sorted(program.bonus_rules, key=lambda r: r.event_name), job=job,
         job_json=_job_json(job) if job else None, own_images=sorted(own), boxes=images.BOXES, preview=preview,
         can_edit=may(current_user(), "marketer"), periods=("day", "week", "month", "year", "lifetime"))
+
+
+CONTRAST_CHECKS = (("foreground_color", "Text"), ("label_color", "Labels"))
+
+
+def design_contrast(design: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Beside the text and label colour fields: their contrast with the background on the pass (WCAG 2.x), and
+    whether it passes AA (4.5:1), is hard to read (3–4.5:1) or could not be read at all (below 3:1, refused on
+    save for the text). The page's script recomputes the same as the colours are typed."""
+    background = design.get("background_color", "")
+    out: dict[str, dict[str, Any]] = {}
+    for name, what in CONTRAST_CHECKS:
+        colour = design.get(name, "")
+        if not (COLOUR.fullmatch(colour) and COLOUR.fullmatch(background)):
+            continue
+        ratio = contrast_ratio(colour, background)
+        level = "ok" if ratio >= AA_TEXT else "low" if ratio >= UNREADABLE else "unreadable"
+        words = {"ok": "passes WCAG AA (4.5:1)",
+                 "low": "below the 4.5:1 of WCAG AA: hard to read, in sunlight above all",
+                 "unreadable": "far too low: it cannot be read"}[level]
+        out[name] = {"ratio": ratio_text(ratio), "level": level, "text": f"{what} on the background: "
+                     f"{ratio_text(ratio)}, {words}."}
+    return out
 
 
 def _done(program: Program, message: str, *, resync: bool) -> Response:
@@ -162,7 +195,11 @@ def programme_design() -> Response:
     if spec is None or errors:
         return _page(program, programs, status=422, form="design", typed=typed, errors=errors)
     db, user, now = get_session(), _actor(), utcnow()
-    changed = bool(service.update_program(db, program=program, settings=spec, actor=user, now=now))
+    try:
+        changed = bool(service.update_program(db, program=program, settings=spec, actor=user, now=now))
+    except InvalidInput as error:  # colours nothing on the pass could be read in; nothing was changed
+        errors = {item.field: item.message for item in error.errors}
+        return _page(program, programs, status=422, form="design", typed=typed, errors=errors)
     for kind, data_bytes in uploads.items():
         images.save_image(db, program=program, kind=kind, data=data_bytes, actor=user, now=now)
         changed = True

@@ -274,4 +274,5 @@ def segments_rfm_recompute() -> Response:
         flash("RFM scores recomputed.", "success")
     else:
         flash("RFM scores are being recomputed. Reload this page in a minute to see the new counts.", "success")
-    return redirect(url_for("dashboard.segments_rfm", program=program.slug), 303)
+    back = "dashboard.overview" if request.form.get("back") == "overview" else "dashboard.segments_rfm"
+    return redirect(url_for(back, program=program.slug), 303)
