@@ -115,3 +115,13 @@ def load_demo(session: Session, *, customers: int = 300, seed: int = 7, now: dat
                 summary.refunds += 1
     session.flush()
     return summary
+
+
+def remove_demo(session: Session, *, actor: str = "cli") -> dict[str, int] | None:
+    """Remove the demo programme and everything it made; rows removed per table, or None when there is none."""
+    from app.loyalty.program_removal import remove_program
+
+    program = session.scalars(select(Program).where(Program.slug == DEMO_SLUG)).one_or_none()
+    if program is None:
+        return None
+    return remove_program(session, program=program, actor=actor)
