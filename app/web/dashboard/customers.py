@@ -17,7 +17,7 @@ from app.loyalty import customers as members
 from app.loyalty import ledger, member_import
 from app.merchants import audit
 from app.models import CONSENT_CHANNELS, Card, Consent, Customer, MemberImport, Program
-from app.phones import normalise_phone
+from app.phones import normalise_phone, region_for
 from app.web import downloads
 from app.web.dashboard import bp
 from app.web.dashboard.access import current_user, requires
@@ -37,16 +37,17 @@ IMPORT_STATE_WORDS = {"queued": "Waiting for a worker", "checking": "Checking ev
 Mode = Literal["all", "valid"]
 
 
-def region() -> str | None:
-    return current_app.config["TALLYPASS"].default_phone_region
+def region(program: Program) -> str | None:
+    """Where local numbers typed on this programme's pages are read: its own region, else the server's default."""
+    return region_for(program.phone_region, current_app.config["TALLYPASS"].default_phone_region)
 
 
-def phone_of(text: str) -> str | None:
+def phone_of(text: str, program: Program) -> str | None:
     """The search text read as a phone number (E.164), when it looks like one."""
     if not text or any(ch.isalpha() for ch in text) or sum(ch.isdigit() for ch in text) < 6:
         return None
     try:
-        return normalise_phone(text, region())
+        return normalise_phone(text, region(program))
     except ValueError:
         return None
 
@@ -90,7 +91,7 @@ def customers() -> Response:
     program, programs = programme()
     q = request.args.get("q", "").strip()[:MAX_QUERY]
     page = page_number()
-    cards, total = members.search(get_session(), program_id=program.id, text=q, phone=phone_of(q), page=page,
+    cards, total = members.search(get_session(), program_id=program.id, text=q, phone=phone_of(q, program), page=page,
                                   per_page=PAGE_SIZE)
     return render("dashboard/customers.html", program=program, programs=programs, q=q, cards=cards, total=total,
                   page=page, pages=pages(total))

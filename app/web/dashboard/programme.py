@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any, cast
 
-from flask import Response, flash, jsonify, redirect, request, url_for
+from flask import Response, current_app, flash, jsonify, redirect, request, url_for
 
 from app.channels.apple_pass import DESIGN_DIR
 from app.database import get_session
@@ -15,6 +15,7 @@ from app.db import utcnow
 from app.errors import AppError, InvalidInput, NotFound
 from app.loyalty import programs as programs_service
 from app.loyalty import settings as service
+from app.loyalty.program_creation import phone_regions
 from app.models import BonusRule, Job, Program, Tier, User
 from app.tasks.design import resync_design
 from app.wallet import images
@@ -25,7 +26,8 @@ from app.web.forms import check_csrf
 log = logging.getLogger(__name__)
 
 SETTINGS_FIELDS = ("name", "point_value", "redeem_cap_percent", "max_purchase_amount", "tier_window_days",
-                   "expiry_days", "welcome_bonus", "birthday_bonus", "referrer_bonus", "referred_bonus", "terms")
+                   "expiry_days", "welcome_bonus", "birthday_bonus", "referrer_bonus", "referred_bonus", "terms",
+                   "phone_region")
 DESIGN_FIELDS = ("background_color", "foreground_color", "label_color", "logo_text")
 TIER_FIELDS = ("name", "qualifying_spend", "earn_percent", "perks")
 RULE_FIELDS = ("event_name", "points", "limit_per_period", "period")
@@ -94,7 +96,8 @@ def _page(program: Program, programs: list[Program], *, status: int = 200, form:
         errors={form: errors} if form and errors else {}, tiers=list(program.tiers),
         rules=sorted(program.bonus_rules, key=lambda r: r.event_name), job=job,
         job_json=_job_json(job) if job else None, own_images=sorted(own), boxes=images.BOXES, preview=preview,
-        can_edit=may(current_user(), "marketer"), periods=("day", "week", "month", "year", "lifetime"))
+        can_edit=may(current_user(), "marketer"), periods=("day", "week", "month", "year", "lifetime"),
+        phone_regions=phone_regions(), default_phone_region=current_app.config["TALLYPASS"].default_phone_region)
 
 
 def _done(program: Program, message: str, *, resync: bool) -> Response:
