@@ -162,6 +162,29 @@ def customers_adjust(customer_id: int) -> Response:
     return redirect(url_for("dashboard.customers_profile", customer_id=customer_id, program=program.slug), code=303)
 
 
+@bp.post("/customers/<int:customer_id>/erase")
+@requires("admin")
+def customers_erase(customer_id: int) -> Response:
+    """The customer's own "delete my data" (``members.anonymise``), done by an admin on request; audited."""
+    check_csrf()
+    program, _ = programme()
+    customer, _card = _member(program, customer_id)
+    if customer.anonymized_at is not None:
+        flash("This customer was already erased.", "success")
+        return redirect(url_for("dashboard.customers_profile", customer_id=customer_id, program=program.slug),
+                        code=303)
+    if request.form.get("confirm") != "yes":
+        return _profile(customer_id, errors={"confirm": "Tick the box to confirm the erasure."}, status=422)
+    db, user, now = get_session(), current_user(), utcnow()
+    assert user is not None  # @requires
+    members.anonymise(db, customer=customer, now=now)
+    audit.record(db, actor=user, action="customer.erased", now=now, target=f"customer:{customer.id}",
+                 details={"program": program.slug}, ip=request.remote_addr)
+    db.commit()
+    flash("The customer's personal data is erased and their cards are void.", "success")
+    return redirect(url_for("dashboard.customers_profile", customer_id=customer_id, program=program.slug), code=303)
+
+
 # ------------------------------------------------------------------------------------------- import
 
 
