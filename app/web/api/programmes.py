@@ -224,6 +224,7 @@ def create_program(body: ProgramCreateIn) -> tuple[ProgramCreatedOut, int]:
                                       timezone=body.timezone, phone_region=body.phone_region, kind=body.kind,
                                       template=body.template, actor=api_actor(), now=utcnow())
     db.commit()
+    db.expire_all()  # read back what was stored (numbers as the database rounds them)
     base = current_app.config["TALLYPASS"].base_url
     out = ProgramCreatedOut(**_program_out(program).model_dump(), id=program.id,
                             **program_links(program.slug, base))
