@@ -19,6 +19,7 @@ from app.loyalty.program_creation import phone_regions
 from app.models import BonusRule, Job, Program, Tier, User
 from app.tasks.design import resync_design
 from app.wallet import images
+from app.wallet.links import program_links
 from app.web.dashboard import bp, pages
 from app.web.dashboard.access import current_user, may, requires
 from app.web.forms import check_csrf
@@ -97,7 +98,8 @@ def _page(program: Program, programs: list[Program], *, status: int = 200, form:
         rules=sorted(program.bonus_rules, key=lambda r: r.event_name), job=job,
         job_json=_job_json(job) if job else None, own_images=sorted(own), boxes=images.BOXES, preview=preview,
         can_edit=may(current_user(), "marketer"), periods=("day", "week", "month", "year", "lifetime"),
-        phone_regions=phone_regions(), default_phone_region=current_app.config["TALLYPASS"].default_phone_region)
+        phone_regions=phone_regions(), default_phone_region=current_app.config["TALLYPASS"].default_phone_region,
+        links=program_links(program.slug, current_app.config["TALLYPASS"].base_url))
 
 
 def _done(program: Program, message: str, *, resync: bool) -> Response:
