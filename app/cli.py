@@ -58,11 +58,13 @@ def db_downgrade(revision: str) -> None:
 @click.option("--customers", default=300, show_default=True, help="How many demo customers to create.")
 @click.option("--remove", is_flag=True,
               help="Remove the demo programme and everything it made (customers, cards, stores, campaigns…).")
-def demo(customers: int, remove: bool) -> None:
+@click.option("--if-empty", is_flag=True,
+              help="Load it only while no programme of your own exists (what `make run` does).")
+def demo(customers: int, remove: bool, if_empty: bool) -> None:
     """Idempotently load the demo programme, stores and customers with purchase history (or remove it)."""
     from sqlalchemy import select
 
-    from app.demo import load_demo, remove_demo
+    from app.demo import DEMO_SLUG, load_demo, remove_demo
     from app.merchants.stores import issue_credential
     from app.models import Card
     from app.wallet.links import card_links
@@ -77,6 +79,9 @@ def demo(customers: int, remove: bool) -> None:
             click.echo("demo programme removed: " + ", ".join(f"{n} {table}" for table, n in removed.items() if n))
         return
     with sessions().begin() as session:
+        if if_empty and session.scalar(select(Program.id).where(Program.slug != DEMO_SLUG).limit(1)) is not None:
+            click.echo("a programme of your own exists; the demo is not loaded")
+            return
         summary = load_demo(session, customers=customers)
         sample = session.scalar(select(Card).where(Card.program_id == summary.program.id).order_by(Card.id))
         sample_pass = card_links(sample, base)["apple_pass"] if sample else None

@@ -229,3 +229,11 @@ def test_demo_remove_leaves_no_row_of_the_demo_and_another_programme_untouched(
 
     again = run(app, "demo", "--remove")
     assert again.exit_code == 0 and "nothing removed" in again.stdout
+
+
+def test_make_runs_demo_if_empty_stays_away_once_a_programme_of_ones_own_exists(
+        app: Flask, db_session: Session, make_program: Factory) -> None:
+    make_program(slug="mine")
+    result = run(app, "demo", "--if-empty", "--customers", "3")
+    assert result.exit_code == 0 and "not loaded" in result.stdout
+    assert db_session.scalar(select(Program).where(Program.slug == DEMO_SLUG)) is None
