@@ -94,7 +94,7 @@ def remove_program(session: Session, *, program: Program, actor: User | str | No
         payload_in("program_id", [pid]), payload_in("card_id", cards), payload_in("customer_id", customer_ids),
         payload_in("campaign_id", campaigns))).execution_options(synchronize_session=False))
     gone("audit_event", delete(AuditEvent).where(or_(
-        AuditEvent.target == f"program:{pid}",
+        AuditEvent.target.in_([f"program:{pid}", f"program:{slug}"]),  # (exports name the programme by slug)
         AuditEvent.target.in_(_targets("card", Card.id, Card.program_id == pid)),
         AuditEvent.target.in_(_targets("store", Store.id, Store.program_id == pid)),
         AuditEvent.target.in_(_targets("campaign", Campaign.id, Campaign.program_id == pid)),

@@ -199,6 +199,9 @@ def test_demo_remove_leaves_no_row_of_the_demo_and_another_programme_untouched(
             for table in Base.metadata.sorted_tables for fk in table.foreign_keys
             if fk.column.table.name == "program"}
     before_mine = (mine.balance, mine.version)
+    from app.db import utcnow
+    from app.merchants import audit
+    audit.record(db_session, actor="cli", action="customers.export", now=utcnow(), target=f"program:{DEMO_SLUG}")
 
     result = run(app, "demo", "--remove")
 
@@ -210,7 +213,7 @@ def test_demo_remove_leaves_no_row_of_the_demo_and_another_programme_untouched(
         table = Base.metadata.tables[name]
         assert not db_session.scalar(select(func.count()).select_from(table).where(table.c.id.in_(wanted))), name
     assert referring_rows(db_session, ids) == []
-    targets = [f"program:{demo_id}"] + [f"{kind}:{i}" for kind in ("store", "card", "customer")
+    targets = [f"program:{demo_id}", f"program:{DEMO_SLUG}"] + [f"{kind}:{i}" for kind in ("store", "card", "customer")
                                         for i in ids[kind]]
     assert not db_session.scalar(select(func.count()).select_from(AuditEvent)
                                  .where(AuditEvent.target.in_(targets)))
