@@ -28,7 +28,7 @@ install-dev: $(VENV)/.installed-dev
 run: install
 	$(FLASK) dev-certs
 	$(FLASK) db upgrade
-	TALLYPASS_BASE_URL=$${TALLYPASS_BASE_URL:-http://$(HOST):$(PORT)} $(FLASK) demo
+	TALLYPASS_BASE_URL=$${TALLYPASS_BASE_URL:-http://$(HOST):$(PORT)} $(FLASK) demo --if-empty
 	@echo
 	@echo "  Tallypass is starting on http://$(HOST):$(PORT)"
 	@echo "    health check   http://$(HOST):$(PORT)/healthz"

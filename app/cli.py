@@ -21,10 +21,11 @@ db_cli = AppGroup("db", help="Database schema (Alembic).")
 store_cli = AppGroup("store", help="Stores and their POS credentials.")
 user_cli = AppGroup("user", help="Dashboard users.")
 token_cli = AppGroup("token", help="Bearer tokens for the JSON API.")
+program_cli = AppGroup("program", help="Loyalty programmes.")
 
 
 def init_app(app: Flask) -> None:
-    for group in (db_cli, store_cli, user_cli, token_cli):
+    for group in (db_cli, store_cli, user_cli, token_cli, program_cli):
         app.cli.add_command(group)
     app.cli.add_command(demo)
     app.cli.add_command(dev_certs)
@@ -56,17 +57,32 @@ def db_downgrade(revision: str) -> None:
 @click.command("demo")
 @with_appcontext
 @click.option("--customers", default=300, show_default=True, help="How many demo customers to create.")
-def demo(customers: int) -> None:
-    """Idempotently load the demo programme, stores and customers with purchase history."""
+@click.option("--remove", is_flag=True,
+              help="Remove the demo programme and everything it made (customers, cards, stores, campaigns…).")
+@click.option("--if-empty", is_flag=True,
+              help="Load it only while no programme of your own exists (what `make run` does).")
+def demo(customers: int, remove: bool, if_empty: bool) -> None:
+    """Idempotently load the demo programme, stores and customers with purchase history (or remove it)."""
     from sqlalchemy import select
 
-    from app.demo import load_demo
+    from app.demo import DEMO_SLUG, load_demo, remove_demo
     from app.merchants.stores import issue_credential
     from app.models import Card
     from app.wallet.links import card_links
 
     base = current_app.config["TALLYPASS"].base_url
+    if remove:
+        with sessions().begin() as session:
+            removed = remove_demo(session, actor="cli")
+        if removed is None:
+            click.echo("no demo programme; nothing removed")
+        else:
+            click.echo("demo programme removed: " + ", ".join(f"{n} {table}" for table, n in removed.items() if n))
+        return
     with sessions().begin() as session:
+        if if_empty and session.scalar(select(Program.id).where(Program.slug != DEMO_SLUG).limit(1)) is not None:
+            click.echo("a programme of your own exists; the demo is not loaded")
+            return
         summary = load_demo(session, customers=customers)
         sample = session.scalar(select(Card).where(Card.program_id == summary.program.id).order_by(Card.id))
         sample_pass = card_links(sample, base)["apple_pass"] if sample else None
@@ -232,6 +248,58 @@ def user_list(as_json: bool) -> None:
         stores = f" stores {','.join(map(str, row['stores']))}" if row["stores"] else ""
         click.echo(f"{row['id']:>5}  {row['email']}  {row['role']}{stores}  {state}"
                    f"{'  2fa' if row['two_factor'] else ''}  last sign-in {row['last_sign_in'] or 'never'}")
+
+
+@program_cli.command("create")
+@click.argument("name")
+@click.option("--slug", required=True, help="The programme's short name in its URLs (/join/SLUG).")
+@click.option("--currency", required=True, help="ISO 4217 code, e.g. EUR, MDL, USD.")
+@click.option("--timezone", "tz", required=True, help="IANA time zone, e.g. Europe/Chisinau.")
+@click.option("--phone-region", default=None,
+              help="Two-letter country whose local numbers (069 123 457) the programme's pages read, e.g. MD.")
+@click.option("--kind", type=click.Choice(["points", "stamps"]), default=None,
+              help="The card kind (default: the template's, else points).")
+@click.option("--template", default=None, help="Start from a template (see `program templates`).")
+@click.option("--json", "as_json", is_flag=True,
+              help='Print {"id", "slug", "name", "kind", "join_url", "poster_url", ...} as JSON.')
+def program_create(name: str, slug: str, currency: str, tz: str, phone_region: str | None, kind: str | None,
+                   template: str | None, as_json: bool) -> None:
+    """Create a loyalty programme, optionally from a template; everything stays editable in the dashboard."""
+    from app.loyalty.program_creation import create_program
+    from app.wallet.links import program_links
+
+    base = current_app.config["TALLYPASS"].base_url
+    try:
+        with sessions().begin() as session:
+            program = create_program(session, name=name, slug=slug, currency=currency, timezone=tz,
+                                     phone_region=phone_region, kind=kind, template=template, actor="cli")
+            result = {"id": program.id, "slug": program.slug, "name": program.name, "kind": program.kind,
+                      "currency": program.currency, "timezone": program.timezone,
+                      "phone_region": program.phone_region, "template": template,
+                      "tiers": [tier.name for tier in program.tiers], **program_links(program.slug, base)}
+    except AppError as exc:
+        _fail(_problems(exc))
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        click.echo(f"programme {result['id']} '{result['name']}' ({result['slug']}, {result['kind']}, "
+                   f"{result['currency']}) created\n  sign-up page:   {result['join_url']}\n"
+                   f"  counter poster: {result['poster_url']}\n"
+                   f"  next: `flask --app app store create NAME --program {result['slug']}`, then the dashboard's "
+                   "programme page to adjust rules, tiers and the card design")
+
+
+@program_cli.command("templates")
+@click.option("--json", "as_json", is_flag=True, help="Print the templates with their rules as one JSON object.")
+def program_templates(as_json: bool) -> None:
+    """The templates `program create --template` accepts."""
+    from app.loyalty.program_templates import TEMPLATES
+
+    if as_json:
+        click.echo(json.dumps({"templates": [t.as_dict() for t in TEMPLATES.values()]}))
+        return
+    for template in TEMPLATES.values():
+        click.echo(f"{template.name:<16} {template.kind:<7} {template.title}: {template.description}")
 
 
 @click.command("dev-certs")

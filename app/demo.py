@@ -118,3 +118,13 @@ def load_demo(session: Session, *, customers: int = 300, seed: int = 7, now: dat
     # Score RFM now, as the nightly job would at 03:00: the overview's chart and the RFM segments have data at once.
     rfm.recompute(session, program=program, now=now)
     return summary
+
+
+def remove_demo(session: Session, *, actor: str = "cli") -> dict[str, int] | None:
+    """Remove the demo programme and everything it made; rows removed per table, or None when there is none."""
+    from app.loyalty.program_removal import remove_program
+
+    program = session.scalars(select(Program).where(Program.slug == DEMO_SLUG)).one_or_none()
+    if program is None:
+        return None
+    return remove_program(session, program=program, actor=actor)

@@ -15,3 +15,9 @@ def normalise_phone(value: str, region: str | None) -> str:
     if not phonenumbers.is_valid_number(number):
         raise ValueError("is not a valid phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def region_for(program_region: str | None, default: str | None) -> str | None:
+    """The region local numbers are read in on a programme's pages and APIs: the programme's own
+    (``Program.phone_region``), else the process-wide default (``TALLYPASS_DEFAULT_PHONE_REGION``)."""
+    return program_region or default

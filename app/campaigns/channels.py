@@ -104,7 +104,8 @@ def _withdrawn(answers: Answers, card: Card, channel: str) -> bool:
 
 def geo_locations(session: Session, campaign: Campaign) -> list[dict[str, Any]]:
     """The campaign's stores as the pass and Google show them while it lasts (``Card.geo_locations``)."""
-    stores = session.scalars(select(Store).where(Store.id.in_(campaign.geo_store_ids or [])).order_by(Store.id))
+    stores = session.scalars(select(Store).where(Store.id.in_(campaign.geo_store_ids or []), Store.closed_at.is_(None))
+                             .order_by(Store.id))
     return [{"latitude": s.latitude, "longitude": s.longitude, "name": s.name} for s in stores
             if s.latitude is not None and s.longitude is not None]
 

@@ -127,6 +127,9 @@ def _check_geo(session: Session, program: Program, store_ids: list[int], ends_at
     unknown = [str(i) for i in store_ids if i not in stores]
     if unknown:
         errors.append(FieldError("geo_store_ids", f"not stores of this programme: {', '.join(unknown)}"))
+    closed = [s.name for s in stores.values() if s.closed_at is not None]
+    if closed:
+        errors.append(FieldError("geo_store_ids", f"closed stores: {', '.join(closed)}"))
     unplaced = [s.name for s in stores.values() if s.latitude is None or s.longitude is None]
     if unplaced:
         errors.append(FieldError("geo_store_ids", f"set the coordinates of {', '.join(sorted(unplaced))} first"))

@@ -14,7 +14,17 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+import phonenumbers
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -33,6 +43,17 @@ COLOUR = re.compile(r"#[0-9A-Fa-f]{6}")
 Colour = Annotated[str, Field(max_length=20, description="A colour as #RRGGBB.",
                               json_schema_extra={"pattern": "^#[0-9A-Fa-f]{6}$"})]
 Points = Annotated[int, Field(ge=0, le=1_000_000)]
+
+
+def _region(value: str) -> str:
+    if value not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError("choose a country by its two-letter code, such as MD, RO or US")
+    return value
+
+
+# The document lists the codes once, under components/schemas/PhoneRegion (app.web.api._models.LISTED).
+PhoneRegion = Annotated[str, Field(max_length=2), AfterValidator(_region),
+                        WithJsonSchema({"type": "string", "x-listed-as": "PhoneRegion"})]
 
 
 class Spec(BaseModel):
@@ -84,6 +105,17 @@ class ProgramSettings(Spec):
     privacy_policy_url: https_url(500) | None = Field(  # type: ignore[valid-type]
         default=None, description="The programme's privacy policy (https), linked from the sign-up and card "
                                   "pages; null: no link.")
+    phone_region: PhoneRegion | None = Field(
+        default=None, description="The country whose local phone numbers (069 123 457) the programme's pages and "
+                                  "APIs read, as its two-letter code (MD, RO, US…); null: the server's default.")
+
+    @field_validator("phone_region", mode="before")
+    @classmethod
+    def _region_in_capitals(cls, value: Any, info: ValidationInfo) -> Any:
+        """A form may type "md"; the JSON API takes the codes exactly as its document lists them."""
+        if isinstance(value, str) and not (info.context or {}).get(EXACT):
+            return value.strip().upper() or None
+        return value
 
     @field_validator("name", "point_value", "redeem_cap_percent", "max_purchase_amount", "tier_window_days",
                      "welcome_bonus", "birthday_bonus", "referrer_bonus", "referred_bonus", "terms", mode="before")

@@ -151,6 +151,33 @@ def update_store(session: Session, *, store: Store, changes: dict[str, Any], act
     return store
 
 
+def close_store(session: Session, *, store: Store, actor: Actor, now: datetime) -> list[str]:
+    """Close the store: it stays for history (its purchases still count in reports), every POS key it has is
+    revoked now (a till signing with one gets 401, as for any revoked key), no new key can be issued, and passes
+    and geo campaigns no longer show it. Audited. Returns the key ids revoked.
+
+    :raise Conflict: the store is already closed."""
+    if store.closed_at is not None:
+        raise Conflict(f"the store {store.name!r} is already closed", code="store-closed")
+    store.closed_at = now
+    revoked = []
+    for credential in session.scalars(select(PosCredential).where(PosCredential.store_id == store.id, _live(now))):
+        credential.revoked_at = now
+        revoked.append(credential.key_id)
+    session.flush()
+    program = session.get(Program, store.program_id)
+    if program is not None:
+        programs.saved(session, program=program)  # the pass's locations change
+    audit.record(session, actor=actor, action="store-closed", now=now, target=f"store:{store.id}",
+                 details={"name": store.name, "revoked_keys": revoked})
+    return revoked
+
+
+def open_stores(stores: Any) -> list[Store]:
+    """The stores of ``stores`` that are not closed (for passes' locations, geo campaigns and pickers)."""
+    return [store for store in stores if store.closed_at is None]
+
+
 def live_key_counts(session: Session, *, store_ids: list[int], now: datetime) -> dict[int, int]:
     """How many keys each store has that a POS may sign with now (scheduled revocations not yet due count)."""
     if not store_ids:
@@ -187,7 +214,11 @@ def store_credential(session: Session, *, store: Store, key_id: str) -> PosCrede
 def issue_credential(session: Session, *, store: Store, secret_key: str, actor: Actor | None = None,
                      now: datetime | None = None) -> IssuedCredential:
     """A new POS key for the store. Earlier keys stay valid until revoked, so a POS can rotate.
-    With ``actor``, the issue is audited (the key id, never the secret)."""
+    With ``actor``, the issue is audited (the key id, never the secret).
+
+    :raise Conflict: the store is closed."""
+    if store.closed_at is not None:
+        raise Conflict(f"the store {store.name!r} is closed; a closed store gets no POS key", code="store-closed")
     secret = "sk_" + secrets.token_urlsafe(32)
     credential = PosCredential(
         store_id=store.id, key_id=KEY_ID_PREFIX + secrets.token_hex(8),
@@ -261,7 +292,7 @@ def credential_for(session: Session, *, key_id: str, secret_key: str,
     row = session.execute(
         select(PosCredential, Store)
         .join(Store, Store.id == PosCredential.store_id)
-        .where(PosCredential.key_id == key_id, _live(now or utcnow()))
+        .where(PosCredential.key_id == key_id, _live(now or utcnow()), Store.closed_at.is_(None))
     ).one_or_none()
     if row is None:
         raise Unauthorized("unknown or revoked POS key", code="unknown-key")

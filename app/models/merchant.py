@@ -42,6 +42,9 @@ class Store(Base):
     longitude: Mapped[float | None] = mapped_column(Float)
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A closed store stays for history (its purchases still count in reports); its POS keys are revoked and it is
+    # offered for nothing new (keys, geo). See app.merchants.stores.close_store.
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     program: Mapped[Program] = relationship(back_populates="stores")
     credentials: Mapped[list[PosCredential]] = relationship(back_populates="store")

@@ -41,6 +41,9 @@ class Program(Base):
     kind: Mapped[str] = mapped_column(String(16), default="points")
     currency: Mapped[str] = mapped_column(String(3), default="EUR")
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # ISO 3166 region (e.g. "MD") for reading local phone numbers ("069 123 457") on the programme's pages and APIs;
+    # None: the process-wide TALLYPASS_DEFAULT_PHONE_REGION (app.phones.region_for).
+    phone_region: Mapped[str | None] = mapped_column(String(2))
     # Money value of one point; a purchase earns floor(paid × tier earn % / 100 / point_value).
     point_value: Mapped[Decimal] = mapped_column(MONEY, default=Decimal("1.00"))
     redeem_cap_percent: Mapped[Decimal] = mapped_column(PERCENT, default=Decimal("50"))

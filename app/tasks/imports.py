@@ -22,6 +22,7 @@ from app.db import utcnow
 from app.loyalty import member_import
 from app.merchants import audit
 from app.models import MemberImport, Program, User
+from app.phones import region_for
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +65,10 @@ def _run(factory: sessionmaker[Session], import_id: int, *, region: str | None) 
         job = session.get(MemberImport, import_id, with_for_update=True)  # held while checking: checked once
         if job is None or job.state in member_import.FINAL_STATES:
             return job.state if job is not None else "gone"
+        program = session.get(Program, job.program_id)
+        assert program is not None  # the job goes with its programme (ON DELETE CASCADE)
+        region = region_for(program.phone_region, region)  # the programme's own region first
         if job.checked_at is None:
-            program = session.get(Program, job.program_id)
-            assert program is not None  # the job goes with its programme (ON DELETE CASCADE)
             members = member_import.check(session, job=job, program=program, region=region, now=utcnow())
             if job.state == "refused":
                 log.info("member import %s refused: %d of %d lines have a problem", import_id, job.invalid_lines,

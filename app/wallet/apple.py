@@ -69,7 +69,7 @@ def _geo_locations(card: Card) -> tuple[Location, ...]:
 
 def pass_content(session: Session, card: Card, *, base_url: str) -> PassContent:
     program, customer = card.program, card.customer
-    stores = list(session.scalars(select(Store).where(Store.program_id == program.id)))
+    stores = list(session.scalars(select(Store).where(Store.program_id == program.id, Store.closed_at.is_(None))))
     home = next((s for s in stores if s.id == customer.home_store_id), None)
     nearby = nearest_stores(stores, home)
     template = _NEARBY.get(customer.locale, _NEARBY["en"])

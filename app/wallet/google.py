@@ -217,7 +217,7 @@ def ensure_class(session: Session, *, setup: GoogleSetup, program: Program, clie
                  now: datetime) -> GoogleClass:
     """Create or update the programme's class when what we would send differs from what we sent. The row is
     read first without a lock: when nothing changed (nearly always) concurrent senders do not queue on it."""
-    stores = list(session.scalars(select(Store).where(Store.program_id == program.id)))
+    stores = list(session.scalars(select(Store).where(Store.program_id == program.id, Store.closed_at.is_(None))))
     resource = class_resource(setup, program, stores)
     digest = _digest(resource)
     this = select(GoogleClass).where(GoogleClass.program_id == program.id)

@@ -23,7 +23,7 @@ from app.db import utcnow
 from app.errors import NotFound, RuleViolation
 from app.loyalty import enrollment, phone_checks
 from app.models import CONSENT_CHANNELS, Customer, Program
-from app.phones import normalise_phone
+from app.phones import normalise_phone, region_for
 from app.web.forms import check_csrf, limit_ip
 
 bp = Blueprint("join", __name__, url_prefix="/join")
@@ -114,7 +114,7 @@ def submit(slug: str) -> Response:
     check_csrf()
     limit_ip("join")
     settings = current_app.config["TALLYPASS"]
-    values, errors = validate(request.form.to_dict(), settings.default_phone_region)
+    values, errors = validate(request.form.to_dict(), region_for(program.phone_region, settings.default_phone_region))
     if errors:
         return _render_form(program, request.form.to_dict(), errors, status=422)
     db = get_session()

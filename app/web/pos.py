@@ -21,6 +21,7 @@ from app.database import get_session
 from app.db import utcnow
 from app.errors import AppError, BadRequest, Conflict
 from app.loyalty import card_link_texts, enrollment, ledger, purchases, rules
+from app.loyalty.programs import phone_region
 from app.models import Card, Program
 from app.wallet.links import card_links
 from app.web.auth import pos_signature_required
@@ -39,7 +40,8 @@ Outcome = tuple[dict[str, Any], int]
 
 
 def _parse(model: type[M], payload: Any) -> M:
-    return parse(model, payload, context={"phone_region": _settings().default_phone_region})
+    region = phone_region(get_session(), program_id=g.store.program_id, default=_settings().default_phone_region)
+    return parse(model, payload, context={"phone_region": region})
 
 
 def _settings() -> Any:

@@ -36,7 +36,7 @@ def test_stores_are_created_listed_and_changed(client: FlaskClient, program: Any
     assert made.status_code == 201
     assert made.json | {"id": 0} == {"id": 0, "program": program.slug, "name": "Centru", "address": "",
                                      "latitude": 47.01, "longitude": 28.86, "timezone": "Europe/Chisinau",
-                                     "live_keys": 0}
+                                     "live_keys": 0, "closed_at": None}
     store_id = made.json["id"]
     one_side = call(client, "PATCH", f"/stores/{store_id}", admin, json={"latitude": None})
     assert one_side.status_code == 422  # both coordinates, or neither

@@ -10,9 +10,11 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any
 
+import phonenumbers
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from app.demo import DEMO_SLUG
+from app.loyalty.program_creation import currencies
 from app.merchants.stores import timezones
 
 MAX_ID = 2**31 - 1  # the database's integer ids
@@ -54,7 +56,11 @@ def _zone(value: str) -> str:
 ZONES = frozenset(timezones())
 # Enums too long to repeat at each use: the document lists each once under components/schemas and points there
 # (``app.web.api.openapi`` swaps each ``{"x-listed-as": name}`` for a ``$ref``).
-LISTED = {"TimeZone": {"type": "string", "enum": timezones(), "description": "An IANA time zone name."}}
+LISTED = {"TimeZone": {"type": "string", "enum": timezones(), "description": "An IANA time zone name."},
+          "Currency": {"type": "string", "enum": sorted(currencies()),
+                       "description": "An ISO 4217 currency code in use today (CLDR)."},
+          "PhoneRegion": {"type": "string", "enum": sorted(phonenumbers.SUPPORTED_REGIONS),
+                          "description": "A country whose phone numbers phonenumbers reads (ISO 3166 alpha-2)."}}
 
 RowId = Annotated[int, Field(ge=1, le=MAX_ID)]
 ProgramSlug = Annotated[str, Field(max_length=64, description="The programme's slug.", examples=[DEMO_SLUG])]
@@ -63,4 +69,12 @@ Day = Annotated[date, _parsed(DAY, date.fromisoformat, "a date written YYYY-MM-D
 Instant = Annotated[datetime, _parsed(INSTANT, datetime.fromisoformat,
                                       "a date and time with seconds and an offset, e.g. 2026-05-01T09:00:00+03:00"),
                     WithJsonSchema({"type": "string", "format": "date-time"})]
+def _currency(value: str) -> str:
+    if value not in currencies():
+        raise ValueError("must be an ISO 4217 currency code in use, e.g. EUR (see components/schemas/Currency)")
+    return value
+
+
+Currency = Annotated[str, Field(max_length=3), AfterValidator(_currency),
+                     WithJsonSchema({"type": "string", "x-listed-as": "Currency"})]
 TimeZoneName = Annotated[str, AfterValidator(_zone), WithJsonSchema({"type": "string", "x-listed-as": "TimeZone"})]

@@ -33,7 +33,7 @@ from app.models import (
     Program,
     WebPushSubscription,
 )
-from app.phones import normalise_phone
+from app.phones import normalise_phone, region_for
 from app.web import downloads
 from app.web.api import api_actor, bp, get_or_404, program_by_slug
 from app.web.api._models import In, Out, ProgramSlug
@@ -228,7 +228,8 @@ def search_customers(query: SearchQuery) -> MemberPageOut:
     phone = None
     if query.q and not any(ch.isalpha() for ch in query.q) and sum(ch.isdigit() for ch in query.q) >= 6:
         try:
-            phone = normalise_phone(query.q, current_app.config["TALLYPASS"].default_phone_region)
+            phone = normalise_phone(query.q, region_for(program.phone_region,
+                                                             current_app.config["TALLYPASS"].default_phone_region))
         except ValueError:
             phone = None
     cards, total = members.search(get_session(), program_id=program.id, text=query.q, phone=phone, page=query.page,

@@ -4,6 +4,7 @@ upload their logo, strip and icon, and follow the job that re-sends every pass a
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from flask import current_app, request
 from pydantic import Field
@@ -12,17 +13,23 @@ from sqlalchemy import select
 from app.database import get_session
 from app.db import utcnow
 from app.errors import NotFound
+from app.field_types import line
+from app.loyalty import program_creation as creation
 from app.loyalty import programs as programs_service
 from app.loyalty import settings as service
+from app.loyalty.program_templates import TEMPLATES
+from app.loyalty.settings import PhoneRegion
 from app.models import IMAGE_KINDS, Job, Program
 from app.tasks.design import resync_design
 from app.wallet import images
+from app.wallet.links import program_links
 from app.web.api import api_actor, bp, get_or_404, program_by_slug
-from app.web.api._models import In, Out
+from app.web.api._models import Currency, In, Out, TimeZoneName
 from app.web.api.openapi import operation
 
 TAG = "programmes"
 PAGE_SIZE = 50
+TEMPLATE_NAMES = tuple(TEMPLATES)
 
 
 class SettingsIn(service.ProgramSettings, service.DesignSettings, In):
@@ -70,6 +77,9 @@ class ProgramOut(Out):
     name: str
     kind: str
     currency: str
+    timezone: str
+    phone_region: str | None = Field(description="Local phone numbers are read in this country; null: the server's "
+                                                 "default.")
     point_value: str
     redeem_cap_percent: str
     max_purchase_amount: str = Field(description="The largest purchase amount accepted (a decimal string).")
@@ -90,6 +100,30 @@ class ProgramOut(Out):
     logo_url: str | None = Field(description="The public URL of the uploaded logo (Google Wallet shows it).")
     tiers: list[TierOut]
     bonus_rules: list[BonusRuleOut]
+
+
+class ProgramCreateIn(In):
+    """A new programme; a template fills its rules, tiers, bonus rules and card design (all editable after)."""
+
+    name: line(120)  # type: ignore[valid-type]
+    slug: str = Field(max_length=64, pattern=creation.SLUG.pattern.join("^$"),
+                      description="The programme's short name in its URLs (/join/<slug>); unused by any other.")
+    currency: Currency
+    timezone: TimeZoneName
+    phone_region: PhoneRegion | None = Field(default=None, description="The country whose local phone numbers the "
+                                                                       "programme reads; null: the server's default.")
+    kind: Literal["points", "stamps"] | None = Field(default=None, description="null: the template's, else points.")
+    template: Literal[TEMPLATE_NAMES] | None = Field(  # type: ignore[valid-type]
+        default=None, description="coffee-stamps (stamps; the 10th coffee free), cafe-points, retail-cashback "
+                                  "(tiers from 3 % to 10 %), beauty-salon (a birthday bonus); null: no template.")
+
+
+class ProgramCreatedOut(ProgramOut):
+    """The new programme, its id and public URLs."""
+
+    id: int
+    join_url: str = Field(description="The sign-up page.")
+    poster_url: str = Field(description="The counter poster with the sign-up page's QR code.")
 
 
 class ListQuery(In):
@@ -142,6 +176,7 @@ def _program_out(program: Program) -> ProgramOut:
     base = current_app.config["TALLYPASS"].base_url.rstrip("/")
     return ProgramOut(
         slug=program.slug, name=program.name, kind=program.kind, currency=program.currency,
+        timezone=program.timezone, phone_region=program.phone_region,
         point_value=str(program.point_value), redeem_cap_percent=str(program.redeem_cap_percent),
         max_purchase_amount=str(program.max_purchase_amount),
         tier_window_days=program.tier_window_days, expiry_days=program.expiry_days,
@@ -178,6 +213,25 @@ def list_programs(query: ListQuery) -> ProgramListOut:
                                       .offset((query.page - 1) * PAGE_SIZE).limit(PAGE_SIZE + 1)))
     return ProgramListOut(items=[_program_out(p) for p in rows[:PAGE_SIZE]], page=query.page,
                           has_more=len(rows) > PAGE_SIZE)
+
+
+@bp.post("/programs")
+@operation(summary="Create a programme, optionally from a template", tag=TAG, body=ProgramCreateIn,
+           responses={201: ProgramCreatedOut}, role="admin",
+           rules=("slug is not the slug of another programme.",
+                  "kind, when given with a template, is the template's kind (coffee-stamps is a stamps card, "
+                  "the others points)."))
+def create_program(body: ProgramCreateIn) -> tuple[ProgramCreatedOut, int]:
+    db = get_session()
+    program = creation.create_program(db, name=body.name, slug=body.slug, currency=body.currency,
+                                      timezone=body.timezone, phone_region=body.phone_region, kind=body.kind,
+                                      template=body.template, actor=api_actor(), now=utcnow())
+    db.commit()
+    db.expire_all()  # read back what was stored (numbers as the database rounds them)
+    base = current_app.config["TALLYPASS"].base_url
+    out = ProgramCreatedOut(**_program_out(program).model_dump(), id=program.id,
+                            **program_links(program.slug, base))
+    return out, 201
 
 
 @bp.get("/programs/<slug>")

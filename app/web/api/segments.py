@@ -14,6 +14,7 @@ from app.database import get_session
 from app.db import utcnow
 from app.errors import BadRequest, Conflict, FieldError
 from app.field_types import line
+from app.loyalty.programs import phone_region
 from app.merchants import audit
 from app.models import Segment
 from app.segments import catalog, manage, rfm_report, rules
@@ -241,7 +242,8 @@ def import_segment(segment_id: int) -> ImportOut:
     if len(raw) > MAX_CSV:
         raise BadRequest("the file is larger than 5 MB", code="too-large")
     outcome = rules.import_static(db, segment=segment, csv_text=raw.decode("utf-8-sig", errors="replace"),
-                                  region=current_app.config["TALLYPASS"].default_phone_region)
+                                  region=phone_region(db, program_id=segment.program_id,
+                                                      default=current_app.config["TALLYPASS"].default_phone_region))
     audit.record(db, actor=api_actor(), action="segment.import", now=utcnow(), target=f"segment:{segment.id}",
                  details={"added": outcome.added, "unmatched": len(outcome.unmatched),
                           "invalid": len(outcome.invalid)})

@@ -88,6 +88,8 @@ class StoreOut(Out):
     longitude: float | None
     timezone: str
     live_keys: int
+    closed_at: datetime | None = Field(description="When the store closed (its POS keys were revoked then); "
+                                                   "null: open.")
 
 
 class StoreListOut(Out):
@@ -126,7 +128,8 @@ class IssuedKeyOut(Out):
 
 def _store_out(store: Store, live: int) -> StoreOut:
     return StoreOut(id=store.id, program=store.program.slug, name=store.name, address=store.address,
-                    latitude=store.latitude, longitude=store.longitude, timezone=store.timezone, live_keys=live)
+                    latitude=store.latitude, longitude=store.longitude, timezone=store.timezone, live_keys=live,
+                    closed_at=store.closed_at)
 
 
 def _one(store: Store) -> StoreOut:
@@ -193,6 +196,17 @@ def update_store(store_id: int, body: StorePatch) -> StoreOut:
     return out
 
 
+@bp.post("/stores/<int:store_id>/close")
+@operation(summary="Close a store: kept for history, every POS key revoked now, no new key", tag=TAG,
+           responses={200: StoreOut}, role="admin", problems={409: "The store is already closed."})
+def close_store(store_id: int) -> StoreOut:
+    store, db = _store(store_id), get_session()
+    stores.close_store(db, store=store, actor=api_actor(), now=utcnow())
+    out = _one(store)
+    db.commit()
+    return out
+
+
 @bp.get("/stores/<int:store_id>/keys")
 @operation(summary="A store's POS keys (never their secrets)", tag=TAG, responses={200: KeyListOut}, role="admin")
 def list_keys(store_id: int) -> KeyListOut:
@@ -202,7 +216,7 @@ def list_keys(store_id: int) -> KeyListOut:
 
 @bp.post("/stores/<int:store_id>/keys")
 @operation(summary="Create a POS key; its secret is in this answer only", tag=TAG, responses={201: IssuedKeyOut},
-           role="admin")
+           role="admin", problems={409: "The store is closed."})
 def create_key(store_id: int) -> tuple[IssuedKeyOut, int]:
     store, db, now = _store(store_id), get_session(), utcnow()
     issued = stores.issue_credential(db, store=store, secret_key=current_app.config["SECRET_KEY"], actor=api_actor(),

@@ -149,7 +149,8 @@ def _compose_context(program: Program, programs: list[Program], raw: dict[str, A
     return {
         "program": program, "programs": programs, "form": raw, "errors": errors, "campaign": campaign,
         "segments": list(db.scalars(select(Segment).where(Segment.program_id == program.id).order_by(Segment.name))),
-        "stores": list(db.scalars(select(Store).where(Store.program_id == program.id).order_by(Store.name))),
+        "stores": list(db.scalars(select(Store).where(Store.program_id == program.id, Store.closed_at.is_(None))
+                                  .order_by(Store.name))),
         "channel_labels": CHANNEL_LABELS, "max_variants": MAX_VARIANTS, "variables": templating.VARIABLES,
         "timezone": program.timezone or "UTC",
     }

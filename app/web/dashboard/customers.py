@@ -17,7 +17,7 @@ from app.loyalty import customers as members
 from app.loyalty import ledger, member_import
 from app.merchants import audit
 from app.models import CONSENT_CHANNELS, Card, Consent, Customer, MemberImport, Program
-from app.phones import normalise_phone
+from app.phones import normalise_phone, region_for
 from app.web import downloads
 from app.web.dashboard import bp
 from app.web.dashboard.access import current_user, requires
@@ -37,16 +37,17 @@ IMPORT_STATE_WORDS = {"queued": "Waiting for a worker", "checking": "Checking ev
 Mode = Literal["all", "valid"]
 
 
-def region() -> str | None:
-    return current_app.config["TALLYPASS"].default_phone_region
+def region(program: Program) -> str | None:
+    """Where local numbers typed on this programme's pages are read: its own region, else the server's default."""
+    return region_for(program.phone_region, current_app.config["TALLYPASS"].default_phone_region)
 
 
-def phone_of(text: str) -> str | None:
+def phone_of(text: str, program: Program) -> str | None:
     """The search text read as a phone number (E.164), when it looks like one."""
     if not text or any(ch.isalpha() for ch in text) or sum(ch.isdigit() for ch in text) < 6:
         return None
     try:
-        return normalise_phone(text, region())
+        return normalise_phone(text, region(program))
     except ValueError:
         return None
 
@@ -90,7 +91,7 @@ def customers() -> Response:
     program, programs = programme()
     q = request.args.get("q", "").strip()[:MAX_QUERY]
     page = page_number()
-    cards, total = members.search(get_session(), program_id=program.id, text=q, phone=phone_of(q), page=page,
+    cards, total = members.search(get_session(), program_id=program.id, text=q, phone=phone_of(q, program), page=page,
                                   per_page=PAGE_SIZE)
     return render("dashboard/customers.html", program=program, programs=programs, q=q, cards=cards, total=total,
                   page=page, pages=pages(total))
@@ -158,6 +159,29 @@ def customers_adjust(customer_id: int) -> Response:
     db.commit()
     flash(f"{form.points:+,} points: the balance is now {card.balance:,}. The card on the phone updates by itself.",
           "success")
+    return redirect(url_for("dashboard.customers_profile", customer_id=customer_id, program=program.slug), code=303)
+
+
+@bp.post("/customers/<int:customer_id>/erase")
+@requires("admin")
+def customers_erase(customer_id: int) -> Response:
+    """The customer's own "delete my data" (``members.anonymise``), done by an admin on request; audited."""
+    check_csrf()
+    program, _ = programme()
+    customer, _card = _member(program, customer_id)
+    if customer.anonymized_at is not None:
+        flash("This customer was already erased.", "success")
+        return redirect(url_for("dashboard.customers_profile", customer_id=customer_id, program=program.slug),
+                        code=303)
+    if request.form.get("confirm") != "yes":
+        return _profile(customer_id, errors={"confirm": "Tick the box to confirm the erasure."}, status=422)
+    db, user, now = get_session(), current_user(), utcnow()
+    assert user is not None  # @requires
+    members.anonymise(db, customer=customer, now=now)
+    audit.record(db, actor=user, action="customer.erased", now=now, target=f"customer:{customer.id}",
+                 details={"program": program.slug}, ip=request.remote_addr)
+    db.commit()
+    flash("The customer's personal data is erased and their cards are void.", "success")
     return redirect(url_for("dashboard.customers_profile", customer_id=customer_id, program=program.slug), code=303)
 
 

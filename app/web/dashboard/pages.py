@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from flask import Response, render_template, request
+from flask import Response, abort, redirect, render_template, request, url_for
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
 from app.database import get_session
 from app.errors import NotFound
 from app.models import Program
-from app.web.dashboard.access import current_user
+from app.web.dashboard.access import current_user, may
 
 M = TypeVar("M", bound=BaseModel)
 PAGE_SIZE = 50
@@ -22,7 +22,10 @@ def programme() -> tuple[Program, list[Program]]:
     """The programme chosen with ``?program=<slug>`` (else the first), and all of them for the switcher."""
     programs = list(get_session().scalars(select(Program).order_by(Program.name)))
     if not programs:
-        raise NotFound("there is no programme yet: create one with `flask --app app demo` or the API")
+        if may(current_user(), "admin"):  # a shop starting from nothing: the wizard
+            abort(redirect(url_for("dashboard.programme_new"), code=303))
+        raise NotFound("there is no programme yet: an administrator creates one with the New programme wizard, "
+                       "`flask --app app program create` or the API")
     slug = request.args.get("program") or request.form.get("program")
     chosen = next((p for p in programs if p.slug == slug), None) if slug else programs[0]
     if chosen is None:

@@ -8,7 +8,7 @@ import logging
 from decimal import Decimal
 from typing import Any, cast
 
-from flask import Response, flash, jsonify, redirect, request, url_for
+from flask import Response, current_app, flash, jsonify, redirect, request, url_for
 
 from app.channels.apple_pass import DESIGN_DIR
 from app.contrast import AA_TEXT, UNREADABLE, contrast_ratio, ratio_text
@@ -17,10 +17,12 @@ from app.db import utcnow
 from app.errors import AppError, InvalidInput, NotFound
 from app.loyalty import programs as programs_service
 from app.loyalty import settings as service
+from app.loyalty.program_creation import phone_regions
 from app.loyalty.settings import COLOUR
 from app.models import BonusRule, Job, Program, Tier, User
 from app.tasks.design import resync_design
 from app.wallet import images
+from app.wallet.links import program_links
 from app.web.dashboard import bp, pages
 from app.web.dashboard.access import current_user, may, requires
 from app.web.display import plain_decimal
@@ -30,7 +32,7 @@ log = logging.getLogger(__name__)
 
 SETTINGS_FIELDS = ("name", "point_value", "redeem_cap_percent", "max_purchase_amount", "tier_window_days",
                    "expiry_days", "welcome_bonus", "birthday_bonus", "referrer_bonus", "referred_bonus", "terms",
-                   "privacy_policy_url")
+                   "privacy_policy_url", "phone_region")
 DESIGN_FIELDS = ("background_color", "foreground_color", "label_color", "logo_text")
 TIER_FIELDS = ("name", "qualifying_spend", "earn_percent", "perks")
 RULE_FIELDS = ("event_name", "points", "limit_per_period", "period")
@@ -105,7 +107,9 @@ def _page(program: Program, programs: list[Program], *, status: int = 200, form:
         errors={form: errors} if form and errors else {}, tiers=list(program.tiers),
         rules=sorted(program.bonus_rules, key=lambda r: r.event_name), job=job,
         job_json=_job_json(job) if job else None, own_images=sorted(own), boxes=images.BOXES, preview=preview,
-        can_edit=may(current_user(), "marketer"), periods=("day", "week", "month", "year", "lifetime"))
+        can_edit=may(current_user(), "marketer"), periods=("day", "week", "month", "year", "lifetime"),
+        phone_regions=phone_regions(), default_phone_region=current_app.config["TALLYPASS"].default_phone_region,
+        links=program_links(program.slug, current_app.config["TALLYPASS"].base_url))
 
 
 CONTRAST_CHECKS = (("foreground_color", "Text"), ("label_color", "Labels"))

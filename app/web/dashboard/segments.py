@@ -12,6 +12,7 @@ from sqlalchemy import select
 from app.database import get_session
 from app.db import utcnow
 from app.errors import Conflict, InvalidInput, NotFound
+from app.loyalty.programs import phone_region
 from app.merchants import audit
 from app.models import Program, Segment
 from app.segments import catalog, manage, rfm_report, rules
@@ -198,7 +199,9 @@ def segments_import(segment_id: int) -> Response:
             db = get_session()
             try:
                 outcome = rules.import_static(db, segment=segment, csv_text=raw.decode("utf-8-sig", errors="replace"),
-                                              region=current_app.config["TALLYPASS"].default_phone_region)
+                                              region=phone_region(
+                                                  db, program_id=segment.program_id,
+                                                  default=current_app.config["TALLYPASS"].default_phone_region))
             except InvalidInput as exc:
                 errors = {"file": exc.errors[0].message[:1].upper() + exc.errors[0].message[1:] + "."
                           if exc.errors else exc.detail}

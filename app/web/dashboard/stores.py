@@ -171,8 +171,12 @@ def stores_show(store_id: int) -> Response:
 def stores_key_create(store_id: int) -> Response:
     check_csrf()
     store, db, now = _store(store_id), get_session(), utcnow()
-    issued = stores.issue_credential(db, store=store, secret_key=_secret_key(), actor=current_user() or "dashboard",
-                                     now=now)
+    try:
+        issued = stores.issue_credential(db, store=store, secret_key=_secret_key(),
+                                         actor=current_user() or "dashboard", now=now)
+    except Conflict as error:
+        flash(error.detail[:1].upper() + error.detail[1:] + ".", "error")
+        return redirect(url_for("dashboard.stores_show", store_id=store.id), code=303)
     db.commit()
     # Shown in this answer only (never stored in clear, never in a cookie): a reload will not show it again.
     return _store_page(store, issued=issued, status=201)
@@ -210,6 +214,25 @@ def stores_key_revoke(store_id: int, credential_id: int) -> Response:
     db.commit()
     flash(f"POS key {credential.key_id} revoked: tills signing with it are refused from now on "
           "(within a few seconds).", "success")
+    return redirect(url_for("dashboard.stores_show", store_id=store.id), code=303)
+
+
+@bp.post("/stores/<int:store_id>/close")
+@requires("admin")
+def stores_close(store_id: int) -> Response:
+    check_csrf()
+    store = _store(store_id)
+    if request.form.get("confirm") != "yes":
+        return _store_page(store, errors={"confirm": "Tick the box to confirm that this store closes."}, status=422)
+    db = get_session()
+    try:
+        revoked = stores.close_store(db, store=store, actor=current_user() or "dashboard", now=utcnow())
+    except Conflict as error:
+        flash(error.detail[:1].upper() + error.detail[1:] + ".", "error")
+        return redirect(url_for("dashboard.stores_show", store_id=store.id), code=303)
+    db.commit()
+    flash(f"{store.name} is closed; {len(revoked)} POS key{'s' if len(revoked) != 1 else ''} revoked. Its purchases "
+          "stay in the reports.", "success")
     return redirect(url_for("dashboard.stores_show", store_id=store.id), code=303)
 
 
