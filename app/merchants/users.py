@@ -78,6 +78,9 @@ def _stores_for(session: Session, *, role: str, store_ids: Sequence[int]) -> tup
     unknown = sorted(set(wanted) - {store.id for store in stores})
     if unknown:
         return [], FieldError("stores", f"no store has the id {', '.join(map(str, unknown))}")
+    closed = [store.name for store in stores if store.closed_at is not None]
+    if closed:
+        return [], FieldError("stores", f"{', '.join(closed)} is closed: a cashier works at open stores")
     return stores, None
 
 

@@ -15,6 +15,9 @@ from PIL import Image
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.db import utcnow
+from app.errors import InvalidInput
+from app.merchants.stores import close_store
 from app.merchants.users import create_user
 from app.models import AuditEvent, Card, IdempotencyRecord, LedgerEntry, Purchase, Refund
 from tests.web.dashboard_client import PASSWORD, csrf
@@ -339,3 +342,30 @@ def test_a_phone_that_is_not_one_is_named(cashier: Till, db_session: Session) ->
     assert body["errors"] == [{"field": "phone", "message": "Enter a valid phone number."}]
     assert db_session.scalar(select(func.count()).select_from(AuditEvent)
                              .where(AuditEvent.action == "till.lookup")) == 0
+
+
+def test_a_local_phone_is_read_in_the_region_of_the_stores_programme(cashier: Till, shop: dict[str, Any],
+                                                                      db_session: Session) -> None:
+    assert problem(cashier.post("lookup", {"phone": "069 555 111"}), 422, "validation-error")["errors"][0][
+        "field"] == "phone"  # no region anywhere: a local number cannot be read
+    shop["program"].phone_region = "MD"
+    db_session.commit()
+    assert cashier.post("lookup", {"phone": "069 555 111"}).json["card"] == shop["card"].barcode
+
+
+def test_closed_stores_serve_no_more_and_take_no_cashier(client: FlaskClient, db_session: Session,
+                                                         shop: dict[str, Any]) -> None:
+    sign_in(client, db_session, "admin", [])
+    token = page_token(client, f"/till/?store={shop['store'].id}")
+    close_store(db_session, store=shop["other"], now=utcnow(), actor="test")
+    db_session.commit()
+    page = client.get("/till/")
+    assert "Centru" in page.text and "Botanica" not in page.text
+    refused = client.post("/till/api/lookup", json={"store": shop["other"].id, "card": shop["card"].barcode},
+                          headers={"X-CSRF-Token": token, "Accept": "application/json"})
+    assert problem(refused, 422, "store-not-allowed")["errors"] == [{"field": "store",
+                                                                      "message": "You do not serve at this store."}]
+    with pytest.raises(InvalidInput) as refusal:
+        create_user(db_session, email="late@till.test", password=PASSWORD, role="cashier",
+                    store_ids=[shop["other"].id])
+    assert refusal.value.errors[0].message == "Botanica is closed: a cashier works at open stores"

@@ -103,7 +103,7 @@ def _list_page(form: dict[str, object], errors: dict[str, str], *, status: int, 
 
 def _all_stores() -> list[tuple[Store, Program]]:
     rows = get_session().execute(select(Store, Program).join(Program, Program.id == Store.program_id)
-                                 .order_by(Program.name, Store.name))
+                                 .where(Store.closed_at.is_(None)).order_by(Program.name, Store.name))
     return [(store, program) for store, program in rows]
 
 

@@ -28,10 +28,11 @@ ROLES = ("cashier", "marketer", "admin")  # viewers only read the dashboard
 
 
 def stores_for(session: Session, user: User) -> list[Store]:
-    """The stores ``user`` may serve at, in id order: a cashier's own, anyone else's every store."""
+    """The open stores ``user`` may serve at, in id order: a cashier's own, anyone else's every one. (A closed store
+    keeps its history but serves no more.)"""
     if user.role == "cashier":
-        return list(user.stores)
-    return list(session.scalars(select(Store).order_by(Store.id)))
+        return [store for store in user.stores if store.closed_at is None]
+    return list(session.scalars(select(Store).where(Store.closed_at.is_(None)).order_by(Store.id)))
 
 
 def store_for(session: Session, user: User, store_id: int) -> Store:

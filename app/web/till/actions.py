@@ -27,6 +27,7 @@ from app.database import get_session
 from app.db import utcnow
 from app.errors import AppError, Conflict
 from app.loyalty import ledger, purchases, rules, till
+from app.loyalty.programs import phone_region
 from app.merchants import audit
 from app.models import Card, Program, Store, User
 from app.web.bodies import parse, read_json
@@ -46,7 +47,12 @@ KEY_SEPARATOR = "\x1f"  # not printable: no POS Idempotency-Key contains it
 
 
 def _parse(model: type[M], payload: Any) -> M:
-    return parse(model, payload, context={"phone_region": current_app.config["TALLYPASS"].default_phone_region})
+    """The request body, a typed phone read in the region of the store's programme (the store is checked after)."""
+    default = current_app.config["TALLYPASS"].default_phone_region
+    store_id = payload.get("store") if isinstance(payload, dict) else None
+    store = get_session().get(Store, store_id) if type(store_id) is int and 0 < store_id < 2**31 else None
+    region = phone_region(get_session(), program_id=store.program_id, default=default) if store else default
+    return parse(model, payload, context={"phone_region": region})
 
 
 def _money(value: Decimal, program: Program) -> dict[str, str]:
