@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -19,7 +18,7 @@ from sqlalchemy.orm import Session
 from app import idempotency
 from app.database import get_session
 from app.db import utcnow
-from app.errors import AppError, BadRequest, Conflict
+from app.errors import BadRequest
 from app.loyalty import card_link_texts, enrollment, ledger, purchases, rules
 from app.loyalty.programs import phone_region
 from app.models import Card, Program
@@ -29,11 +28,11 @@ from app.web.bodies import parse, read_json
 from app.web.messaging import send_text
 from app.web.problems import PROBLEM_JSON
 from app.web.schemas import AmountQuery, EnrolIn, EventIn, PurchaseIn, RefundIn
+from app.web.write_once import Caller, Outcome, run_once
 
 bp = Blueprint("pos", __name__, url_prefix="/api/v1/pos")
 
 M = TypeVar("M", bound=BaseModel)
-Outcome = tuple[dict[str, Any], int]
 
 
 # ---------------------------------------------------------------- request plumbing
@@ -56,56 +55,24 @@ def _json(body: dict[str, Any], status: int, *, replayed: bool = False) -> Respo
     return response
 
 
+# The POS API's answers for app.web.write_once: its own JSON, its problem bodies, its words for the conflicts.
+_POS = Caller(respond=lambda body, status, replayed: _json(body, status, replayed=replayed),
+              problem=lambda exc: exc.problem(request.path),
+              in_flight="a request with this Idempotency-Key is still being processed; retry shortly",
+              reused="this Idempotency-Key was used for a different request")
+
+
 def _idempotent(payload: Any, handler: Callable[[Session], Outcome]) -> Response:
-    """Run ``handler`` once per Idempotency-Key; store its outcome (success or a domain error) with
-    the change it made, in one commit, and replay it to retries. The key's advisory lock is held
-    from the lookup to the commit, so a concurrent duplicate gets 409 instead of running twice."""
-    session = get_session()
+    """Run ``handler`` once per Idempotency-Key (app/web/write_once.py); without a key, just once."""
     key = request.headers.get("Idempotency-Key")
     if key is None:
+        session = get_session()
         body, status = handler(session)
         session.commit()
         return _json(body, status)
     if not 1 <= len(key) <= idempotency.MAX_KEY_LENGTH or not key.isprintable():
         raise BadRequest("Idempotency-Key must be 1–255 printable characters", code="bad-idempotency-key")
-
-    store_id, now = g.store.id, utcnow()
-    request_hash = idempotency.fingerprint(request.method, request.path, payload)
-    if (replay := _claim_key(session, store_id, key, request_hash, now)) is not None:
-        return replay
-    try:
-        body, status = handler(session)
-    except AppError as exc:
-        if exc.status >= 500:
-            raise
-        # Undo whatever the handler wrote (cheaper than a savepoint around every request), then
-        # store the refusal under the key in a new transaction, unless a retry got there first.
-        session.rollback()
-        body, status = exc.problem(request.path), exc.status
-        if (replay := _claim_key(session, store_id, key, request_hash, now)) is not None:
-            return replay
-    idempotency.save(session, store_id=store_id, key=key, request_hash=request_hash, status=status, body=body,
-                     now=now)
-    session.commit()
-    return _json(body, status)
-
-
-def _claim_key(session: Session, store_id: int, key: str, request_hash: str, now: datetime) -> Response | None:
-    """Lock the key for this transaction; the stored response if it already has one, else None.
-
-    :raise Conflict: the key is in flight in another request, or was used for a different request.
-    """
-    if not idempotency.try_lock(session, store_id=store_id, key=key):
-        raise Conflict("a request with this Idempotency-Key is still being processed; retry shortly",
-                       code="idempotency-key-in-flight")
-    record = idempotency.find(session, store_id=store_id, key=key, now=now)
-    if record is None:
-        return None
-    if record.request_hash != request_hash:
-        raise Conflict("this Idempotency-Key was used for a different request", code="idempotency-key-reused")
-    response = _json(record.response_body, record.response_status, replayed=True)
-    session.rollback()
-    return response
+    return run_once(store_id=g.store.id, key=key, payload=payload, handler=handler, caller=_POS)
 
 
 def _program(session: Session) -> Program:

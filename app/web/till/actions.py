@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -22,10 +21,8 @@ from flask_babel import format_currency, format_percent
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from app import idempotency
 from app.database import get_session
 from app.db import utcnow
-from app.errors import AppError, Conflict
 from app.loyalty import ledger, purchases, rules, till
 from app.loyalty.programs import phone_region
 from app.merchants import audit
@@ -36,10 +33,10 @@ from app.web.till import bp
 from app.web.till.access import store_for, till_user
 from app.web.till.messages import as_json, translated
 from app.web.till.schemas import LookupIn, PurchaseIn, QuoteIn, RefundIn
+from app.web.write_once import Caller, Outcome, run_once
 
 M = TypeVar("M", bound=BaseModel)
 CODE_BEFORE_DIGIT = re.compile(r"^([A-Z]{2,3})(?=\d)")
-Outcome = tuple[dict[str, Any], int]
 KEY_SEPARATOR = "\x1f"  # not printable: no POS Idempotency-Key contains it
 
 
@@ -102,43 +99,18 @@ def _quote_body(card: Card, quote: till.Quote) -> dict[str, Any]:
     }
 
 
+# The till's answers for app.web.write_once: never cached, refusals in the cashier's language.
+_TILL = Caller(respond=lambda body, status, replayed: as_json(body, status, replayed=replayed),
+               problem=lambda exc: translated(exc, request.path),
+               in_flight="this attempt is still being recorded; retry shortly",
+               reused="this attempt was used for a different request")
+
+
 def _idempotent(user: User, store_id: int, attempt: str, payload: Any,
                 handler: Callable[[Session], Outcome]) -> Response:
-    """Run ``handler`` once per attempt; store its outcome (success or refusal) with the change it made, in one
-    commit, and replay it to every retry of the attempt. As ``app.web.pos._idempotent``, keyed for the till."""
-    session = get_session()
+    """Run ``handler`` once per attempt of this user (app/web/write_once.py), keyed apart from any POS key."""
     key = KEY_SEPARATOR.join(("till", str(user.id), attempt))
-    now = utcnow()
-    request_hash = idempotency.fingerprint(request.method, request.path, payload)
-    if (replay := _claim(session, store_id, key, request_hash, now)) is not None:
-        return replay
-    try:
-        body, status = handler(session)
-    except AppError as exc:
-        if exc.status >= 500:
-            raise
-        session.rollback()
-        body, status = translated(exc, request.path), exc.status
-        if (replay := _claim(session, store_id, key, request_hash, now)) is not None:
-            return replay
-    idempotency.save(session, store_id=store_id, key=key, request_hash=request_hash, status=status, body=body,
-                     now=now)
-    session.commit()
-    return as_json(body, status)
-
-
-def _claim(session: Session, store_id: int, key: str, request_hash: str, now: datetime) -> Response | None:
-    """:raise Conflict: the attempt is in flight in another request, or was used for a different request."""
-    if not idempotency.try_lock(session, store_id=store_id, key=key):
-        raise Conflict("this attempt is still being recorded; retry shortly", code="idempotency-key-in-flight")
-    record = idempotency.find(session, store_id=store_id, key=key, now=now)
-    if record is None:
-        return None
-    if record.request_hash != request_hash:
-        raise Conflict("this attempt was used for a different request", code="idempotency-key-reused")
-    response = as_json(record.response_body, record.response_status, replayed=True)
-    session.rollback()
-    return response
+    return run_once(store_id=store_id, key=key, payload=payload, handler=handler, caller=_TILL)
 
 
 # ---------------------------------------------------------------- calls
