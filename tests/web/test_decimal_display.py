@@ -20,7 +20,7 @@ from app.web.display import plain_decimal
 from tests.web.dashboard_client import sign_in_as
 from tests.web.test_dashboard_campaigns import campaign_id_of, compose
 
-EXPONENT = re.compile(r"\d[eE][+-]?\d")
+EXPONENT = re.compile(r"\b\d+(?:\.\d+)?[eE][+-]?\d+\b")  # a number as "1E+1" (not hex digits inside a word)
 
 
 class _Shown(HTMLParser):

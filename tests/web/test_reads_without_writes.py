@@ -55,12 +55,12 @@ def world(client: FlaskClient, db_session: Session, make_program: Callable[..., 
         "variants": [{"name": "A", "body": "Hi {{ first_name }}"}]})
     assert segment.status_code == 201 and campaign.status_code == 201, (segment.json, campaign.json)
     assert register(client, card).status_code == 201
-    sign_in_as(client, db_session, "admin")
+    admin, _ = sign_in_as(client, db_session, "admin")
     # The token was used above, less than a minute ago: make its "last used" due again, so reads try to write it.
     db_session.get(ApiToken, row.id).last_used_at = None
     db_session.commit()
     return {"program": program, "creds": creds, "card": card, "token": token, "segment_id": segment.json["id"],
-            "campaign_id": campaign.json["id"]}
+            "campaign_id": campaign.json["id"], "user_id": admin.id}
 
 
 def _values(world: dict[str, Any]) -> dict[str, str]:
@@ -71,7 +71,7 @@ def _values(world: dict[str, Any]) -> dict[str, str]:
         "program_id": str(program.id), "job_id": "999999", "import_id": "999999", "slug": program.slug,
         "token": card.page_token,
         "barcode": card.barcode, "serial": card.serial, "pass_type_id": PASS_TYPE, "device_id": DEVICE,
-        "kind": "logo", "digest": "0" * 16, "filename": "style.css",
+        "kind": "logo", "digest": "0" * 16, "filename": "style.css", "user_id": str(world["user_id"]),
     }
 
 
